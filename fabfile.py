@@ -1,0 +1,12 @@
+"""cynow-ops: diagnose, deploy and repair the CYNOW server. `fab --list` shows the tasks."""
+
+from invoke import Collection
+
+from tasks import info
+from tasks.settings import DEFAULTS
+
+ns = Collection()
+ns.add_task(info.info)
+# The guide's server layout is the lowest config level: fabric.yaml, `fab -f FILE` and
+# FABRIC_CYNOW_* variables override it.
+ns.configure({"cynow": DEFAULTS})

@@ -1,0 +1,1 @@
+"""cynow-ops: Fabric tasks that diagnose, deploy and repair the CYNOW server."""

@@ -1,0 +1,61 @@
+"""What every task shares: settings, the hosts to act on, errors as exit codes, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable, Iterator
+
+from invoke.exceptions import Exit
+from rich.console import Console
+
+from tasks.connect import make_connection, settings_for, target_hosts
+from tasks.errors import OpsError
+from tasks.runner import Remote
+from tasks.settings import Settings
+
+# Flags every task has; `fab --help TASK` shows these texts.
+COMMON_HELP = {
+    "target": "named target from cynow.targets (fabric.yaml or a -f file); -H overrides its hosts",
+    "json": "print one JSON document on stdout instead of the report (schema in the README)",
+}
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn OpsError into a one-line message on stderr and its documented exit code."""
+
+    @functools.wraps(fn)
+    def inner(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except OpsError as e:
+            raise Exit(f"cynow-ops: {e.message}", code=int(e.code)) from None
+
+    return inner
+
+
+def remotes(c, settings: Settings) -> Iterator[Remote]:
+    """Open a verified connection to each target host in turn (closed afterwards)."""
+    for host in target_hosts(c, settings):
+        remote = Remote(make_connection(host, c.config, settings), settings)
+        remote.open()
+        try:
+            yield remote
+        finally:
+            remote.close()
+
+
+def load(c, target: str | None) -> Settings:
+    """Validated settings, or ConfigError before anything is contacted."""
+    settings = settings_for(c, target)
+    target_hosts(c, settings)  # no target at all is a config error, raised now
+    return settings
+
+
+def print_json(document: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()

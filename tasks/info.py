@@ -1,0 +1,91 @@
+"""`fab info`: what the target server is."""
+
+from __future__ import annotations
+
+from fabric import task
+from rich.table import Table
+
+from tasks import commands, parse
+from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
+from tasks.runner import Remote
+from tasks.settings import Settings
+
+SCHEMA = "cynow-ops.info.v1"
+
+
+def units_of(settings: Settings) -> list[str]:
+    return [settings.gunicorn_unit, settings.gunicorn_socket_unit, settings.nginx_unit]
+
+
+def parse_info(stdout: str) -> dict:
+    """The info script's output as plain data (see commands.info_script)."""
+    head, units = parse.split_sections(stdout, "--units--")
+    facts = parse.key_values(head)
+    return {
+        "hostname": facts.get("hostname", ""),
+        "os": facts.get("os", ""),
+        "kernel": facts.get("kernel", ""),
+        "systemd": facts.get("systemd", ""),
+        "python": facts.get("python", ""),
+        "commit": facts.get("commit", ""),
+        "branch": facts.get("branch", ""),
+        "subject": facts.get("subject", ""),
+        "units": {
+            uid: {
+                "load": p.get("LoadState", ""),
+                "active": p.get("ActiveState", ""),
+                "sub": p.get("SubState", ""),
+                "enabled": p.get("UnitFileState", ""),
+            }
+            for uid, p in parse.systemctl_show(units).items()
+        },
+    }
+
+
+def gather(remote: Remote) -> dict:
+    s = remote.settings
+    out = remote.run(commands.info_script(s.project_dir, s.python, units_of(s)))
+    return {"host": remote.name, **parse_info(out.stdout)}
+
+
+def _unit_text(u: dict) -> str:
+    if u["load"] == "not-found":
+        return "[dim]not installed[/]"
+    colour = {"active": "green", "failed": "red"}.get(u["active"], "yellow")
+    return f"[{colour}]{u['active']} ({u['sub']})[/], {u['enabled'] or 'unknown'}"
+
+
+def render(facts: dict) -> None:
+    table = Table(title=f"cynow-ops info: {facts['host']}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    commit = facts["commit"][:12] or "[red]no checkout[/]"
+    rows = [
+        ("hostname", facts["hostname"]),
+        ("os", f"{facts['os']} (kernel {facts['kernel']})"),
+        ("systemd", facts["systemd"]),
+        ("venv python", facts["python"] or "[red]missing[/]"),
+        ("deployed", f"{commit} on {facts['branch'] or '?'}: {facts['subject']}"),
+    ]
+    rows += [(uid, _unit_text(u)) for uid, u in facts["units"].items()]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+@task(help=COMMON_HELP)
+@guarded
+def info(c, target=None, json=False):
+    """Show what the target is: OS, systemd, venv Python, deployed commit, unit states.
+
+    Read-only. Exit codes: 0 shown, 2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    hosts = []
+    for remote in remotes(c, settings):
+        facts = gather(remote)
+        hosts.append(facts)
+        if not json:
+            render(facts)
+    if json:
+        print_json({"schema": SCHEMA, "hosts": hosts})

@@ -1,0 +1,33 @@
+"""Pure parsers of remote command output, shared by checks and tasks."""
+
+from __future__ import annotations
+
+
+def key_values(text: str) -> dict[str, str]:
+    """`key=value` lines (the first `=` splits; later ones belong to the value)."""
+    out = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key and " " not in key:
+            out[key] = value
+    return out
+
+
+def systemctl_show(text: str) -> dict[str, dict[str, str]]:
+    """`systemctl show` output for several units (blank-line separated blocks), keyed by Id.
+
+    systemctl prints the blocks in the order the units were named; a unit that does not exist
+    still gets a block, with LoadState=not-found.
+    """
+    units: dict[str, dict[str, str]] = {}
+    for block in text.strip().split("\n\n"):
+        props = key_values(block)
+        if props.get("Id"):
+            units[props["Id"]] = props
+    return units
+
+
+def split_sections(text: str, marker: str) -> tuple[str, str]:
+    """Text before and after a marker line."""
+    before, _, after = text.partition(f"\n{marker}\n")
+    return before, after

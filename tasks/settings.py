@@ -1,0 +1,314 @@
+"""What a target server looks like: the guide's defaults, named targets, and their validation.
+
+Values come from Fabric's own config system under the `cynow` key: these defaults (set on the
+task collection), then the project's `fabric.yaml`, a runtime file given with `fab -f FILE`,
+and `FABRIC_CYNOW_*` environment variables. A named target (`cynow.targets.NAME`) may override
+any setting for its hosts. Everything is checked before any connection is opened.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from tasks.errors import ConfigError
+
+# The production server as the 502 guide describes it.
+DEFAULTS: dict[str, Any] = {
+    "app_user": "cynow",
+    "app_group": "www-data",
+    "project_dir": "/home/cynow/cynow",
+    "venv": "/home/cynow/cynow/venv",
+    "socket": "/home/cynow/cynow/gunicorn.sock",
+    "gunicorn_unit": "gunicorn.service",
+    "gunicorn_socket_unit": "gunicorn.socket",
+    "nginx_unit": "nginx.service",
+    "nginx_site": "/etc/nginx/sites-available/cynow",
+    "nginx_error_log": "/var/log/nginx/error.log",
+    "django_log": "/var/log/cynow/django.log",
+    "url_prefix": "/cynow/",
+    "health_urls": ["/cynow/", "/cynow/orders/"],
+    "git_remote": "origin",
+    "git_branch": "main",
+    "wsgi": "config.wsgi:application",
+    "required_files": ["orders/urls.py"],
+    "static_root": "/home/cynow/cynow/static",
+    # Connection safety.
+    "connect_timeout": 10,
+    "known_hosts": [],
+    "host_key_policy": "strict",
+    "key_filename": None,
+    "allowed_networks": [],
+    # Target selection.
+    "target": None,
+    "targets": {},
+}
+
+# Keys a named target may carry beyond the settings above.
+TARGET_ONLY = {"hosts"}
+# Keys that make no sense inside a target.
+NOT_IN_TARGET = {"target", "targets"}
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_UNIT = re.compile(r"^[A-Za-z0-9@_.\\:-]+\.(service|socket)$")
+_REMOTE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_WSGI = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
+_HOST = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?$")
+
+
+def _fail(key: str, what: str, fix: str) -> ConfigError:
+    return ConfigError(f"config: cynow.{key} {what}; {fix}")
+
+
+def _str(key: str, v: Any) -> str:
+    if not isinstance(v, str) or not v:
+        raise _fail(key, f"must be a non-empty string, not {v!r}", "set a string value")
+    if "\n" in v or "\0" in v:
+        raise _fail(key, "contains a newline or NUL byte", "remove it")
+    return v
+
+
+def _abs_path(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not v.startswith("/"):
+        raise _fail(key, f"must be an absolute path, not {v!r}", f"write it from the root, e.g. /{v}")
+    if "/../" in v + "/":
+        raise _fail(key, f"must not contain '..' ({v!r})", "write the path without '..'")
+    return v.rstrip("/") or "/"
+
+
+def _rel_path(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if v.startswith("/") or ".." in v.split("/"):
+        raise _fail(key, f"entries are paths inside the project, not {v!r}",
+                    "give a relative path like orders/urls.py")
+    return v
+
+
+def _local_path(key: str, v: Any) -> str:
+    v = os.path.expanduser(_str(key, v))
+    if not os.path.isabs(v):
+        raise _fail(key, f"must be an absolute path on this machine, not {v!r}",
+                    "write it from / or ~")
+    return v
+
+
+def _name(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not _NAME.match(v):
+        raise _fail(key, f"is not a valid user or group name ({v!r})", "use a name like cynow")
+    return v
+
+
+def _unit(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not _UNIT.match(v):
+        raise _fail(key, f"is not a systemd unit name ({v!r})", "use a name like gunicorn.service")
+    return v
+
+
+def branch_name(key: str, v: Any) -> str:
+    """A git branch name that is also safe on a command line (git check-ref-format, stricter)."""
+    v = _str(key, v)
+    bad = (
+        v.startswith(("-", "/", "."))
+        or v.endswith(("/", ".lock", "."))
+        or ".." in v
+        or "//" in v
+        or "@{" in v
+        or not re.match(r"^[A-Za-z0-9._/-]+$", v)
+    )
+    if bad:
+        raise _fail(key, f"is not a safe git branch name ({v!r})",
+                    "use letters, digits, '.', '_', '-' and '/', e.g. main")
+    return v
+
+
+def _remote(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not _REMOTE.match(v):
+        raise _fail(key, f"is not a git remote name ({v!r})", "use a name like origin")
+    return v
+
+
+def _wsgi(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not _WSGI.match(v):
+        raise _fail(key, f"is not a module:callable path ({v!r})",
+                    "use the form config.wsgi:application")
+    return v
+
+
+def _url_path(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not v.startswith("/") or any(ch in v for ch in " \"'\\`$"):
+        raise _fail(key, f"must be a URL path starting with / ({v!r})", "use a path like /cynow/")
+    return v
+
+
+def _positive(key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        raise _fail(key, f"must be a positive number of seconds, not {v!r}", "e.g. 10")
+    return v
+
+
+def _policy(key: str, v: Any) -> str:
+    if v not in ("strict", "accept-new"):
+        raise _fail(key, f"must be 'strict' or 'accept-new', not {v!r}",
+                    "use accept-new only to trust a new server on first use")
+    return v
+
+
+def _network(key: str, v: Any) -> str:
+    try:
+        return str(ipaddress.ip_network(_str(key, v), strict=False))
+    except ValueError:
+        raise _fail(key, f"has an entry that is not a network ({v!r})", "use CIDR like 127.0.0.0/8")
+
+
+def _optional(check: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    return lambda key, v: None if v is None else check(key, v)
+
+
+def _list_of(check: Callable[[str, Any], Any]) -> Callable[[str, Any], list]:
+    def inner(key: str, v: Any) -> list:
+        if isinstance(v, str) or not isinstance(v, (list, tuple)):
+            raise _fail(key, f"must be a list, not {v!r}", f"write it as [{v!r}]")
+        return [check(key, item) for item in v]
+
+    return inner
+
+
+def _host(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not _HOST.match(v):
+        raise _fail(key, f"has an entry that is not [user@]host[:port] ({v!r})",
+                    "write hosts like cynow@10.0.0.5 or cynow@host:2222")
+    return v
+
+
+CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "app_user": _name,
+    "app_group": _name,
+    "project_dir": _abs_path,
+    "venv": _abs_path,
+    "socket": _abs_path,
+    "gunicorn_unit": _unit,
+    "gunicorn_socket_unit": _unit,
+    "nginx_unit": _unit,
+    "nginx_site": _abs_path,
+    "nginx_error_log": _abs_path,
+    "django_log": _abs_path,
+    "url_prefix": _url_path,
+    "health_urls": _list_of(_url_path),
+    "git_remote": _remote,
+    "git_branch": branch_name,
+    "wsgi": _wsgi,
+    "required_files": _list_of(_rel_path),
+    "static_root": _abs_path,
+    "connect_timeout": _positive,
+    "known_hosts": _list_of(_local_path),
+    "host_key_policy": _policy,
+    "key_filename": _optional(_local_path),
+    "allowed_networks": _list_of(_network),
+    "hosts": _list_of(_host),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings for one run: the server layout plus how to reach it."""
+
+    app_user: str
+    app_group: str
+    project_dir: str
+    venv: str
+    socket: str
+    gunicorn_unit: str
+    gunicorn_socket_unit: str
+    nginx_unit: str
+    nginx_site: str
+    nginx_error_log: str
+    django_log: str
+    url_prefix: str
+    health_urls: list
+    git_remote: str
+    git_branch: str
+    wsgi: str
+    required_files: list
+    static_root: str
+    connect_timeout: float
+    known_hosts: list
+    host_key_policy: str
+    key_filename: str | None
+    allowed_networks: list
+    target: str | None = None
+    hosts: list = field(default_factory=list)
+
+    @property
+    def python(self) -> str:
+        return f"{self.venv}/bin/python"
+
+
+def _unknown(key: str, known: set[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
+    return ConfigError(f"config: {where}{key} is not a setting ({hint}); "
+                       "fix it in fabric.yaml or your -f file")
+
+
+def _validated(values: Mapping[str, Any], where: str, allowed: set[str]) -> dict[str, Any]:
+    out = {}
+    for key, value in values.items():
+        if key not in allowed:
+            raise _unknown(key, allowed, where)
+        out[key] = CHECKS[key](f"{where[len('cynow.'):]}{key}" if where else key, value)
+    return out
+
+
+def to_plain(value: Any) -> Any:
+    """Fabric's config proxies as plain dicts and lists."""
+    if hasattr(value, "items"):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return value
+
+
+def resolve(cynow: Mapping[str, Any], target: str | None = None) -> Settings:
+    """Validate the `cynow` config section and apply the chosen target's overrides.
+
+    `target` (from `--target`) wins over `cynow.target`. Raises ConfigError, naming the key and
+    the fix, for unknown keys, wrong types, relative paths and unsafe names.
+    """
+    raw = to_plain(cynow)
+    settings_keys = set(DEFAULTS) - NOT_IN_TARGET
+    for key in raw:
+        if key not in DEFAULTS:
+            raise _unknown(key, set(DEFAULTS), "cynow.")
+    base = {k: v for k, v in raw.items() if k not in NOT_IN_TARGET}
+    merged = {**{k: DEFAULTS[k] for k in settings_keys}, **base}
+    values = _validated(merged, "", settings_keys)
+    targets = raw.get("targets") or {}
+    if not isinstance(targets, dict):
+        raise _fail("targets", "must be a mapping of target names to settings",
+                    "see fabric.yaml for the form")
+    name = target or raw.get("target")
+    hosts: list[str] = []
+    if name is not None:
+        name = _str("target", name)
+        if name not in targets:
+            known = ", ".join(sorted(targets)) or "none defined"
+            raise ConfigError(f"config: no target named {name!r} (known: {known}); "
+                              "define it under cynow.targets in fabric.yaml or a -f file")
+        entry = targets[name] or {}
+        if not isinstance(entry, dict):
+            raise _fail(f"targets.{name}", "must be a mapping of settings", "see fabric.yaml")
+        over = _validated(entry, f"cynow.targets.{name}.", settings_keys | TARGET_ONLY)
+        hosts = over.pop("hosts", [])
+        values.update(over)
+    return Settings(**values, target=name, hosts=hosts)

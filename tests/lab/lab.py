@@ -1,0 +1,432 @@
+"""The lab: real replicas of the CYNOW server, booted with systemd in containers.
+
+One image is built per machine (debootstrap + provision.sh, a few minutes); each lab host is an
+overlayfs over that image booted with `systemd-nspawn -b`, sharing the host's network, with sshd
+and nginx on its own loopback address 127.0.0.(10+N). Resetting a host drops its overlay: the
+next boot is pristine, in seconds.
+
+    python3 tests/lab/lab.py build          # image (cached; rebuilt when its inputs change)
+    python3 tests/lab/lab.py up 1 2 3       # boot hosts 1..3 (127.0.0.11-13)
+    python3 tests/lab/lab.py reset 2        # back to pristine
+    python3 tests/lab/lab.py down --all     # power off
+    python3 tests/lab/lab.py status
+
+Needs root, Linux, debootstrap and systemd-nspawn (`make lab-deps` installs them on Debian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = Path(os.environ.get("CYNOW_LAB_ROOT", "/var/lib/cynow-lab"))
+SUITE = "bookworm"
+PACKAGES = [
+    "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "nginx", "sudo", "git",
+    "curl", "ca-certificates", "python3", "python3-venv", "iproute2", "procps", "less", "sqlite3",
+    "lsof", "netcat-openbsd",
+]
+MAX_HOSTS = 16
+BOOT_TIMEOUT = 90.0
+
+
+class LabError(RuntimeError):
+    """The lab cannot be built or booted here; the message says why."""
+
+
+def key_path() -> Path:
+    return ROOT / "keys" / "id_ed25519"
+
+
+def known_hosts_path() -> Path:
+    return ROOT / "known_hosts"
+
+
+def address(n: int) -> str:
+    return f"127.0.0.{10 + n}"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One lab host: where it lives on disk and on the network."""
+
+    n: int
+
+    @property
+    def address(self) -> str:
+        return address(self.n)
+
+    @property
+    def name(self) -> str:
+        return f"lab{self.n}"
+
+    @property
+    def dir(self) -> Path:
+        return ROOT / "hosts" / str(self.n)
+
+    @property
+    def root(self) -> Path:
+        """The host's filesystem as seen from outside (the overlay mount)."""
+        return self.dir / "root"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "nspawn.pid"
+
+    def pid(self) -> int | None:
+        """The PID of the systemd-nspawn we started for this host, if it is still that process."""
+        try:
+            pid = int(self.pidfile.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        if b"systemd-nspawn" in cmdline[0] and str(self.root).encode() in cmdline:
+            return pid
+        return None
+
+
+# -- preconditions ---------------------------------------------------------------------------
+
+def why_unavailable() -> str | None:
+    """None when the lab can be built and booted here, else the reason (for skips and errors)."""
+    if sys.platform != "linux":
+        return "the lab needs Linux"
+    if os.geteuid() != 0:
+        return "the lab needs root (debootstrap, overlay mounts, systemd-nspawn)"
+    for tool in ("debootstrap", "systemd-nspawn", "ssh-keygen", "mount", "umount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (run `make lab-deps`)"
+    if "overlay" not in Path("/proc/filesystems").read_text():
+        return "the kernel has no overlayfs"
+    return None
+
+
+def _require() -> None:
+    reason = why_unavailable()
+    if reason:
+        raise LabError(reason)
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, **kw)
+
+
+# -- the image -------------------------------------------------------------------------------
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt already uses (never a hard-coded host)."""
+    if os.environ.get("CYNOW_LAB_MIRROR"):
+        return os.environ["CYNOW_LAB_MIRROR"]
+    candidates: list[str] = []
+    for f in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in f.read_text().splitlines():
+            if line.startswith("URIs:"):
+                candidates += line.split()[1:]
+    lst = Path("/etc/apt/sources.list")
+    if lst.exists():
+        for line in lst.read_text().splitlines():
+            parts = line.split()
+            if parts and parts[0] == "deb":
+                candidates += [p for p in parts[1:] if "://" in p][:1]
+    for uri in candidates:
+        if uri.rstrip("/").endswith("/debian"):
+            return uri
+    raise LabError("no Debian mirror found in /etc/apt; set CYNOW_LAB_MIRROR=<debian mirror URL>")
+
+
+def _inputs_digest(paths: list[Path], extra: str = "") -> str:
+    h = hashlib.sha256(extra.encode())
+    for p in sorted(paths):
+        h.update(str(p.relative_to(HERE)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _image_inputs() -> list[Path]:
+    app = [p for p in (HERE / "app").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return app + [HERE / "provision.sh", HERE / "gunicorn.service", HERE / "nginx-site"]
+
+
+def image_dir() -> Path:
+    return ROOT / "image"
+
+
+def image_is_current() -> bool:
+    stamp = image_dir() / "etc" / "cynow-lab-image"
+    digest = _inputs_digest(_image_inputs(), " ".join(PACKAGES))
+    return stamp.exists() and stamp.read_text().strip() == digest
+
+
+def _ensure_client_key() -> None:
+    key = key_path()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cynow-lab", "-f", str(key)])
+
+
+def _bootstrap() -> Path:
+    """debootstrap once per package list; cached apart from the image so provisioning is cheap."""
+    digest = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:12]
+    target = ROOT / f"bootstrap-{digest}"
+    if (target / ".complete").exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    log = ROOT / "debootstrap.log"
+    print(f"lab: debootstrap {SUITE} (about a minute; log {log})", flush=True)
+    with open(log, "w") as out:
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE,
+             str(target), debian_mirror()],
+            stdout=out, stderr=subprocess.STDOUT, check=False,
+        )
+    if proc.returncode != 0:
+        raise LabError(f"debootstrap failed (exit {proc.returncode}); see {log}")
+    (target / ".complete").write_text("ok\n")
+    return target
+
+
+def _wheels() -> Path:
+    wheels = ROOT / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheels),
+         "-r", str(HERE / "app" / "requirements.txt")], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise LabError("pip could not download the app's wheels: " + proc.stderr.strip()[-300:])
+    return wheels
+
+
+def build(force: bool = False) -> None:
+    """Build the lab image unless the current one was built from the same inputs."""
+    _require()
+    ROOT.mkdir(parents=True, exist_ok=True)
+    if image_is_current() and not force:
+        print("lab: image is current", flush=True)
+        return
+    if any(Host(n).pid() for n in range(1, MAX_HOSTS + 1)):
+        raise LabError("lab hosts are running on the old image; run `lab.py down --all` first")
+    _ensure_client_key()
+    base = _bootstrap()
+    wheels = _wheels()
+    tmp = ROOT / "image.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    print("lab: provisioning the image", flush=True)
+    _run(["cp", "-a", f"{base}/.", str(tmp)])
+    (tmp / ".complete").unlink(missing_ok=True)
+    src = tmp / "opt" / "lab-src"
+    src.mkdir(parents=True)
+    shutil.copytree(HERE / "app", src / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(wheels, src / "wheels")
+    for name in ("provision.sh", "gunicorn.service", "nginx-site"):
+        shutil.copy(HERE / name, src / name)
+    shutil.copy(key_path().with_suffix(".pub"), src / "authorized_keys")
+    log = ROOT / "provision.log"
+    with open(log, "w") as out:
+        proc = subprocess.run(
+            ["systemd-nspawn", "--register=no", "--keep-unit", "-q", "-D", str(tmp),
+             "/bin/bash", "/opt/lab-src/provision.sh"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False,
+        )
+    if proc.returncode != 0:
+        raise LabError(f"provisioning failed (exit {proc.returncode}); see {log}")
+    (tmp / "etc" / "cynow-lab-image").write_text(
+        _inputs_digest(_image_inputs(), " ".join(PACKAGES)) + "\n")
+    old = ROOT / "image.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if image_dir().exists():
+        image_dir().rename(old)
+    tmp.rename(image_dir())
+    shutil.rmtree(old, ignore_errors=True)
+    print("lab: image built", flush=True)
+
+
+# -- hosts -----------------------------------------------------------------------------------
+
+def _mounted(path: Path) -> bool:
+    target = str(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == target for line in f)
+
+
+def _host_keys(host: Host) -> Path:
+    """Each host keeps its own host key across resets, so known_hosts stays valid."""
+    key = host.dir / "ssh_host_ed25519_key"
+    if not key.exists():
+        host.dir.mkdir(parents=True, exist_ok=True)
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(key)])
+    return key
+
+
+def write_known_hosts() -> None:
+    lines = []
+    for n in range(1, MAX_HOSTS + 1):
+        pub = Host(n).dir / "ssh_host_ed25519_key.pub"
+        if pub.exists():
+            kind, blob = pub.read_text().split()[:2]
+            lines.append(f"{address(n)} {kind} {blob}\n")
+    known_hosts_path().write_text("".join(lines))
+
+
+def _personalise(host: Host) -> None:
+    """Write what differs between lab hosts into the host's fresh overlay."""
+    key = _host_keys(host)
+    etc = host.root / "etc"
+    for src, mode in ((key, 0o600), (key.with_suffix(".pub"), 0o644)):
+        dst = etc / "ssh" / src.name
+        shutil.copy(src, dst)
+        os.chmod(dst, mode)
+    (etc / "ssh" / "lab-host.conf").write_text(
+        f"ListenAddress {host.address}\nHostKey /etc/ssh/ssh_host_ed25519_key\n")
+    site = etc / "nginx" / "sites-available" / "cynow"
+    site.write_text(site.read_text().replace("LAB_ADDRESS", host.address))
+    (etc / "hostname").write_text(host.name + "\n")
+    (etc / "hosts").write_text(f"127.0.0.1 localhost\n{host.address} {host.name}\n")
+
+
+def _http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def _ssh_banner(addr: str) -> bool:
+    try:
+        with socket.create_connection((addr, 22), timeout=1) as s:
+            return s.recv(8).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT) -> float:
+    """Wait until sshd answers and the site serves /cynow/ with 200; return seconds waited."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if host.pid() is None:
+            raise LabError(f"{host.name} stopped while booting; see {host.dir / 'console.log'}")
+        if _ssh_banner(host.address) and _http_status(f"http://{host.address}/cynow/") == 200:
+            return time.monotonic() - start
+        time.sleep(0.2)
+    raise LabError(f"{host.name} not ready after {timeout:.0f}s; see {host.dir / 'console.log'}")
+
+
+def up(n: int, wait: bool = True) -> Host:
+    """Boot lab host n from a pristine overlay (no-op when it is running)."""
+    _require()
+    if not 1 <= n <= MAX_HOSTS:
+        raise LabError(f"lab host number must be 1..{MAX_HOSTS}, not {n}")
+    if not image_is_current():
+        raise LabError("the lab image is missing or stale; run `python3 tests/lab/lab.py build`")
+    host = Host(n)
+    if host.pid():
+        return host
+    _unmount(host)
+    for d in ("upper", "work"):
+        shutil.rmtree(host.dir / d, ignore_errors=True)
+        (host.dir / d).mkdir(parents=True)
+    host.root.mkdir(parents=True, exist_ok=True)
+    _run(["mount", "-t", "overlay", "overlay", "-o",
+          f"lowerdir={image_dir()},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}",
+          str(host.root)])
+    _personalise(host)
+    write_known_hosts()
+    with open(host.dir / "console.log", "w") as log:
+        proc = subprocess.Popen(
+            ["systemd-nspawn", "-b", "--register=no", "--keep-unit", "-q", "-D", str(host.root),
+             "-M", f"cynow-{host.name}", "--console=passive"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    host.pidfile.write_text(f"{proc.pid}\n")
+    if wait:
+        wait_ready(host)
+    return host
+
+
+def _unmount(host: Host) -> None:
+    if _mounted(host.root):
+        if subprocess.run(["umount", str(host.root)], check=False).returncode != 0:
+            _run(["umount", "-l", str(host.root)])
+
+
+def down(n: int, timeout: float = 30.0) -> None:
+    """Power host n off (SIGTERM to our nspawn asks the container's systemd to shut down)."""
+    host = Host(n)
+    pid = host.pid()
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and host.pid():
+            time.sleep(0.1)
+        if host.pid():
+            os.kill(pid, signal.SIGKILL)
+            while host.pid():
+                time.sleep(0.1)
+        _reap(pid)
+    host.pidfile.unlink(missing_ok=True)
+    _unmount(host)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def reset(n: int) -> Host:
+    """Pristine again: power off, drop the overlay, boot."""
+    down(n)
+    return up(n)
+
+
+def running() -> list[int]:
+    return [n for n in range(1, MAX_HOSTS + 1) if Host(n).pid()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="build the image (cached)")
+    b.add_argument("--force", action="store_true", help="rebuild even when current")
+    for name in ("up", "down", "reset"):
+        s = sub.add_parser(name, help=f"{name} lab hosts")
+        s.add_argument("hosts", nargs="*", type=int, default=[])
+        s.add_argument("--all", action="store_true", help="every running host (down/reset)")
+    sub.add_parser("status", help="list running hosts")
+    args = p.parse_args(argv)
+    try:
+        if args.cmd == "build":
+            build(force=args.force)
+        elif args.cmd == "status":
+            for n in running():
+                h = Host(n)
+                print(f"{h.name}\t{h.address}\tpid {h.pid()}\t{h.root}")
+        else:
+            hosts = running() if args.all else (args.hosts or [1])
+            for n in hosts:
+                t0 = time.monotonic()
+                {"up": up, "down": down, "reset": reset}[args.cmd](n)
+                print(f"lab: {args.cmd} lab{n} ({address(n)}) in {time.monotonic() - t0:.1f}s",
+                      flush=True)
+    except (LabError, subprocess.CalledProcessError) as e:
+        print(f"lab: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Runs once inside the lab image (systemd-nspawn, not booted) to make it the CYNOW server
+# the guide describes. Per-host details (addresses, host keys) are written at boot time.
+set -euxo pipefail
+export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+SRC=/opt/lab-src
+APP=/home/cynow/cynow
+
+# Users: the app user in www-data with passwordless sudo (as the guide assumes), root for the
+# tests that break things, and "deployer" whose sudo asks for a password.
+useradd --create-home --shell /bin/bash --groups www-data,sudo cynow
+useradd --create-home --shell /bin/bash --groups sudo deployer
+echo 'deployer:lab-sudo-password' | chpasswd
+echo 'cynow ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/cynow
+chmod 0440 /etc/sudoers.d/cynow
+chmod 0755 /home/cynow
+for u in cynow deployer root; do
+  h=$(getent passwd "$u" | cut -d: -f6)
+  install -d -m 0700 -o "$u" -g "$u" "$h/.ssh"
+  install -m 0600 -o "$u" -g "$u" "$SRC/authorized_keys" "$h/.ssh/authorized_keys"
+done
+
+# sshd: keys only; the listen address and host keys are per lab host.
+cat > /etc/ssh/sshd_config.d/10-lab.conf <<'CONF'
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UseDNS no
+Include /etc/ssh/lab-host.conf
+CONF
+rm -f /etc/ssh/ssh_host_*
+
+# The origin the server pulls from: a bare repository on the host itself.
+install -d -o cynow -g cynow /srv/git
+su cynow -c "git init -q --bare -b main /srv/git/cynow.git"
+su cynow -c "git config --global user.name 'CYNOW developer' && git config --global user.email dev@cynow.lab && git config --global init.defaultBranch main"
+work=$(mktemp -d)
+cp -a "$SRC/app/." "$work/"
+chown -R cynow:cynow "$work"
+su cynow -c "cd '$work' && git init -q -b main && git add -A && git commit -q -m 'CYNOW: orders app' && git push -q /srv/git/cynow.git main"
+rm -rf "$work"
+su cynow -c "git clone -q /srv/git/cynow.git $APP"
+
+# The venv in the checkout, from wheels fetched on the lab's host (no network needed here).
+su cynow -c "python3 -m venv $APP/venv && $APP/venv/bin/pip install -q --no-index --find-links $SRC/wheels -r $APP/requirements.txt"
+echo "DJANGO_SECRET_KEY=lab-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$APP/.env"
+chown cynow:cynow "$APP/.env" && chmod 0640 "$APP/.env"
+
+install -d -o cynow -g www-data -m 0775 /var/log/cynow
+install -o cynow -g www-data -m 0664 /dev/null /var/log/cynow/django.log
+su cynow -c "cd $APP && venv/bin/python manage.py migrate --noinput -v0 && venv/bin/python manage.py collectstatic --noinput -v0"
+chown -R cynow:www-data "$APP"
+
+# gunicorn.service exactly as the guide shows it.
+install -m 0644 "$SRC/gunicorn.service" /etc/systemd/system/gunicorn.service
+systemctl enable gunicorn.service ssh.service nginx.service
+
+# nginx: the guide's site; the listen line is rewritten per lab host.
+install -m 0644 "$SRC/nginx-site" /etc/nginx/sites-available/cynow
+ln -sf /etc/nginx/sites-available/cynow /etc/nginx/sites-enabled/cynow
+rm -f /etc/nginx/sites-enabled/default
+
+# A container sharing the host's network must not manage it, nor wait on terminals.
+systemctl mask systemd-networkd.service systemd-resolved.service networking.service \
+  systemd-timesyncd.service getty@tty1.service console-getty.service 2>/dev/null || true
+# Keep the journal small: every reset starts a new one.
+mkdir -p /etc/systemd/journald.conf.d
+printf '[Journal]\nStorage=persistent\nSystemMaxUse=32M\n' > /etc/systemd/journald.conf.d/lab.conf
+echo "cynow-lab" > /etc/hostname
+apt-get clean
+rm -rf /var/lib/apt/lists/* "$SRC"
