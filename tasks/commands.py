@@ -47,13 +47,13 @@ def info_script(project_dir: str, python: str, units: list[str]) -> str:
     """One round trip for `fab info`: key=value lines, then `systemctl show` blocks."""
     lines = [
         "printf 'hostname=%s\\n' \"$(hostname)\"",
-        "printf 'os=%s\\n' \"$(. /etc/os-release && echo \"$PRETTY_NAME\")\"",
+        'printf \'os=%s\\n\' "$(. /etc/os-release && echo "$PRETTY_NAME")"',
         "printf 'kernel=%s\\n' \"$(uname -r)\"",
         "printf 'systemd=%s\\n' \"$(systemctl --version | head -n1)\"",
         f"printf 'python=%s\\n' \"$({q(python)} --version 2>&1)\"",
         f"printf 'commit=%s\\n' \"$({git(project_dir, 'rev-parse', 'HEAD')} 2>/dev/null)\"",
         f"printf 'branch=%s\\n' \"$({git(project_dir, 'rev-parse', '--abbrev-ref', 'HEAD')}"
-        " 2>/dev/null)\"",
+        ' 2>/dev/null)"',
         f"printf 'subject=%s\\n' \"$({git(project_dir, 'log', '-1', '--format=%s')} 2>/dev/null)\"",
         "echo '--units--'",
         systemctl_show(units, ["Id", "LoadState", "ActiveState", "SubState", "UnitFileState"]),

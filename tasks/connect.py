@@ -63,7 +63,8 @@ def target_hosts(c, settings: Settings) -> list[str]:
     Never the local machine: with neither -H nor a target this is an error.
     """
     if isinstance(c, Connection):
-        return [c.original_host]
+        # Fabric parsed -H user@host:port into parts; keep the alias so ssh_config still applies.
+        return [f"{c.user}@{c.original_host}:{c.port}"]
     if settings.hosts:
         return list(settings.hosts)
     targets = ", ".join(sorted(getattr(c.config, "cynow", {}).get("targets", {}) or {}))
@@ -99,8 +100,9 @@ def check_address(host: str, port: int, networks: list) -> None:
         ip = ipaddress.ip_address(info[4][0].split("%")[0])
         if not any(ip in net for net in networks):
             allowed = ", ".join(str(n) for n in networks)
-            raise ConnectError(f"refusing to connect to {host} ({ip}): outside the allowed "
-                               f"networks {allowed}")
+            raise ConnectError(
+                f"refusing to connect to {host} ({ip}): outside the allowed networks {allowed}"
+            )
 
 
 def _known_hosts_files(conn: Connection, settings: Settings) -> tuple[list[str], list[str]]:
@@ -130,10 +132,13 @@ def make_connection(host: str, config, settings: Settings) -> Connection:
     for path in user_files + global_files:
         if os.path.isfile(path):
             client.load_system_host_keys(path)
-    accept_new = (settings.host_key_policy == "accept-new"
-                  or str(conn.ssh_config.get("stricthostkeychecking", "")).lower() == "accept-new")
-    client.set_missing_host_key_policy(HostKeyPolicy(accept_new, user_files[0] if user_files
-                                                     else None))
+    accept_new = (
+        settings.host_key_policy == "accept-new"
+        or str(conn.ssh_config.get("stricthostkeychecking", "")).lower() == "accept-new"
+    )
+    client.set_missing_host_key_policy(
+        HostKeyPolicy(accept_new, user_files[0] if user_files else None)
+    )
     return conn
 
 
@@ -172,12 +177,23 @@ def open_connection(conn: Connection, settings: Settings) -> None:
             f"{where} refused the connection: is sshd running there, and on port {conn.port}? "
             "(give another port as -H user@host:PORT)"
         ) from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise ConnectError(
             f"cannot reach {where}: no answer within {conn.connect_timeout:g}s (host down, "
             "wrong address or a firewall); raise cynow.connect_timeout if the link is slow"
         ) from None
     except socket.gaierror as e:
-        raise ConnectError(f"cannot resolve {conn.host}: {e.strerror}; check the host name") from None
-    except (paramiko.SSHException, OSError, EOFError) as e:
+        raise ConnectError(
+            f"cannot resolve {conn.host}: {e.strerror}; check the host name"
+        ) from None
+    except paramiko.SSHException as e:
+        transport = conn.client.get_transport()
+        # paramiko reports a silent port as "No existing session"; no banner is the real story.
+        if "banner" in str(e) or (transport is not None and not transport.remote_version):
+            raise ConnectError(
+                f"cannot reach {where}: the port answered but no SSH server spoke within "
+                f"{conn.connect_timeout:g}s; is port {conn.port} really sshd?"
+            ) from None
+        raise ConnectError(f"ssh to {where} failed: {e or type(e).__name__}") from None
+    except (OSError, EOFError) as e:
         raise ConnectError(f"ssh to {where} failed: {e or type(e).__name__}") from None

@@ -7,7 +7,6 @@ Remote only wraps a fabric.Connection.
 
 from __future__ import annotations
 
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -68,28 +67,49 @@ class Remote:
     def close(self) -> None:
         self.conn.close()
 
-    def run(self, command: str, *, root: bool = False, user: str | None = None,
-            timeout: float | None = None) -> Output:
+    def run(
+        self,
+        command: str,
+        *,
+        root: bool = False,
+        user: str | None = None,
+        timeout: float | None = None,
+    ) -> Output:
         """Run a shell command line; `root` or `user` run it through sudo. Never raises on exit
         status (the caller judges it); raises ConnectError when the connection fails."""
         wrapped, via_fabric_sudo = self._wrap(command, root, user)
         start = time.monotonic()
         try:
             if via_fabric_sudo:
-                r = self.conn.sudo(wrapped, user=user or "root", password=self.sudo_password,
-                                   hide=True, warn=True, in_stream=False, timeout=timeout)
+                r = self.conn.sudo(
+                    wrapped,
+                    user=user or "root",
+                    password=self.sudo_password,
+                    hide=True,
+                    warn=True,
+                    in_stream=False,
+                    timeout=timeout,
+                )
             else:
                 r = self.conn.run(wrapped, hide=True, warn=True, in_stream=False, timeout=timeout)
         except CommandTimedOut as e:
             r = e.result
-            return Output(command, r.stdout, r.stderr + f"\n(timed out after {timeout}s)", 124,
-                          time.monotonic() - start)
+            return Output(
+                command,
+                r.stdout,
+                r.stderr + f"\n(timed out after {timeout}s)",
+                124,
+                time.monotonic() - start,
+            )
         except AuthFailure:
-            raise ConnectError(f"sudo on {self.name} rejected the password: check sudo.password "
-                               "or retype it with --prompt-for-sudo-password") from None
-        except (paramiko.SSHException, socket.error, EOFError) as e:
-            raise ConnectError(f"lost the connection to {self.name}: {e or type(e).__name__}") \
-                from None
+            raise ConnectError(
+                f"sudo on {self.name} rejected the password: check sudo.password "
+                "or retype it with --prompt-for-sudo-password"
+            ) from None
+        except (OSError, paramiko.SSHException, EOFError) as e:
+            raise ConnectError(
+                f"lost the connection to {self.name}: {e or type(e).__name__}"
+            ) from None
         return Output(command, r.stdout, r.stderr, r.exited, time.monotonic() - start)
 
     def _wrap(self, command: str, root: bool, user: str | None) -> tuple[str, bool]:

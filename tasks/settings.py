@@ -12,8 +12,9 @@ import difflib
 import ipaddress
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from tasks.errors import ConfigError
 
@@ -75,7 +76,9 @@ def _str(key: str, v: Any) -> str:
 def _abs_path(key: str, v: Any) -> str:
     v = _str(key, v)
     if not v.startswith("/"):
-        raise _fail(key, f"must be an absolute path, not {v!r}", f"write it from the root, e.g. /{v}")
+        raise _fail(
+            key, f"must be an absolute path, not {v!r}", f"write it from the root, e.g. /{v}"
+        )
     if "/../" in v + "/":
         raise _fail(key, f"must not contain '..' ({v!r})", "write the path without '..'")
     return v.rstrip("/") or "/"
@@ -84,16 +87,20 @@ def _abs_path(key: str, v: Any) -> str:
 def _rel_path(key: str, v: Any) -> str:
     v = _str(key, v)
     if v.startswith("/") or ".." in v.split("/"):
-        raise _fail(key, f"entries are paths inside the project, not {v!r}",
-                    "give a relative path like orders/urls.py")
+        raise _fail(
+            key,
+            f"entries are paths inside the project, not {v!r}",
+            "give a relative path like orders/urls.py",
+        )
     return v
 
 
 def _local_path(key: str, v: Any) -> str:
     v = os.path.expanduser(_str(key, v))
     if not os.path.isabs(v):
-        raise _fail(key, f"must be an absolute path on this machine, not {v!r}",
-                    "write it from / or ~")
+        raise _fail(
+            key, f"must be an absolute path on this machine, not {v!r}", "write it from / or ~"
+        )
     return v
 
 
@@ -123,8 +130,11 @@ def branch_name(key: str, v: Any) -> str:
         or not re.match(r"^[A-Za-z0-9._/-]+$", v)
     )
     if bad:
-        raise _fail(key, f"is not a safe git branch name ({v!r})",
-                    "use letters, digits, '.', '_', '-' and '/', e.g. main")
+        raise _fail(
+            key,
+            f"is not a safe git branch name ({v!r})",
+            "use letters, digits, '.', '_', '-' and '/', e.g. main",
+        )
     return v
 
 
@@ -138,8 +148,9 @@ def _remote(key: str, v: Any) -> str:
 def _wsgi(key: str, v: Any) -> str:
     v = _str(key, v)
     if not _WSGI.match(v):
-        raise _fail(key, f"is not a module:callable path ({v!r})",
-                    "use the form config.wsgi:application")
+        raise _fail(
+            key, f"is not a module:callable path ({v!r})", "use the form config.wsgi:application"
+        )
     return v
 
 
@@ -158,8 +169,11 @@ def _positive(key: str, v: Any) -> float:
 
 def _policy(key: str, v: Any) -> str:
     if v not in ("strict", "accept-new"):
-        raise _fail(key, f"must be 'strict' or 'accept-new', not {v!r}",
-                    "use accept-new only to trust a new server on first use")
+        raise _fail(
+            key,
+            f"must be 'strict' or 'accept-new', not {v!r}",
+            "use accept-new only to trust a new server on first use",
+        )
     return v
 
 
@@ -186,8 +200,11 @@ def _list_of(check: Callable[[str, Any], Any]) -> Callable[[str, Any], list]:
 def _host(key: str, v: Any) -> str:
     v = _str(key, v)
     if not _HOST.match(v):
-        raise _fail(key, f"has an entry that is not [user@]host[:port] ({v!r})",
-                    "write hosts like cynow@10.0.0.5 or cynow@host:2222")
+        raise _fail(
+            key,
+            f"has an entry that is not [user@]host[:port] ({v!r})",
+            "write hosts like cynow@10.0.0.5 or cynow@host:2222",
+        )
     return v
 
 
@@ -257,8 +274,9 @@ class Settings:
 def _unknown(key: str, known: set[str], where: str) -> ConfigError:
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
-    return ConfigError(f"config: {where}{key} is not a setting ({hint}); "
-                       "fix it in fabric.yaml or your -f file")
+    return ConfigError(
+        f"config: {where}{key} is not a setting ({hint}); fix it in fabric.yaml or your -f file"
+    )
 
 
 def _validated(values: Mapping[str, Any], where: str, allowed: set[str]) -> dict[str, Any]:
@@ -266,7 +284,7 @@ def _validated(values: Mapping[str, Any], where: str, allowed: set[str]) -> dict
     for key, value in values.items():
         if key not in allowed:
             raise _unknown(key, allowed, where)
-        out[key] = CHECKS[key](f"{where[len('cynow.'):]}{key}" if where else key, value)
+        out[key] = CHECKS[key](f"{where[len('cynow.') :]}{key}" if where else key, value)
     return out
 
 
@@ -295,16 +313,21 @@ def resolve(cynow: Mapping[str, Any], target: str | None = None) -> Settings:
     values = _validated(merged, "", settings_keys)
     targets = raw.get("targets") or {}
     if not isinstance(targets, dict):
-        raise _fail("targets", "must be a mapping of target names to settings",
-                    "see fabric.yaml for the form")
+        raise _fail(
+            "targets",
+            "must be a mapping of target names to settings",
+            "see fabric.yaml for the form",
+        )
     name = target or raw.get("target")
     hosts: list[str] = []
     if name is not None:
         name = _str("target", name)
         if name not in targets:
             known = ", ".join(sorted(targets)) or "none defined"
-            raise ConfigError(f"config: no target named {name!r} (known: {known}); "
-                              "define it under cynow.targets in fabric.yaml or a -f file")
+            raise ConfigError(
+                f"config: no target named {name!r} (known: {known}); "
+                "define it under cynow.targets in fabric.yaml or a -f file"
+            )
         entry = targets[name] or {}
         if not isinstance(entry, dict):
             raise _fail(f"targets.{name}", "must be a mapping of settings", "see fabric.yaml")

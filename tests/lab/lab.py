@@ -33,9 +33,24 @@ HERE = Path(__file__).resolve().parent
 ROOT = Path(os.environ.get("CYNOW_LAB_ROOT", "/var/lib/cynow-lab"))
 SUITE = "bookworm"
 PACKAGES = [
-    "systemd", "systemd-sysv", "dbus", "libpam-systemd", "openssh-server", "nginx", "sudo", "git",
-    "curl", "ca-certificates", "python3", "python3-venv", "iproute2", "procps", "less", "sqlite3",
-    "lsof", "netcat-openbsd",
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "libpam-systemd",
+    "openssh-server",
+    "nginx",
+    "sudo",
+    "git",
+    "curl",
+    "ca-certificates",
+    "python3",
+    "python3-venv",
+    "iproute2",
+    "procps",
+    "less",
+    "sqlite3",
+    "lsof",
+    "netcat-openbsd",
 ]
 MAX_HOSTS = 16
 BOOT_TIMEOUT = 90.0
@@ -98,6 +113,7 @@ class Host:
 
 # -- preconditions ---------------------------------------------------------------------------
 
+
 def why_unavailable() -> str | None:
     """None when the lab can be built and booted here, else the reason (for skips and errors)."""
     if sys.platform != "linux":
@@ -123,6 +139,7 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 # -- the image -------------------------------------------------------------------------------
+
 
 def debian_mirror() -> str:
     """The Debian mirror this machine's apt already uses (never a hard-coded host)."""
@@ -186,9 +203,17 @@ def _bootstrap() -> Path:
     print(f"lab: debootstrap {SUITE} (about a minute; log {log})", flush=True)
     with open(log, "w") as out:
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=" + ",".join(PACKAGES), SUITE,
-             str(target), debian_mirror()],
-            stdout=out, stderr=subprocess.STDOUT, check=False,
+            [
+                "debootstrap",
+                "--variant=minbase",
+                "--include=" + ",".join(PACKAGES),
+                SUITE,
+                str(target),
+                debian_mirror(),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
     if proc.returncode != 0:
         raise LabError(f"debootstrap failed (exit {proc.returncode}); see {log}")
@@ -200,8 +225,22 @@ def _wheels() -> Path:
     wheels = ROOT / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "-d", str(wheels),
-         "-r", str(HERE / "app" / "requirements.txt")], capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "-d",
+            str(wheels),
+            "-r",
+            str(HERE / "app" / "requirements.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise LabError("pip could not download the app's wheels: " + proc.stderr.strip()[-300:])
     return wheels
@@ -234,14 +273,26 @@ def build(force: bool = False) -> None:
     log = ROOT / "provision.log"
     with open(log, "w") as out:
         proc = subprocess.run(
-            ["systemd-nspawn", "--register=no", "--keep-unit", "-q", "-D", str(tmp),
-             "/bin/bash", "/opt/lab-src/provision.sh"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False,
+            [
+                "systemd-nspawn",
+                "--register=no",
+                "--keep-unit",
+                "-q",
+                "-D",
+                str(tmp),
+                "/bin/bash",
+                "/opt/lab-src/provision.sh",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
         )
     if proc.returncode != 0:
         raise LabError(f"provisioning failed (exit {proc.returncode}); see {log}")
     (tmp / "etc" / "cynow-lab-image").write_text(
-        _inputs_digest(_image_inputs(), " ".join(PACKAGES)) + "\n")
+        _inputs_digest(_image_inputs(), " ".join(PACKAGES)) + "\n"
+    )
     old = ROOT / "image.old"
     shutil.rmtree(old, ignore_errors=True)
     if image_dir().exists():
@@ -252,6 +303,7 @@ def build(force: bool = False) -> None:
 
 
 # -- hosts -----------------------------------------------------------------------------------
+
 
 def _mounted(path: Path) -> bool:
     target = str(path)
@@ -287,7 +339,8 @@ def _personalise(host: Host) -> None:
         shutil.copy(src, dst)
         os.chmod(dst, mode)
     (etc / "ssh" / "lab-host.conf").write_text(
-        f"ListenAddress {host.address}\nHostKey /etc/ssh/ssh_host_ed25519_key\n")
+        f"ListenAddress {host.address}\nHostKey /etc/ssh/ssh_host_ed25519_key\n"
+    )
     site = etc / "nginx" / "sites-available" / "cynow"
     site.write_text(site.read_text().replace("LAB_ADDRESS", host.address))
     (etc / "hostname").write_text(host.name + "\n")
@@ -312,11 +365,11 @@ def _ssh_banner(addr: str) -> bool:
         return False
 
 
-def wait_ready(host: Host, timeout: float = BOOT_TIMEOUT) -> float:
+def wait_ready(host: Host, proc: subprocess.Popen, timeout: float = BOOT_TIMEOUT) -> float:
     """Wait until sshd answers and the site serves /cynow/ with 200; return seconds waited."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        if host.pid() is None:
+        if proc.poll() is not None:
             raise LabError(f"{host.name} stopped while booting; see {host.dir / 'console.log'}")
         if _ssh_banner(host.address) and _http_status(f"http://{host.address}/cynow/") == 200:
             return time.monotonic() - start
@@ -339,20 +392,41 @@ def up(n: int, wait: bool = True) -> Host:
         shutil.rmtree(host.dir / d, ignore_errors=True)
         (host.dir / d).mkdir(parents=True)
     host.root.mkdir(parents=True, exist_ok=True)
-    _run(["mount", "-t", "overlay", "overlay", "-o",
-          f"lowerdir={image_dir()},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}",
-          str(host.root)])
+    _run(
+        [
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            f"lowerdir={image_dir()},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}",
+            str(host.root),
+        ]
+    )
     _personalise(host)
     write_known_hosts()
     with open(host.dir / "console.log", "w") as log:
         proc = subprocess.Popen(
-            ["systemd-nspawn", "-b", "--register=no", "--keep-unit", "-q", "-D", str(host.root),
-             "-M", f"cynow-{host.name}", "--console=passive"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                "systemd-nspawn",
+                "-b",
+                "--register=no",
+                "--keep-unit",
+                "-q",
+                "-D",
+                str(host.root),
+                "-M",
+                f"cynow-{host.name}",
+                "--console=passive",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     host.pidfile.write_text(f"{proc.pid}\n")
     if wait:
-        wait_ready(host)
+        wait_ready(host, proc)
     return host
 
 
@@ -397,6 +471,24 @@ def running() -> list[int]:
     return [n for n in range(1, MAX_HOSTS + 1) if Host(n).pid()]
 
 
+def trust(known_hosts: Path) -> int:
+    """Put the lab's host keys into a known_hosts file (replacing older lab entries): what a user
+    does with ssh-keyscan after checking fingerprints, done from the key files themselves."""
+    write_known_hosts()
+    ours = known_hosts_path().read_text().splitlines()
+    addrs = {line.split()[0] for line in ours}
+    kept = []
+    if known_hosts.exists():
+        kept = [
+            ln
+            for ln in known_hosts.read_text().splitlines()
+            if ln.split()[:1] != [] and ln.split()[0] not in addrs
+        ]
+    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    known_hosts.write_text("".join(f"{ln}\n" for ln in kept + ours))
+    return len(ours)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lab.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -407,10 +499,14 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("hosts", nargs="*", type=int, default=[])
         s.add_argument("--all", action="store_true", help="every running host (down/reset)")
     sub.add_parser("status", help="list running hosts")
+    t = sub.add_parser("trust", help="add the lab's host keys to a known_hosts file")
+    t.add_argument("--file", type=Path, default=Path("~/.ssh/known_hosts").expanduser())
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
             build(force=args.force)
+        elif args.cmd == "trust":
+            print(f"lab: {trust(args.file)} lab host keys in {args.file}")
         elif args.cmd == "status":
             for n in running():
                 h = Host(n)
@@ -420,8 +516,10 @@ def main(argv: list[str] | None = None) -> int:
             for n in hosts:
                 t0 = time.monotonic()
                 {"up": up, "down": down, "reset": reset}[args.cmd](n)
-                print(f"lab: {args.cmd} lab{n} ({address(n)}) in {time.monotonic() - t0:.1f}s",
-                      flush=True)
+                print(
+                    f"lab: {args.cmd} lab{n} ({address(n)}) in {time.monotonic() - t0:.1f}s",
+                    flush=True,
+                )
     except (LabError, subprocess.CalledProcessError) as e:
         print(f"lab: error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,59 @@
+import subprocess
+
+import pytest
+
+from tasks import commands
+
+HOSTILE = [
+    "with space",
+    "semi;colon",
+    "$(touch /tmp/pwned)",
+    "`id`",
+    "quote'single",
+    'quote"double',
+    "new\nline",
+    "-leading-dash",
+    "back\\slash",
+    "glob*?[x]",
+    "",
+    "ünïcødé",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_quote_survives_a_real_shell(value, tmp_path):
+    # The quoted value reaches the program as exactly one, unchanged argument.
+    script = f"printf '%s' {commands.q(value)}"
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout == value
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_nested_quoting_through_sudo_wrapper(value):
+    # as_root wraps a command line in sh -c: values quoted inside must survive both levels.
+    inner = f"printf '%s' {commands.q(value)}"
+    wrapped = commands.as_root(inner)
+    assert wrapped.startswith("sudo -n -- sh -c ")
+    # Drop the sudo prefix and let the local shell do both levels of parsing.
+    out = subprocess.run(
+        ["sh", "-c", wrapped.removeprefix("sudo -n -- ")], capture_output=True, text=True
+    )
+    assert out.stdout == value
+
+
+def test_exact_strings():
+    assert commands.join("ls", "-l", "a b") == "ls -l 'a b'"
+    assert commands.as_user("cynow", "id -u") == "sudo -n -u cynow -- sh -c 'id -u'"
+    assert commands.git("/home/cynow/cynow", "rev-parse", "HEAD") == (
+        "git -c safe.directory=/home/cynow/cynow -C /home/cynow/cynow rev-parse HEAD"
+    )
+    assert commands.systemctl_show(["gunicorn.service"], ["Id", "ActiveState"]) == (
+        "systemctl show --no-pager --property=Id --property=ActiveState gunicorn.service"
+    )
+
+
+def test_info_script_quotes_paths():
+    s = commands.info_script("/srv/my app", "/srv/my app/venv/bin/python", ["gunicorn.service"])
+    assert "'/srv/my app/venv/bin/python' --version" in s
+    assert "-C '/srv/my app' rev-parse HEAD" in s
