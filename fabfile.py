@@ -2,10 +2,11 @@
 
 from invoke import Collection
 
-from tasks import info
+from tasks import diagnose, info
 from tasks.settings import DEFAULTS
 
 ns = Collection()
+ns.add_task(diagnose.diagnose)
 ns.add_task(info.info)
 # The guide's server layout is the lowest config level: fabric.yaml, `fab -f FILE` and
 # FABRIC_CYNOW_* variables override it.

@@ -31,3 +31,18 @@ def split_sections(text: str, marker: str) -> tuple[str, str]:
     """Text before and after a marker line."""
     before, _, after = text.partition(f"\n{marker}\n")
     return before, after
+
+
+def sections(text: str, markers: list[str]) -> dict[str, str]:
+    """Split output at marker lines; the text before the first marker is under ''."""
+    out = {m: "" for m in markers}
+    current, buf = "", []
+    wanted = set(markers)
+    for line in text.splitlines():
+        if line.strip() in wanted:
+            out[current] = "\n".join(buf)
+            current, buf = line.strip(), []
+        else:
+            buf.append(line)
+    out[current] = "\n".join(buf)
+    return out

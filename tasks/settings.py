@@ -22,6 +22,7 @@ from tasks.errors import ConfigError
 DEFAULTS: dict[str, Any] = {
     "app_user": "cynow",
     "app_group": "www-data",
+    "web_user": "www-data",
     "project_dir": "/home/cynow/cynow",
     "venv": "/home/cynow/cynow/venv",
     "socket": "/home/cynow/cynow/gunicorn.sock",
@@ -38,6 +39,9 @@ DEFAULTS: dict[str, Any] = {
     "wsgi": "config.wsgi:application",
     "required_files": ["orders/urls.py"],
     "static_root": "/home/cynow/cynow/static",
+    # Diagnosis: how far back logs matter, and how long a health request may take.
+    "log_window_minutes": 15,
+    "http_timeout": 10,
     # Connection safety.
     "connect_timeout": 10,
     "known_hosts": [],
@@ -211,6 +215,7 @@ def _host(key: str, v: Any) -> str:
 CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "app_user": _name,
     "app_group": _name,
+    "web_user": _name,
     "project_dir": _abs_path,
     "venv": _abs_path,
     "socket": _abs_path,
@@ -227,6 +232,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "wsgi": _wsgi,
     "required_files": _list_of(_rel_path),
     "static_root": _abs_path,
+    "log_window_minutes": _positive,
+    "http_timeout": _positive,
     "connect_timeout": _positive,
     "known_hosts": _list_of(_local_path),
     "host_key_policy": _policy,
@@ -242,6 +249,7 @@ class Settings:
 
     app_user: str
     app_group: str
+    web_user: str
     project_dir: str
     venv: str
     socket: str
@@ -258,6 +266,8 @@ class Settings:
     wsgi: str
     required_files: list
     static_root: str
+    log_window_minutes: float
+    http_timeout: float
     connect_timeout: float
     known_hosts: list
     host_key_policy: str

@@ -1,0 +1,106 @@
+"""Guide step 1: are gunicorn and nginx running, failed, looping, or stopped by hand?"""
+
+from __future__ import annotations
+
+from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, result
+from tasks.settings import Settings
+
+# systemd's exit statuses for "could not even start the command the unit names".
+SPAWN_FAILURES = {"200": "CHDIR", "203": "EXEC", "216": "GROUP", "217": "USER"}
+
+
+def state_line(p: dict) -> str:
+    """The `Active:` line of `systemctl status`, rebuilt from `systemctl show`."""
+    active, sub = p.get("ActiveState", "?"), p.get("SubState", "?")
+    line = f"Active: {active} ({sub})"
+    if active == "failed" or p.get("Result", "success") != "success":
+        line += f" (Result: {p.get('Result', '?')})"
+    if p.get("ExecMainStatus", "0") not in ("", "0"):
+        line += f", status={p['ExecMainStatus']}"
+    return line
+
+
+def _enabled(p: dict) -> str:
+    return p.get("UnitFileState") or "unknown"
+
+
+def gunicorn(facts: Facts, s: Settings) -> list:
+    unit = s.gunicorn_unit
+    p = facts.units.get(unit, {})
+    title = f"{unit} running"
+    if not p or p.get("LoadState") == "not-found":
+        return [result("services.gunicorn", 1, title, FAIL, f"{unit} is not installed",
+                       [f"LoadState={p.get('LoadState', 'unknown')}"],
+                       [Finding("unit_file_invalid", [f"{unit} does not exist"],
+                                [f"install the unit as /etc/systemd/system/{unit}"])])]
+    active, sub, res = p.get("ActiveState"), p.get("SubState"), p.get("Result", "success")
+    ev = [state_line(p), f"enabled: {_enabled(p)}", f"restarts: {p.get('NRestarts', '0')}"]
+    findings = []
+    status = OK
+    summary = f"{active} ({sub}), {_enabled(p)}"
+    status_code = p.get("ExecMainStatus", "0")
+    if active == "active" and sub == "running":
+        if int(p.get("NRestarts", "0") or 0) >= 3:
+            status, summary = WARN, summary + f", restarted {p['NRestarts']} times"
+    elif res == "start-limit-hit":
+        status = FAIL
+        summary = "failed: start-limit-hit (the crash loop gave up)"
+        findings.append(Finding(
+            "gunicorn_start_limit_hit",
+            ev + ["Failed with result 'start-limit-hit': Start request repeated too quickly."],
+            [f"sudo systemctl reset-failed {unit}", f"sudo systemctl start {unit}"]))
+    elif active == "activating" and sub == "auto-restart":
+        status, summary = FAIL, f"crash loop: activating (auto-restart), {p.get('NRestarts')} restarts"
+        findings.append(Finding("gunicorn_crash_loop", ev,
+                                [f"sudo journalctl -u {unit} -n 50 --no-pager  # the error"]))
+    elif active in ("inactive", "failed"):
+        status = FAIL
+        summary = f"{active} ({sub})" + (f", status={status_code}" if status_code != "0" else "")
+        if status_code in SPAWN_FAILURES:
+            findings.append(Finding(
+                "unit_file_invalid",
+                ev + [f"status={status_code}/{SPAWN_FAILURES[status_code]}: systemd could not "
+                      "start the command the unit names"],
+                [f"sudo systemctl cat {unit}  # then fix the path or user it names"]))
+        fix = [f"sudo systemctl start {unit}"]
+        if _enabled(p) != "enabled":
+            fix.append(f"sudo systemctl enable {unit}")
+        findings.append(Finding("gunicorn_stopped", ev, fix))
+    else:
+        status, summary = WARN, f"{active} ({sub})"
+    if status == OK and _enabled(p) not in ("enabled", "static", "enabled-runtime"):
+        status, summary = WARN, summary + " (will not start at boot)"
+    return [result("services.gunicorn", 1, title, status, summary, ev, findings)]
+
+
+def gunicorn_socket(facts: Facts, s: Settings) -> list:
+    unit = s.gunicorn_socket_unit
+    p = facts.units.get(unit, {})
+    title = f"{unit} (socket activation)"
+    if not p or p.get("LoadState") == "not-found":
+        return [result("services.gunicorn_socket", 1, title, SKIPPED,
+                       "not used: gunicorn binds the socket itself (the guide's setup)")]
+    ok = p.get("ActiveState") in ("active",)
+    return [result("services.gunicorn_socket", 1, title, OK if ok else FAIL,
+                   f"{p.get('ActiveState')} ({p.get('SubState')}), {_enabled(p)}", [state_line(p)])]
+
+
+def nginx(facts: Facts, s: Settings) -> list:
+    unit = s.nginx_unit
+    p = facts.units.get(unit, {})
+    title = f"{unit} running"
+    if not p or p.get("LoadState") == "not-found":
+        return [result("services.nginx", 1, title, FAIL, "nginx is not installed",
+                       findings=[Finding("nginx_stopped", [f"{unit} does not exist"],
+                                         ["sudo apt-get install nginx"])])]
+    ev = [state_line(p), f"enabled: {_enabled(p)}"]
+    if p.get("ActiveState") == "active":
+        return [result("services.nginx", 1, title, OK,
+                       f"active ({p.get('SubState')}), {_enabled(p)}", ev)]
+    fix = ["sudo nginx -t", f"sudo systemctl start {unit}"]
+    return [result("services.nginx", 1, title, FAIL, f"{p.get('ActiveState')} ({p.get('SubState')})",
+                   ev, [Finding("nginx_stopped", ev, fix)])]
+
+
+def evaluate(facts: Facts, s: Settings) -> list:
+    return gunicorn(facts, s) + gunicorn_socket(facts, s) + nginx(facts, s)

@@ -1,0 +1,244 @@
+"""`fab diagnose`: every step of the 502 guide, read-only, ending in one named cause and its fix.
+
+Gathering is two rounds of concurrent channels on one SSH connection: round one reads everything
+the guide's steps read; round two checks the paths the unit names and, only when gunicorn is
+down, runs it by hand on a temporary socket (guide step 7). Evaluation is pure (tasks/checks).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from fabric import task
+from rich.markup import escape
+from rich.table import Table
+
+from tasks import commands
+from tasks.checks import code, django, http, listener, logs, nginx, permissions, services, unit
+from tasks.checks.base import FAIL, OK, SKIPPED, WARN, CheckResult, Facts
+from tasks.cli import COMMON_HELP, console, err_console, guarded, load, print_json
+from tasks.connect import make_connection, target_hosts
+from tasks.errors import ConnectError, ExitCode
+from tasks.runner import Output, Remote
+from tasks.settings import Settings
+from tasks.verdict import CAUSES, Verdict, decide
+
+SCHEMA = "cynow-ops.diagnose.v1"
+MULTI_SCHEMA = "cynow-ops.diagnose-hosts.v1"
+
+# The guide's steps, for the report's step column.
+STEPS = {
+    1: "services", 2: "logs", 3: "gunicorn unit", 4: "nginx", 5: "socket", 6: "permissions",
+    7: "requests", 8: "django", 9: "code",
+}
+# Which remote commands each check reads: a check's time is the slowest of them.
+SOURCES = {
+    "services": ["units"], "listener": ["listener"], "logs.gunicorn": ["journal"],
+    "logs.nginx": ["nginx_log"], "logs.django": ["django_log"], "unit": ["units", "paths"],
+    "nginx": ["nginx"], "permissions.socket": ["permissions"], "permissions.static":
+    ["permissions"], "permissions.database": ["probe"], "http.manual": ["manual"],
+    "http": ["http"], "django.required": ["required"], "django": ["probe"], "code": ["code"],
+}
+
+
+def first_round(s: Settings) -> dict[str, dict]:
+    """Everything steps 1-9 read, as independent commands (name -> Remote.run kwargs)."""
+    return {
+        "units": dict(command=commands.units_script(s.gunicorn_unit, s.gunicorn_socket_unit,
+                                                    s.nginx_unit)),
+        "journal": dict(command=commands.journal(s.gunicorn_unit, s.gunicorn_socket_unit,
+                                                 int(s.log_window_minutes)), root=True),
+        "nginx_log": dict(command=commands.log_tail(s.nginx_error_log, logs.NGINX_CLOCK, 400),
+                          root=True),
+        "django_log": dict(command=commands.log_tail(s.django_log, logs.DJANGO_CLOCK, 300),
+                           root=True),
+        "listener": dict(command=commands.listener_script(s.socket), root=True),
+        "nginx": dict(command=commands.nginx_script(s.nginx_site), root=True),
+        "permissions": dict(command=commands.permissions_script(s.socket, s.static_root),
+                            user=s.web_user),
+        "http": dict(command=commands.http_script(s.socket, s.health_urls, s.http_timeout),
+                     root=True),
+        "probe": dict(command=commands.django_probe(s.project_dir, s.python, s.wsgi),
+                      user=s.app_user),
+        "required": dict(command=commands.required_files_script(s.project_dir,
+                                                                s.required_files)),
+        "code": dict(command=commands.code_script(s.project_dir, s.git_remote, s.git_branch),
+                     user=s.app_user),
+    }
+
+
+def parse_first_round(out: dict[str, Output], s: Settings) -> Facts:
+    f = Facts()
+    f.units, f.unit_file, f.unit_verify = unit.parse_units(out["units"].stdout)
+    f.journal = logs.parse_journal(out["journal"].stdout)
+    f.nginx_log = logs.parse_nginx_log(out["nginx_log"].stdout, s.log_window_minutes)
+    f.django_log = logs.parse_django_log(out["django_log"].stdout, s.log_window_minutes)
+    f.listener = listener.parse_listener(out["listener"].stdout)
+    f.nginx = nginx.parse_nginx(out["nginx"].stdout)
+    f.permissions = permissions.parse_permissions(out["permissions"].stdout)
+    f.http = http.parse_http(out["http"].stdout)
+    f.probe = django.parse_probe(out["probe"].stdout)
+    f.required = django.parse_required(out["required"].stdout)
+    f.code = code.parse_code(out["code"].stdout)
+    f.seconds = {name: o.seconds for name, o in out.items()}
+    return f
+
+
+def needs_manual_run(f: Facts, s: Settings) -> bool:
+    """Guide step 7 by hand only when the service's gunicorn cannot answer."""
+    g = f.units.get(s.gunicorn_unit, {})
+    running = g.get("ActiveState") == "active" and g.get("SubState") == "running"
+    answered = any(r.get("code") for r in f.http.get("socket", {}).values())
+    return not (running and answered)
+
+
+def second_round(f: Facts, s: Settings) -> dict[str, dict]:
+    paths, users, groups = unit.unit_paths(f, s)
+    jobs = {"paths": dict(command=commands.path_facts(paths, users, groups))}
+    if needs_manual_run(f, s):
+        jobs["manual"] = dict(command=commands.manual_run(
+            s.project_dir, s.venv, s.wsgi, s.health_urls[0] if s.health_urls else s.url_prefix),
+            user=s.app_user, timeout=60)
+    return jobs
+
+
+def gather(remote: Remote) -> Facts:
+    s = remote.settings
+    f = parse_first_round(remote.many(first_round(s)), s)
+    out = remote.many(second_round(f, s))
+    f.paths = unit.parse_paths(out["paths"].stdout)
+    if "manual" in out:
+        f.manual = http.parse_manual(out["manual"].stdout)
+    f.seconds.update({name: o.seconds for name, o in out.items()})
+    return f
+
+
+def evaluate(f: Facts, s: Settings) -> list[CheckResult]:
+    """Every check, in the guide's order of steps."""
+    checks = (services.evaluate(f, s) + listener.evaluate(f, s) + logs.evaluate(f, s)
+              + unit.evaluate(f, s) + nginx.evaluate(f, s) + permissions.evaluate(f, s)
+              + http.evaluate(f, s) + django.evaluate(f, s) + code.evaluate(f, s))
+    for c in checks:
+        key = next((k for k in SOURCES if c.id == k or c.id.startswith(k + ".")), None)
+        if key is None:
+            key = next((k for k in SOURCES if c.id.split(".")[0] == k), None)
+        c.seconds = max((f.seconds.get(src, 0.0) for src in SOURCES.get(key, [])), default=0.0)
+    return sorted(checks, key=lambda c: c.step)
+
+
+@dataclass
+class Report:
+    host: str
+    target: str | None
+    verdict: Verdict
+    checks: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+    started: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict.cause == "unreachable":
+            return int(ExitCode.UNREACHABLE)
+        return int(ExitCode.OK if self.verdict.healthy else ExitCode.PROBLEM)
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "host": self.host, "target": self.target,
+                "started": self.started, "seconds": round(self.seconds, 3),
+                "exit_code": self.exit_code, "verdict": self.verdict.to_json(),
+                "checks": [c.to_json() for c in self.checks]}
+
+
+def diagnose_host(remote: Remote) -> Report:
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    t0 = time.monotonic()
+    s = remote.settings
+    facts = gather(remote)
+    checks = evaluate(facts, s)
+    verdict = decide([f for c in checks for f in c.findings], facts, s)
+    return Report(remote.name, s.target, verdict, checks, time.monotonic() - t0, started)
+
+
+def unreachable(host: str, s: Settings, error: ConnectError, started: str) -> Report:
+    v = Verdict("unreachable", CAUSES["unreachable"], [error.message], [error.message],
+                ["check the address, your key (-i) and known_hosts, then retry"])
+    return Report(host, s.target, v, [], 0.0, started)
+
+
+MARK = {OK: "[green]✓[/]", FAIL: "[red]✗[/]", WARN: "[yellow]![/]", SKIPPED: "[dim]–[/]"}
+
+
+def render(r: Report) -> None:
+    title = f"cynow-ops diagnose: {r.host}" + (f" (target {r.target})" if r.target else "")
+    if r.checks:
+        table = Table(title=title, title_justify="left", expand=False)
+        table.add_column("#", justify="right", style="dim")
+        table.add_column("check", max_width=30)
+        table.add_column("", justify="center")
+        table.add_column("result", ratio=1)
+        table.add_column("time", justify="right", style="dim")
+        for c in r.checks:
+            table.add_row(str(c.step), escape(c.title), MARK[c.status], escape(c.summary),
+                          f"{c.seconds:.2f}s")
+        console.print(table)
+    else:
+        console.print(f"[bold]{escape(title)}[/]")
+    v = r.verdict
+    colour = "green" if v.healthy else "red"
+    console.print(f"\n[bold {colour}]Verdict: {v.cause}[/] [bold]- {escape(v.title)}[/]")
+    if v.chain:
+        console.print("  " + escape(" → ".join(v.chain)))
+    if v.evidence and not v.healthy:
+        console.print("[bold]Evidence[/]")
+        for line in v.evidence[:10]:
+            console.print(f"  {escape(line)}")
+    if v.fix:
+        console.print("[bold]Fix[/]")
+        for line in v.fix:
+            console.print(f"  $ {escape(line)}")
+    for a in v.also:
+        console.print(f"[yellow]Also: {a['cause']}[/] - {escape(a['title'])}")
+    console.print(f"[dim]{len(r.checks)} checks in {r.seconds:.2f}s; exit {r.exit_code}[/]")
+
+
+@task(help=COMMON_HELP)
+@guarded
+def diagnose(c, target=None, json=False):
+    """Find why CYNOW answers 502: every guide step, read-only, one cause with its fix.
+
+    Exit codes: 0 healthy, 1 a problem was found, 2 could not diagnose (unreachable,
+    authentication, host key, sudo), 3 bad configuration.
+    """
+    settings = load(c, target)
+    reports = []
+    for host in target_hosts(c, settings):
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        remote = Remote(make_connection(host, c.config, settings), settings)
+        try:
+            if json or not console.is_terminal:
+                remote.open()
+                report = diagnose_host(remote)
+            else:
+                with console.status(f"diagnosing {remote.name}…"):
+                    remote.open()
+                    report = diagnose_host(remote)
+        except ConnectError as e:
+            report = unreachable(remote.name, settings, e, started)
+            if not json:
+                err_console.print(f"cynow-ops: {e.message}")
+        finally:
+            remote.close()
+        reports.append(report)
+        if not json:
+            render(report)
+    if json:
+        if len(reports) == 1:
+            print_json(reports[0].to_json())
+        else:
+            print_json({"schema": MULTI_SCHEMA, "hosts": [r.to_json() for r in reports]})
+    worst = max(r.exit_code for r in reports)
+    if worst:
+        from invoke.exceptions import Exit
+
+        raise Exit(code=worst)

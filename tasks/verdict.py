@@ -1,0 +1,170 @@
+"""From every check's findings to one primary cause, its chain of consequences, and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from tasks import catalogue
+from tasks.checks import http as http_check
+from tasks.checks.base import Facts, Finding
+from tasks.settings import Settings
+
+# Every cause identifier, most fundamental first: when several hold, the first is the one to fix
+# first (the others are often its consequences). Documented in the README.
+CAUSES: dict[str, str] = {
+    "unreachable": "the server cannot be reached or logged into over SSH",
+    "nginx_config_invalid": "nginx's configuration is invalid or the site is not enabled",
+    "nginx_stopped": "nginx is not running",
+    "unit_file_invalid": "the gunicorn unit names a user, directory or program that does not exist",
+    "unit_not_reloaded": "the gunicorn unit changed on disk but systemd runs the old one",
+    "socket_path_mismatch": "nginx connects to a different socket than gunicorn binds",
+    "code_outdated": "the server runs older code than origin/main (the guide's current problem)",
+    "missing_dependency": "the venv lacks a package the code imports",
+    "settings_error": "Django's settings are broken or a variable is missing",
+    "app_import_error": "the app's code fails to import",
+    "database_unwritable": "the app user cannot write the sqlite database or its directory",
+    "migrations_pending": "migrations are not applied",
+    "gunicorn_start_limit_hit": "gunicorn crashed repeatedly and systemd gave up",
+    "gunicorn_crash_loop": "gunicorn keeps exiting and systemd keeps restarting it",
+    "stale_socket": "the socket file exists but nothing listens on it",
+    "gunicorn_stopped": "gunicorn is not running",
+    "socket_permission_denied": "www-data cannot reach the gunicorn socket",
+    "worker_timeout": "requests run longer than gunicorn's or nginx's timeout",
+    "static_unreadable": "www-data cannot read the static files",
+    "unknown": "requests through nginx fail and no known cause matched",
+    "healthy": "every check passed and the health URLs answer through nginx",
+}
+PRIORITY = list(CAUSES)
+APP_CAUSES = {"code_outdated", "missing_dependency", "settings_error", "app_import_error"}
+
+
+@dataclass
+class Verdict:
+    cause: str
+    title: str
+    chain: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)
+    fix: list[str] = field(default_factory=list)
+    also: list[dict] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.cause == "healthy"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def merge(findings: list[Finding]) -> dict[str, Finding]:
+    """One finding per cause, evidence and fixes joined in order, without repeats."""
+    out: dict[str, Finding] = {}
+    for f in findings:
+        if f.cause not in out:
+            out[f.cause] = Finding(f.cause, [], [])
+        m = out[f.cause]
+        m.evidence += [e for e in f.evidence if e not in m.evidence]
+        m.fix += [x for x in f.fix if x not in m.fix]
+    return out
+
+
+def _last(matches, *keys):
+    hits = [m for m in matches if m.entry.key in keys]
+    return hits[-1] if hits else None
+
+
+def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
+    """What followed from the cause, as observed on this server (only observed links)."""
+    steps = [head]
+    journal = catalogue.match_lines(facts.journal)
+    nginx = catalogue.match_lines(facts.nginx_log, ("nginx",))
+    g = facts.units.get(s.gunicorn_unit, {})
+    if cause in APP_CAUSES and (_last(journal, "worker_boot") or (facts.manual or {}).get("exit")):
+        steps.append("workers fail to boot (Worker failed to boot.)")
+    active, sub, res = g.get("ActiveState"), g.get("SubState"), g.get("Result")
+    if cause not in ("gunicorn_stopped",):
+        if active == "activating" and sub == "auto-restart":
+            steps.append(f"systemd restarts gunicorn again and again ({g.get('NRestarts')} so far)")
+        elif res == "start-limit-hit" and cause != "gunicorn_start_limit_hit":
+            steps.append("systemd gives up: start-limit-hit")
+        elif active in ("failed", "inactive") and cause not in ("stale_socket",):
+            status = g.get("ExecMainStatus", "0")
+            steps.append(f"gunicorn master exits (Active: {active}"
+                         + (f", status={status})" if status not in ("", "0") else ")"))
+    li = facts.listener
+    if not li.get("exists") and cause not in ("socket_path_mismatch",):
+        steps.append(f"socket {s.socket} gone")
+    nginx_line = _last(nginx, "nginx_enoent", "nginx_eacces", "nginx_refused", "nginx_backlog",
+                       "nginx_premature", "nginx_timeout", "nginx_static_eacces")
+    if nginx_line:
+        text = nginx_line.line
+        start = text.find("connect()") if "connect()" in text else text.find("] ") + 2
+        steps.append("nginx: " + text[max(start, 0):].split(", client:")[0])
+    for url, reply in facts.http.get("nginx", {}).items():
+        if reply.get("code") and not http_check.ok_code(reply["code"]):
+            label = {502: "Bad Gateway", 504: "Gateway Timeout", 500: "Internal Server Error",
+                     403: "Forbidden", 404: "Not Found"}.get(reply["code"], "")
+            steps.append(f"{reply['code']} {label} for GET {url}".replace("  ", " "))
+            break
+    return steps
+
+
+def decide(findings: list[Finding], facts: Facts, s: Settings) -> Verdict:
+    merged = merge(findings)
+    if not merged and http_check.nginx_failed(facts):
+        ev = [f"GET {u} through nginx -> {http_check.describe(r)}"
+              for u, r in facts.http.get("nginx", {}).items()]
+        merged["unknown"] = Finding("unknown", ev, [
+            "read every check above (fab diagnose --json has them all) and the logs"])
+    if not merged:
+        return Verdict("healthy", CAUSES["healthy"])
+    ranked = sorted(merged.values(), key=lambda f: PRIORITY.index(f.cause))
+    first, rest = ranked[0], ranked[1:]
+    # A crash loop's restarts or a start limit are consequences: once the cause is fixed, the
+    # service still needs its reset/start, so those fixes follow the primary one.
+    fix = list(first.fix)
+    for f in rest:
+        if f.cause in ("gunicorn_start_limit_hit", "gunicorn_stopped", "stale_socket"):
+            fix += [x for x in f.fix if x not in fix]
+    head = first.evidence[0] if first.evidence else CAUSES[first.cause]
+    return Verdict(
+        cause=first.cause,
+        title=CAUSES[first.cause],
+        chain=chain(first.cause, head, facts, s),
+        evidence=first.evidence + _log_evidence(first.cause, facts, first.evidence),
+        fix=fix,
+        also=[{"cause": f.cause, "title": CAUSES[f.cause], "evidence": f.evidence[:3],
+               "fix": f.fix} for f in rest],
+    )
+
+
+def _log_evidence(cause: str, facts: Facts, already: list[str]) -> list[str]:
+    """The newest log lines that speak of this cause (from any of the three logs)."""
+    lines = []
+    keys = {
+        "code_outdated": ("module_not_found", "import_error", "worker_boot", "nginx_enoent"),
+        "app_import_error": ("module_not_found", "import_error", "syntax_error", "worker_boot",
+                             "app_load", "nginx_enoent"),
+        "missing_dependency": ("module_not_found", "worker_boot", "nginx_enoent"),
+        "settings_error": ("improperly_configured", "worker_boot", "nginx_enoent"),
+        "migrations_pending": ("no_such_table", "unapplied"),
+        "database_unwritable": ("readonly_db",),
+        "stale_socket": ("nginx_refused",),
+        "socket_permission_denied": ("nginx_eacces",),
+        "socket_path_mismatch": ("nginx_enoent",),
+        "gunicorn_stopped": ("nginx_enoent",),
+        "gunicorn_start_limit_hit": ("start_limit", "nginx_enoent"),
+        "gunicorn_crash_loop": ("auto_restart", "exit_code"),
+        "unit_file_invalid": ("exec_failed", "nginx_enoent"),
+        "static_unreadable": ("nginx_static_eacces",),
+    }.get(cause, ())
+    for source, log in (("journal", facts.journal), ("nginx", facts.nginx_log),
+                        ("django", facts.django_log)):
+        matches = [m for m in catalogue.match_lines(log) if m.entry.key in keys]
+        newest = {}
+        for m in matches:
+            newest[m.entry.key] = m
+        for m in newest.values():
+            line = f"{source}: {m.line.strip()}"
+            if m.line.strip() not in already and line not in lines:
+                lines.append(line)
+    return lines[:6]
