@@ -63,6 +63,8 @@ ENTRIES: list[Entry] = [
        "a request ran longer than --timeout; the worker was killed", "worker_timeout"),
     _e("worker_oom", "gunicorn", r"Worker \(pid:(?P<pid>\d+)\) was sent SIGKILL! Perhaps out of memory",
        "a worker was killed by the kernel (out of memory)"),
+    _e("gunicorn_error", "gunicorn", r"(?:^|\]: )Error: (?P<msg>.+)",
+       "gunicorn refused to start: a bad option, config file or worker class"),
     _e("bind_in_use", "gunicorn", r"Connection in use: (?P<addr>.+)",
        "the bind target is held by another process"),
     _e("bind_failed", "gunicorn", r"Can't connect to (?P<addr>.+)",

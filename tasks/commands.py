@@ -90,8 +90,9 @@ def units_script(gunicorn_unit: str, socket_unit: str, nginx_unit: str) -> str:
 
 def journal(unit: str, socket_unit: str, since_minutes: int, lines: int = 400) -> str:
     """Step 2: the gunicorn unit's journal (gunicorn's output and systemd's words about it)."""
-    return join("journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "-u", socket_unit,
-                "--since", f"{since_minutes} min ago", "-n", str(lines))
+    # Not `-n`: combined with --since, journalctl counts lines from the start of the window.
+    return (join("journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "-u", socket_unit,
+                 "--since", f"{since_minutes} min ago") + f" | tail -n {int(lines)}")
 
 
 def log_tail(path: str, clock_format: str, lines: int) -> str:

@@ -20,8 +20,11 @@ from tasks.connect import describe, open_connection
 from tasks.errors import ConnectError
 from tasks.settings import Settings
 
-# Channels opened at once on one connection: OpenSSH's default MaxSessions is 10.
-MAX_CHANNELS = 8
+# Channels opened at once on one connection. OpenSSH's default MaxSessions is 10, and a closed
+# channel is counted until the server has processed the close, so stay well below.
+MAX_CHANNELS = 6
+# sshd refuses a channel when MaxSessions is reached; that clears as soon as another closes.
+CHANNEL_RETRIES = 6
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,21 @@ class Remote:
                 f"lost the connection to {self.name}: {e or type(e).__name__}"
             ) from None
         return Output(command, r.stdout, r.stderr, r.exited, time.monotonic() - start)
+
+    def _execute(self, wrapped: str, via_fabric_sudo: bool, user: str | None,
+                 timeout: float | None):
+        for attempt in range(CHANNEL_RETRIES + 1):
+            try:
+                if via_fabric_sudo:
+                    return self.conn.sudo(wrapped, user=user or "root",
+                                          password=self.sudo_password, hide=True, warn=True,
+                                          in_stream=False, timeout=timeout)
+                return self.conn.run(wrapped, hide=True, warn=True, in_stream=False,
+                                     timeout=timeout)
+            except paramiko.ChannelException:
+                if attempt == CHANNEL_RETRIES:
+                    raise
+                time.sleep(0.02 * 2**attempt)
 
     def _wrap(self, command: str, root: bool, user: str | None) -> tuple[str, bool]:
         if user and user != self.conn.user:

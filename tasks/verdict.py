@@ -153,7 +153,7 @@ def _log_evidence(cause: str, facts: Facts, already: list[str]) -> list[str]:
         "socket_path_mismatch": ("nginx_enoent",),
         "gunicorn_stopped": ("nginx_enoent",),
         "gunicorn_start_limit_hit": ("start_limit", "nginx_enoent"),
-        "gunicorn_crash_loop": ("auto_restart", "exit_code"),
+        "gunicorn_crash_loop": ("gunicorn_error", "auto_restart", "exit_code"),
         "unit_file_invalid": ("exec_failed", "nginx_enoent"),
         "static_unreadable": ("nginx_static_eacces",),
     }.get(cause, ())
@@ -165,6 +165,7 @@ def _log_evidence(cause: str, facts: Facts, already: list[str]) -> list[str]:
             newest[m.entry.key] = m
         for m in newest.values():
             line = f"{source}: {m.line.strip()}"
-            if m.line.strip() not in already and line not in lines:
+            said = [a.split(": ", 1)[-1] for a in already]
+            if not any(a and a in m.line for a in said) and line not in lines:
                 lines.append(line)
     return lines[:6]

@@ -18,7 +18,9 @@ def parse_listener(stdout: str) -> dict:
         info.update(type=m.group(1), owner=m.group(2), group=m.group(3), mode=m.group(4))
     else:
         info["error"] = stat
-    listen = [ln for ln in sections["--listen--"].splitlines() if ln.strip()]
+    # Only a socket some process holds is listened on: after the master is killed the kernel
+    # can still list the old socket without a process for a moment.
+    listen = [ln for ln in sections["--listen--"].splitlines() if "users:((" in ln]
     info["listening"] = bool(listen)
     info["listen_lines"] = listen
     info["owners"] = re.findall(r'\("([^"]+)",pid=(\d+)', " ".join(listen))

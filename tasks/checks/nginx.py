@@ -15,7 +15,10 @@ GUIDE_HEADERS = ["Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto"]
 def parse_nginx(stdout: str) -> dict:
     sec = parse.sections(stdout, ["--site--", "--enabled--"])
     dump, _, code = sec[""].rpartition("--nginx-exit=")
-    test = [ln for ln in dump.splitlines() if ln.startswith("nginx: ")]
+    head = dump.split("\n# configuration file ", 1)[0]
+    # nginx -t's verdict lines, and errors in the error_log format ("... [emerg] 100#100: ...").
+    test = [ln for ln in head.splitlines()
+            if ln.startswith("nginx: ") or re.search(r"\[(emerg|alert|crit)\]", ln)]
     enabled = {}
     for line in sec["--enabled--"].splitlines():
         link, _, target = line.partition(" -> ")
@@ -63,7 +66,8 @@ def evaluate(facts: Facts, s: Settings) -> list:
         out.append(result("nginx.test", 4, "nginx -t", OK, "syntax ok, test successful",
                           n.get("test", [])[-2:]))
     else:
-        errors = [ln for ln in n.get("test", []) if "[emerg]" in ln or "failed" in ln]
+        errors = [ln for ln in n.get("test", []) if re.search(r"\[(emerg|alert|crit)\]", ln)]
+        errors += [ln for ln in n.get("test", []) if "test failed" in ln]
         ev = errors or n.get("test", []) or [n.get("dump", "").strip()[-300:]]
         out.append(result("nginx.test", 4, "nginx -t", FAIL, ev[0] if ev else "nginx -t failed",
                           ev, [Finding("nginx_config_invalid", ev, [

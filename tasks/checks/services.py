@@ -12,12 +12,24 @@ SPAWN_FAILURES = {"200": "CHDIR", "203": "EXEC", "216": "GROUP", "217": "USER"}
 def state_line(p: dict) -> str:
     """The `Active:` line of `systemctl status`, rebuilt from `systemctl show`."""
     active, sub = p.get("ActiveState", "?"), p.get("SubState", "?")
-    line = f"Active: {active} ({sub})"
+    line = f"Active: {active}" + (f" ({sub})" if sub != active else "")
     if active == "failed" or p.get("Result", "success") != "success":
         line += f" (Result: {p.get('Result', '?')})"
     if p.get("ExecMainStatus", "0") not in ("", "0"):
         line += f", status={p['ExecMainStatus']}"
     return line
+
+
+def gave_up(journal: list[str]) -> str | None:
+    """systemd's last word on the unit, when it was "Start request repeated too quickly"
+    (systemd 252 then leaves Result=exit-code; newer ones say start-limit-hit)."""
+    verdict = None
+    for line in journal:
+        if "Start request repeated too quickly" in line:
+            verdict = line.strip()
+        elif "systemd[1]: Started " in line or "systemd[1]: Starting " in line:
+            verdict = None
+    return verdict
 
 
 def _enabled(p: dict) -> str:
@@ -42,12 +54,14 @@ def gunicorn(facts: Facts, s: Settings) -> list:
     if active == "active" and sub == "running":
         if int(p.get("NRestarts", "0") or 0) >= 3:
             status, summary = WARN, summary + f", restarted {p['NRestarts']} times"
-    elif res == "start-limit-hit":
+    elif res == "start-limit-hit" or (active == "failed" and gave_up(facts.journal)):
         status = FAIL
         summary = "failed: start-limit-hit (the crash loop gave up)"
+        said = gave_up(facts.journal)
         findings.append(Finding(
             "gunicorn_start_limit_hit",
-            ev + ["Failed with result 'start-limit-hit': Start request repeated too quickly."],
+            ["systemd gave up restarting: " + (said.split(": ", 1)[-1] if said else
+                                               "Result=start-limit-hit")] + ev,
             [f"sudo systemctl reset-failed {unit}", f"sudo systemctl start {unit}"]))
     elif active == "activating" and sub == "auto-restart":
         status, summary = FAIL, f"crash loop: activating (auto-restart), {p.get('NRestarts')} restarts"

@@ -89,3 +89,51 @@ def trusting_home(tmp_path: Path) -> Path:
     (home / ".ssh").mkdir(parents=True, mode=0o700)
     (home / ".ssh" / "known_hosts").write_text(lab.known_hosts_path().read_text())
     return home
+
+
+APP = "/home/cynow/cynow"
+
+
+def push_commit(host: LabHost, files: dict[str, str | None], message: str) -> str:
+    """A developer's commit on origin/main (the lab's bare repo): path -> new text, None deletes.
+    Returns the new commit id."""
+    import base64
+
+    lines = ["set -e", "tmp=$(mktemp -d)", "git clone -q /srv/git/cynow.git \"$tmp\"",
+             "cd \"$tmp\""]
+    for path, text in files.items():
+        if text is None:
+            lines.append(f"git rm -q -- '{path}'")
+        else:
+            blob = base64.b64encode(text.encode()).decode()
+            lines.append(f"mkdir -p \"$(dirname '{path}')\" && echo {blob} | base64 -d > '{path}'")
+    lines += ["git add -A", f"git commit -q -m '{message}'", "git push -q origin main",
+              "git rev-parse HEAD", "rm -rf \"$tmp\""]
+    return host.sh("\n".join(lines), user="cynow").stdout.strip()
+
+
+def server_pull(host: LabHost) -> None:
+    """What someone did by hand on the server: pull, nothing else."""
+    host.sh(f"cd {APP} && git pull -q --ff-only origin main", user="cynow")
+
+
+def restart_gunicorn(host: LabHost, settle: float = 1.5) -> None:
+    """`systemctl restart gunicorn` as the guide does; a failing app makes it fail, not hang."""
+    host.sh(f"systemctl restart gunicorn.service || true; sleep {settle}")
+
+
+def wait_for(host: LabHost, shell_condition: str, timeout: float = 30) -> None:
+    host.sh(f"for i in $(seq 1 {int(timeout * 10)}); do if {shell_condition}; then exit 0; fi; "
+            f"sleep 0.1; done; echo 'timed out waiting for: {shell_condition}' >&2; exit 1")
+
+
+def curl_nginx(host: LabHost, path: str = "/cynow/orders/") -> int:
+    """A user's request through nginx (so nginx logs what users saw)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{host.address}{path}", timeout=20) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
