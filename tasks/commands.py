@@ -64,9 +64,24 @@ def info_script(project_dir: str, python: str, units: list[str]) -> str:
 # -- diagnose: what each guide step reads (all read-only) ------------------------------------
 
 UNIT_PROPS = [
-    "Id", "LoadState", "ActiveState", "SubState", "UnitFileState", "Result", "NRestarts",
-    "NeedDaemonReload", "ExecMainStatus", "ExecMainCode", "MainPID", "FragmentPath", "User",
-    "Group", "WorkingDirectory", "ExecStart", "Restart", "ActiveEnterTimestamp",
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "Result",
+    "NRestarts",
+    "NeedDaemonReload",
+    "ExecMainStatus",
+    "ExecMainCode",
+    "MainPID",
+    "FragmentPath",
+    "User",
+    "Group",
+    "WorkingDirectory",
+    "ExecStart",
+    "Restart",
+    "ActiveEnterTimestamp",
 ]
 
 
@@ -79,65 +94,89 @@ def parents(path: str) -> list[str]:
 def units_script(gunicorn_unit: str, socket_unit: str, nginx_unit: str) -> str:
     """Step 1 and 4: unit states and properties, the unit file as systemd has it on disk, and
     systemd's own verification of it."""
-    return "\n".join([
-        systemctl_show([gunicorn_unit, socket_unit, nginx_unit], UNIT_PROPS),
-        "echo '--cat--'",
-        f"systemctl cat --no-pager {q(gunicorn_unit)} 2>&1",
-        "echo '--verify--'",
-        f"systemd-analyze verify {q(gunicorn_unit)} 2>&1 | grep -F -- {q(gunicorn_unit)} | head -n 20",
-    ])
+    return "\n".join(
+        [
+            systemctl_show([gunicorn_unit, socket_unit, nginx_unit], UNIT_PROPS),
+            "echo '--cat--'",
+            f"systemctl cat --no-pager {q(gunicorn_unit)} 2>&1",
+            "echo '--verify--'",
+            f"systemd-analyze verify {q(gunicorn_unit)} 2>&1 "
+            f"| grep -F -- {q(gunicorn_unit)} | head -n 20",
+        ]
+    )
 
 
 def journal(unit: str, socket_unit: str, since_minutes: int, lines: int = 400) -> str:
     """Step 2: the gunicorn unit's journal (gunicorn's output and systemd's words about it)."""
     # Not `-n`: combined with --since, journalctl counts lines from the start of the window.
-    return (join("journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "-u", socket_unit,
-                 "--since", f"{since_minutes} min ago") + f" | tail -n {int(lines)}")
+    return (
+        join(
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "short-iso",
+            "-u",
+            unit,
+            "-u",
+            socket_unit,
+            "--since",
+            f"{since_minutes} min ago",
+        )
+        + f" | tail -n {int(lines)}"
+    )
 
 
 def log_tail(path: str, clock_format: str, lines: int) -> str:
     """Step 2: the server's clock (to cut the window) and the end of a log file."""
-    return (f"date {q('+' + clock_format)}; echo '--log--'; "
-            f"tail -n {int(lines)} {q(path)} 2>&1")
+    return f"date {q('+' + clock_format)}; echo '--log--'; tail -n {int(lines)} {q(path)} 2>&1"
 
 
 def listener_script(socket: str) -> str:
     """Step 5: the socket file, who listens on it, and the guide's port 8000."""
-    return "\n".join([
-        f"stat -c 'type=%F owner=%U group=%G mode=%a' {q(socket)} 2>&1",
-        "echo '--listen--'",
-        f"ss -xlpnH | grep -F -- {q(' ' + socket + ' ')}",
-        "echo '--port8000--'",
-        "ss -tlnpH 'sport = :8000'",
-        "echo '--namei--'",
-        f"namei -l {q(socket)} 2>&1",
-    ])
+    return "\n".join(
+        [
+            f"stat -c 'type=%F owner=%U group=%G mode=%a' {q(socket)} 2>&1",
+            "echo '--listen--'",
+            f"ss -xlpnH | grep -F -- {q(' ' + socket + ' ')}",
+            "echo '--port8000--'",
+            "ss -tlnpH 'sport = :8000'",
+            "echo '--namei--'",
+            f"namei -l {q(socket)} 2>&1",
+        ]
+    )
 
 
 def nginx_script(site: str, sites_enabled: str = "/etc/nginx/sites-enabled") -> str:
     """Step 4: `nginx -T` (the test and the whole effective config), the site file, and which
     sites are enabled."""
-    return "\n".join([
-        "nginx -T 2>&1; echo \"--nginx-exit=$?\"",
-        "echo '--site--'",
-        f"cat {q(site)} 2>&1",
-        "echo '--enabled--'",
-        f"for f in {q(sites_enabled)}/*; do [ -e \"$f\" ] || [ -L \"$f\" ] || continue; "
-        "printf '%s -> %s\\n' \"$f\" \"$(readlink -f \"$f\")\"; done",
-    ])
+    return "\n".join(
+        [
+            'nginx -T 2>&1; echo "--nginx-exit=$?"',
+            "echo '--site--'",
+            f"cat {q(site)} 2>&1",
+            "echo '--enabled--'",
+            f'for f in {q(sites_enabled)}/*; do [ -e "$f" ] || [ -L "$f" ] || continue; '
+            'printf \'%s -> %s\\n\' "$f" "$(readlink -f "$f")"; done',
+        ]
+    )
 
 
 def permissions_script(socket: str, static_root: str) -> str:
     """Step 6: what the web server's user can reach; run *as that user* (modes alone can lie:
     ACLs, supplementary groups)."""
     dirs = sorted(set(parents(socket)) | set(parents(static_root + "/x")))
-    checks = [f"if test -x {q(d)}; then echo 'traverse ok {d}'; else echo 'traverse denied {d}'; fi"
-              for d in dirs]
-    checks.append(f"if test -w {q(socket)}; then echo 'socket writable'; "
-                  "else echo 'socket not-writable'; fi")
-    checks.append(f"find {q(static_root)} \\( -type d \\( ! -executable -o ! -readable \\) -o "
-                  "-type f ! -readable \\) -printf 'unreadable %M %u:%g %p\\n' 2>&1 | head -n 20")
-    checks.append(f"echo \"static_files=$(find {q(static_root)} -type f 2>/dev/null | wc -l)\"")
+    checks = [
+        f"if test -x {q(d)}; then echo 'traverse ok {d}'; else echo 'traverse denied {d}'; fi"
+        for d in dirs
+    ]
+    checks.append(
+        f"if test -w {q(socket)}; then echo 'socket writable'; else echo 'socket not-writable'; fi"
+    )
+    checks.append(
+        f"find {q(static_root)} \\( -type d \\( ! -executable -o ! -readable \\) -o "
+        "-type f ! -readable \\) -printf 'unreadable %M %u:%g %p\\n' 2>&1 | head -n 20"
+    )
+    checks.append(f'echo "static_files=$(find {q(static_root)} -type f 2>/dev/null | wc -l)"')
     return "\n".join(checks)
 
 
@@ -147,18 +186,22 @@ def http_script(socket: str, urls: list[str], timeout: float) -> str:
     fmt = "%{http_code} %{time_total}"
     lines = [
         "addr=$(ss -tlnpH | awk '/\"nginx\"/ {print $4}' | grep -E ':80$' | head -n1)",
-        "[ -n \"$addr\" ] || addr=$(ss -tlnpH | awk '/\"nginx\"/ {print $4; exit}')",
-        "case \"$addr\" in 0.0.0.0:*|\\*:*|\\[::\\]:*) addr=127.0.0.1:${addr##*:};; esac",
-        "echo \"nginx_addr=$addr\"",
+        '[ -n "$addr" ] || addr=$(ss -tlnpH | awk \'/"nginx"/ {print $4; exit}\')',
+        'case "$addr" in 0.0.0.0:*|\\*:*|\\[::\\]:*) addr=127.0.0.1:${addr##*:};; esac',
+        'echo "nginx_addr=$addr"',
     ]
     for url in urls:
-        lines.append(f"printf 'socket {url} %s\\n' \"$(curl -sS -o /dev/null -w {q(fmt)} "
-                     f"--max-time {timeout:g} --unix-socket {q(socket)} "
-                     f"{q('http://localhost' + url)} 2>&1 | tr '\\n' ' ')\"")
-        lines.append(f"if [ -n \"$addr\" ]; then printf 'nginx {url} %s\\n' \"$(curl -sS "
-                     f"-o /dev/null -w {q(fmt)} --max-time {timeout:g} "
-                     f"\"http://$addr\"{q(url)} 2>&1 | tr '\\n' ' ')\"; "
-                     f"else echo 'nginx {url} none no-listener'; fi")
+        lines.append(
+            f"printf 'socket {url} %s\\n' \"$(curl -sS -o /dev/null -w {q(fmt)} "
+            f"--max-time {timeout:g} --unix-socket {q(socket)} "
+            f"{q('http://localhost' + url)} 2>&1 | tr '\\n' ' ')\""
+        )
+        lines.append(
+            f'if [ -n "$addr" ]; then printf \'nginx {url} %s\\n\' "$(curl -sS '
+            f"-o /dev/null -w {q(fmt)} --max-time {timeout:g} "
+            f"\"http://$addr\"{q(url)} 2>&1 | tr '\\n' ' ')\"; "
+            f"else echo 'nginx {url} none no-listener'; fi"
+        )
     return "\n".join(lines)
 
 
@@ -167,43 +210,52 @@ def code_script(project_dir: str, remote: str, branch: str, timeout: float = 30)
     no FETCH_HEAD, no file in the checkout changes)."""
     g = lambda *a: git(project_dir, *a)  # noqa: E731
     ref = f"refs/heads/{branch}"
-    return "\n".join([
-        f"echo \"head=$({g('rev-parse', 'HEAD')} 2>&1)\"",
-        f"echo \"branch=$({g('rev-parse', '--abbrev-ref', 'HEAD')} 2>&1)\"",
-        f"remote_line=$(timeout {timeout:g} {g('ls-remote', remote, ref)} 2>&1)",
-        "echo \"ls_remote_exit=$?\"",
-        "remote_sha=$(printf '%s' \"$remote_line\" | awk 'NF==2 {print $1; exit}')",
-        "echo \"remote_sha=$remote_sha\"",
-        "[ -n \"$remote_sha\" ] || echo \"remote_error=$(printf '%s' \"$remote_line\" | tail -n1)\"",
-        "if [ -n \"$remote_sha\" ]; then",
-        f"  timeout {timeout:g} {g('fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--refmap=', remote, ref)} >/dev/null 2>&1",  # noqa: E501
-        f"  echo \"behind=$({g('rev-list', '--count')} \"HEAD..$remote_sha\" 2>/dev/null)\"",
-        f"  echo \"ahead=$({g('rev-list', '--count')} \"$remote_sha..HEAD\" 2>/dev/null)\"",
-        "  echo '--new-commits--'",
-        f"  {g('log', '--format=%h %s', '-n', '10')} \"HEAD..$remote_sha\" 2>/dev/null",
-        "fi",
-        "echo '--status--'",
-        f"{g('status', '--porcelain=v1')} 2>&1 | head -n 50",
-    ])
+    return "\n".join(
+        [
+            f'echo "head=$({g("rev-parse", "HEAD")} 2>&1)"',
+            f'echo "branch=$({g("rev-parse", "--abbrev-ref", "HEAD")} 2>&1)"',
+            f"remote_line=$(timeout {timeout:g} {g('ls-remote', remote, ref)} 2>&1)",
+            'echo "ls_remote_exit=$?"',
+            "remote_sha=$(printf '%s' \"$remote_line\" | awk 'NF==2 {print $1; exit}')",
+            'echo "remote_sha=$remote_sha"',
+            '[ -n "$remote_sha" ] || '
+            'echo "remote_error=$(printf \'%s\' "$remote_line" | tail -n1)"',
+            'if [ -n "$remote_sha" ]; then',
+            f"  timeout {timeout:g} {g('fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--refmap=', remote, ref)} >/dev/null 2>&1",  # noqa: E501
+            f'  echo "behind=$({g("rev-list", "--count")} "HEAD..$remote_sha" 2>/dev/null)"',
+            f'  echo "ahead=$({g("rev-list", "--count")} "$remote_sha..HEAD" 2>/dev/null)"',
+            "  echo '--new-commits--'",
+            f'  {g("log", "--format=%h %s", "-n", "10")} "HEAD..$remote_sha" 2>/dev/null',
+            "fi",
+            "echo '--status--'",
+            f"{g('status', '--porcelain=v1')} 2>&1 | head -n 50",
+        ]
+    )
 
 
 def required_files_script(project_dir: str, files: list[str]) -> str:
-    return "\n".join(
-        f"if test -f {q(project_dir + '/' + f)}; then echo 'present {f}'; "
-        f"else echo 'missing {f}'; fi" for f in files) or "true"
+    return (
+        "\n".join(
+            f"if test -f {q(project_dir + '/' + f)}; then echo 'present {f}'; "
+            f"else echo 'missing {f}'; fi"
+            for f in files
+        )
+        or "true"
+    )
 
 
 # The Django probe: one interpreter does the guide's step 8 (import the WSGI app as gunicorn
 # would, `check`, the migration plan, the database file) and prints one JSON line.
-DJANGO_PROBE = r'''
+DJANGO_PROBE = r"""
 import importlib, json, os, sys, traceback
 sys.path.insert(0, os.getcwd())
 out = {"python": sys.version.split()[0], "executable": sys.executable}
 def err(e):
     name = getattr(e, "name", None)
     top = (name or "").split(".")[0]
-    return {"ok": False, "type": type(e).__name__, "message": str(e).splitlines()[0] if str(e) else "",
-            "name": name, "in_project": bool(top) and (os.path.isdir(top) or os.path.isfile(top + ".py")),
+    return {"ok": False, "type": type(e).__name__,
+            "message": str(e).splitlines()[0] if str(e) else "", "name": name,
+            "in_project": bool(top) and (os.path.isdir(top) or os.path.isfile(top + ".py")),
             "traceback": traceback.format_exc().splitlines()[-15:]}
 mod, _, attr = WSGI.partition(":")
 try:
@@ -255,46 +307,55 @@ try:
 except BaseException as e:
     out["setup"] = err(e)
 print("CYNOW-PROBE " + json.dumps(out))
-'''
+"""
 
 
 def django_probe(project_dir: str, python: str, wsgi: str, timeout: float = 60) -> str:
     settings_module = wsgi.split(".")[0] + ".settings"
     script = f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\n" + DJANGO_PROBE
-    return (f"cd {q(project_dir)} && timeout {timeout:g} {q(python)} -c {q(script)} 2>&1 "
-            "| tail -n 60")
+    return (
+        f"cd {q(project_dir)} && timeout {timeout:g} {q(python)} -c {q(script)} 2>&1 | tail -n 60"
+    )
 
 
 def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float = 15) -> str:
     """Step 7 when gunicorn is down: start it by hand on a temporary socket for a few seconds,
     ask it for a page, stop it (by its PID) and remove the socket. Tells a broken app from a
     broken service setup."""
-    return "\n".join([
-        f"cd {q(project_dir)} || exit 90",
-        "tmp=$(mktemp -d /tmp/cynow-diagnose.XXXXXX)",
-        f"timeout {seconds:g} {q(venv + '/bin/gunicorn')} --workers 1 --graceful-timeout 1 "
-        f"--bind \"unix:$tmp/g.sock\" {q(wsgi)} >\"$tmp/log\" 2>&1 &",
-        "pid=$!",
-        "i=0; while [ $i -lt 100 ] && [ ! -S \"$tmp/g.sock\" ] && kill -0 $pid 2>/dev/null; do "
-        "sleep 0.05; i=$((i+1)); done",
-        "if [ -S \"$tmp/g.sock\" ]; then",
-        f"  echo \"manual_http=$(curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 "
-        f"--unix-socket \"$tmp/g.sock\" {q('http://localhost' + url)} 2>&1)\"",
-        "  kill -TERM $pid 2>/dev/null",
-        "else echo 'manual_http=none'; fi",
-        "wait $pid; echo \"manual_exit=$?\"",
-        "echo '--log--'; tail -n 40 \"$tmp/log\"",
-        "rm -rf \"$tmp\"",
-    ])
+    return "\n".join(
+        [
+            f"cd {q(project_dir)} || exit 90",
+            "tmp=$(mktemp -d /tmp/cynow-diagnose.XXXXXX)",
+            f"timeout {seconds:g} {q(venv + '/bin/gunicorn')} --workers 1 --graceful-timeout 1 "
+            f'--bind "unix:$tmp/g.sock" {q(wsgi)} >"$tmp/log" 2>&1 &',
+            "pid=$!",
+            'i=0; while [ $i -lt 100 ] && [ ! -S "$tmp/g.sock" ] && kill -0 $pid 2>/dev/null; do '
+            "sleep 0.05; i=$((i+1)); done",
+            'if [ -S "$tmp/g.sock" ]; then',
+            f"  echo \"manual_http=$(curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 "
+            f'--unix-socket "$tmp/g.sock" {q("http://localhost" + url)} 2>&1)"',
+            "  kill -TERM $pid 2>/dev/null",
+            "else echo 'manual_http=none'; fi",
+            'wait $pid; echo "manual_exit=$?"',
+            "echo '--log--'; tail -n 40 \"$tmp/log\"",
+            'rm -rf "$tmp"',
+        ]
+    )
 
 
 def path_facts(paths: list[str], users: list[str], groups: list[str]) -> str:
     """Existence of the unit's binaries and directories, and of its user and group."""
-    lines = [f"if test -d {q(p)}; then echo 'dir {p}'; elif test -x {q(p)}; then echo 'exec {p}'; "
-             f"elif test -e {q(p)}; then echo 'file {p}'; else echo 'missing {p}'; fi"
-             for p in paths]
-    lines += [f"if id -u {q(u)} >/dev/null 2>&1; then echo 'user {u}'; "
-              f"else echo 'nouser {u}'; fi" for u in users]
-    lines += [f"if getent group {q(g)} >/dev/null; then echo 'group {g}'; "
-              f"else echo 'nogroup {g}'; fi" for g in groups]
+    lines = [
+        f"if test -d {q(p)}; then echo 'dir {p}'; elif test -x {q(p)}; then echo 'exec {p}'; "
+        f"elif test -e {q(p)}; then echo 'file {p}'; else echo 'missing {p}'; fi"
+        for p in paths
+    ]
+    lines += [
+        f"if id -u {q(u)} >/dev/null 2>&1; then echo 'user {u}'; else echo 'nouser {u}'; fi"
+        for u in users
+    ]
+    lines += [
+        f"if getent group {q(g)} >/dev/null; then echo 'group {g}'; else echo 'nogroup {g}'; fi"
+        for g in groups
+    ]
     return "\n".join(lines) or "true"

@@ -7,9 +7,10 @@ down, runs it by hand on a temporary socket (guide step 7). Evaluation is pure (
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fabric import task
 from rich.markup import escape
@@ -30,42 +31,69 @@ MULTI_SCHEMA = "cynow-ops.diagnose-hosts.v1"
 
 # The guide's steps, for the report's step column.
 STEPS = {
-    1: "services", 2: "logs", 3: "gunicorn unit", 4: "nginx", 5: "socket", 6: "permissions",
-    7: "requests", 8: "django", 9: "code",
+    1: "services",
+    2: "logs",
+    3: "gunicorn unit",
+    4: "nginx",
+    5: "socket",
+    6: "permissions",
+    7: "requests",
+    8: "django",
+    9: "code",
 }
 # Which remote commands each check reads: a check's time is the slowest of them.
 SOURCES = {
-    "services": ["units"], "listener": ["listener"], "logs.gunicorn": ["journal"],
-    "logs.nginx": ["nginx_log"], "logs.django": ["django_log"], "unit": ["units", "paths"],
-    "nginx": ["nginx"], "permissions.socket": ["permissions"], "permissions.static":
-    ["permissions"], "permissions.database": ["probe"], "http.manual": ["manual"],
-    "http": ["http"], "django.required": ["required"], "django": ["probe"], "code": ["code"],
+    "services": ["units"],
+    "listener": ["listener"],
+    "logs.gunicorn": ["journal"],
+    "logs.nginx": ["nginx_log"],
+    "logs.django": ["django_log"],
+    "unit": ["units", "paths"],
+    "nginx": ["nginx"],
+    "permissions.socket": ["permissions"],
+    "permissions.static": ["permissions"],
+    "permissions.database": ["probe"],
+    "http.manual": ["manual"],
+    "http": ["http"],
+    "django.required": ["required"],
+    "django": ["probe"],
+    "code": ["code"],
 }
 
 
 def first_round(s: Settings) -> dict[str, dict]:
     """Everything steps 1-9 read, as independent commands (name -> Remote.run kwargs)."""
     return {
-        "units": dict(command=commands.units_script(s.gunicorn_unit, s.gunicorn_socket_unit,
-                                                    s.nginx_unit)),
-        "journal": dict(command=commands.journal(s.gunicorn_unit, s.gunicorn_socket_unit,
-                                                 int(s.log_window_minutes)), root=True),
-        "nginx_log": dict(command=commands.log_tail(s.nginx_error_log, logs.NGINX_CLOCK, 400),
-                          root=True),
-        "django_log": dict(command=commands.log_tail(s.django_log, logs.DJANGO_CLOCK, 300),
-                           root=True),
+        "units": dict(
+            command=commands.units_script(s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit)
+        ),
+        "journal": dict(
+            command=commands.journal(
+                s.gunicorn_unit, s.gunicorn_socket_unit, int(s.log_window_minutes)
+            ),
+            root=True,
+        ),
+        "nginx_log": dict(
+            command=commands.log_tail(s.nginx_error_log, logs.NGINX_CLOCK, 400), root=True
+        ),
+        "django_log": dict(
+            command=commands.log_tail(s.django_log, logs.DJANGO_CLOCK, 300), root=True
+        ),
         "listener": dict(command=commands.listener_script(s.socket), root=True),
         "nginx": dict(command=commands.nginx_script(s.nginx_site), root=True),
-        "permissions": dict(command=commands.permissions_script(s.socket, s.static_root),
-                            user=s.web_user),
-        "http": dict(command=commands.http_script(s.socket, s.health_urls, s.http_timeout),
-                     root=True),
-        "probe": dict(command=commands.django_probe(s.project_dir, s.python, s.wsgi),
-                      user=s.app_user),
-        "required": dict(command=commands.required_files_script(s.project_dir,
-                                                                s.required_files)),
-        "code": dict(command=commands.code_script(s.project_dir, s.git_remote, s.git_branch),
-                     user=s.app_user),
+        "permissions": dict(
+            command=commands.permissions_script(s.socket, s.static_root), user=s.web_user
+        ),
+        "http": dict(
+            command=commands.http_script(s.socket, s.health_urls, s.http_timeout), root=True
+        ),
+        "probe": dict(
+            command=commands.django_probe(s.project_dir, s.python, s.wsgi), user=s.app_user
+        ),
+        "required": dict(command=commands.required_files_script(s.project_dir, s.required_files)),
+        "code": dict(
+            command=commands.code_script(s.project_dir, s.git_remote, s.git_branch), user=s.app_user
+        ),
     }
 
 
@@ -98,28 +126,58 @@ def second_round(f: Facts, s: Settings) -> dict[str, dict]:
     paths, users, groups = unit.unit_paths(f, s)
     jobs = {"paths": dict(command=commands.path_facts(paths, users, groups))}
     if needs_manual_run(f, s):
-        jobs["manual"] = dict(command=commands.manual_run(
-            s.project_dir, s.venv, s.wsgi, s.health_urls[0] if s.health_urls else s.url_prefix),
-            user=s.app_user, timeout=60)
+        jobs["manual"] = dict(
+            command=commands.manual_run(
+                s.project_dir, s.venv, s.wsgi, s.health_urls[0] if s.health_urls else s.url_prefix
+            ),
+            user=s.app_user,
+            timeout=60,
+        )
     return jobs
 
 
 def gather(remote: Remote) -> Facts:
     s = remote.settings
-    f = parse_first_round(remote.many(first_round(s)), s)
-    out = remote.many(second_round(f, s))
+    first = remote.many(first_round(s))
+    f = parse_first_round(first, s)
+    second = remote.many(second_round(f, s))
+    parse_second_round(f, second)
+    capture(first | second)
+    return f
+
+
+def parse_second_round(f: Facts, out: dict[str, Output]) -> None:
     f.paths = unit.parse_paths(out["paths"].stdout)
     if "manual" in out:
         f.manual = http.parse_manual(out["manual"].stdout)
     f.seconds.update({name: o.seconds for name, o in out.items()})
-    return f
+
+
+def capture(outputs: dict[str, Output]) -> None:
+    """With CYNOW_OPS_CAPTURE=DIR, keep each command's raw output: the unit tests' data files
+    (tests/unit/data/diagnose) are real output captured this way from the lab."""
+    target = os.environ.get("CYNOW_OPS_CAPTURE")
+    if not target:
+        return
+    os.makedirs(target, exist_ok=True)
+    for name, o in outputs.items():
+        with open(os.path.join(target, f"{name}.out"), "w") as fh:
+            fh.write(o.stdout)
 
 
 def evaluate(f: Facts, s: Settings) -> list[CheckResult]:
     """Every check, in the guide's order of steps."""
-    checks = (services.evaluate(f, s) + listener.evaluate(f, s) + logs.evaluate(f, s)
-              + unit.evaluate(f, s) + nginx.evaluate(f, s) + permissions.evaluate(f, s)
-              + http.evaluate(f, s) + django.evaluate(f, s) + code.evaluate(f, s))
+    checks = (
+        services.evaluate(f, s)
+        + listener.evaluate(f, s)
+        + logs.evaluate(f, s)
+        + unit.evaluate(f, s)
+        + nginx.evaluate(f, s)
+        + permissions.evaluate(f, s)
+        + http.evaluate(f, s)
+        + django.evaluate(f, s)
+        + code.evaluate(f, s)
+    )
     for c in checks:
         key = next((k for k in SOURCES if c.id == k or c.id.startswith(k + ".")), None)
         if key is None:
@@ -144,14 +202,20 @@ class Report:
         return int(ExitCode.OK if self.verdict.healthy else ExitCode.PROBLEM)
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA, "host": self.host, "target": self.target,
-                "started": self.started, "seconds": round(self.seconds, 3),
-                "exit_code": self.exit_code, "verdict": self.verdict.to_json(),
-                "checks": [c.to_json() for c in self.checks]}
+        return {
+            "schema": SCHEMA,
+            "host": self.host,
+            "target": self.target,
+            "started": self.started,
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+            "verdict": self.verdict.to_json(),
+            "checks": [c.to_json() for c in self.checks],
+        }
 
 
 def diagnose_host(remote: Remote) -> Report:
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     s = remote.settings
     facts = gather(remote)
@@ -161,8 +225,13 @@ def diagnose_host(remote: Remote) -> Report:
 
 
 def unreachable(host: str, s: Settings, error: ConnectError, started: str) -> Report:
-    v = Verdict("unreachable", CAUSES["unreachable"], [error.message], [error.message],
-                ["check the address, your key (-i) and known_hosts, then retry"])
+    v = Verdict(
+        "unreachable",
+        CAUSES["unreachable"],
+        [error.message],
+        [error.message],
+        ["check the address, your key (-i) and known_hosts, then retry"],
+    )
     return Report(host, s.target, v, [], 0.0, started)
 
 
@@ -179,8 +248,9 @@ def render(r: Report) -> None:
         table.add_column("result", ratio=1)
         table.add_column("time", justify="right", style="dim")
         for c in r.checks:
-            table.add_row(str(c.step), escape(c.title), MARK[c.status], escape(c.summary),
-                          f"{c.seconds:.2f}s")
+            table.add_row(
+                str(c.step), escape(c.title), MARK[c.status], escape(c.summary), f"{c.seconds:.2f}s"
+            )
         console.print(table)
     else:
         console.print(f"[bold]{escape(title)}[/]")
@@ -213,7 +283,7 @@ def diagnose(c, target=None, json=False):
     settings = load(c, target)
     reports = []
     for host in target_hosts(c, settings):
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        started = datetime.now(UTC).isoformat(timespec="seconds")
         remote = Remote(make_connection(host, c.config, settings), settings)
         try:
             if json or not console.is_terminal:

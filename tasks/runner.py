@@ -115,16 +115,24 @@ class Remote:
             ) from None
         return Output(command, r.stdout, r.stderr, r.exited, time.monotonic() - start)
 
-    def _execute(self, wrapped: str, via_fabric_sudo: bool, user: str | None,
-                 timeout: float | None):
+    def _execute(
+        self, wrapped: str, via_fabric_sudo: bool, user: str | None, timeout: float | None
+    ):
         for attempt in range(CHANNEL_RETRIES + 1):
             try:
                 if via_fabric_sudo:
-                    return self.conn.sudo(wrapped, user=user or "root",
-                                          password=self.sudo_password, hide=True, warn=True,
-                                          in_stream=False, timeout=timeout)
-                return self.conn.run(wrapped, hide=True, warn=True, in_stream=False,
-                                     timeout=timeout)
+                    return self.conn.sudo(
+                        wrapped,
+                        user=user or "root",
+                        password=self.sudo_password,
+                        hide=True,
+                        warn=True,
+                        in_stream=False,
+                        timeout=timeout,
+                    )
+                return self.conn.run(
+                    wrapped, hide=True, warn=True, in_stream=False, timeout=timeout
+                )
             except paramiko.ChannelException:
                 if attempt == CHANNEL_RETRIES:
                     raise

@@ -88,21 +88,36 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
             steps.append("systemd gives up: start-limit-hit")
         elif active in ("failed", "inactive") and cause not in ("stale_socket",):
             status = g.get("ExecMainStatus", "0")
-            steps.append(f"gunicorn master exits (Active: {active}"
-                         + (f", status={status})" if status not in ("", "0") else ")"))
+            steps.append(
+                f"gunicorn master exits (Active: {active}"
+                + (f", status={status})" if status not in ("", "0") else ")")
+            )
     li = facts.listener
     if not li.get("exists") and cause not in ("socket_path_mismatch",):
         steps.append(f"socket {s.socket} gone")
-    nginx_line = _last(nginx, "nginx_enoent", "nginx_eacces", "nginx_refused", "nginx_backlog",
-                       "nginx_premature", "nginx_timeout", "nginx_static_eacces")
+    nginx_line = _last(
+        nginx,
+        "nginx_enoent",
+        "nginx_eacces",
+        "nginx_refused",
+        "nginx_backlog",
+        "nginx_premature",
+        "nginx_timeout",
+        "nginx_static_eacces",
+    )
     if nginx_line:
         text = nginx_line.line
         start = text.find("connect()") if "connect()" in text else text.find("] ") + 2
-        steps.append("nginx: " + text[max(start, 0):].split(", client:")[0])
+        steps.append("nginx: " + text[max(start, 0) :].split(", client:")[0])
     for url, reply in facts.http.get("nginx", {}).items():
         if reply.get("code") and not http_check.ok_code(reply["code"]):
-            label = {502: "Bad Gateway", 504: "Gateway Timeout", 500: "Internal Server Error",
-                     403: "Forbidden", 404: "Not Found"}.get(reply["code"], "")
+            label = {
+                502: "Bad Gateway",
+                504: "Gateway Timeout",
+                500: "Internal Server Error",
+                403: "Forbidden",
+                404: "Not Found",
+            }.get(reply["code"], "")
             steps.append(f"{reply['code']} {label} for GET {url}".replace("  ", " "))
             break
     return steps
@@ -111,10 +126,15 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
 def decide(findings: list[Finding], facts: Facts, s: Settings) -> Verdict:
     merged = merge(findings)
     if not merged and http_check.nginx_failed(facts):
-        ev = [f"GET {u} through nginx -> {http_check.describe(r)}"
-              for u, r in facts.http.get("nginx", {}).items()]
-        merged["unknown"] = Finding("unknown", ev, [
-            "read every check above (fab diagnose --json has them all) and the logs"])
+        ev = [
+            f"GET {u} through nginx -> {http_check.describe(r)}"
+            for u, r in facts.http.get("nginx", {}).items()
+        ]
+        merged["unknown"] = Finding(
+            "unknown",
+            ev,
+            ["read every check above (fab diagnose --json has them all) and the logs"],
+        )
     if not merged:
         return Verdict("healthy", CAUSES["healthy"])
     ranked = sorted(merged.values(), key=lambda f: PRIORITY.index(f.cause))
@@ -132,8 +152,10 @@ def decide(findings: list[Finding], facts: Facts, s: Settings) -> Verdict:
         chain=chain(first.cause, head, facts, s),
         evidence=first.evidence + _log_evidence(first.cause, facts, first.evidence),
         fix=fix,
-        also=[{"cause": f.cause, "title": CAUSES[f.cause], "evidence": f.evidence[:3],
-               "fix": f.fix} for f in rest],
+        also=[
+            {"cause": f.cause, "title": CAUSES[f.cause], "evidence": f.evidence[:3], "fix": f.fix}
+            for f in rest
+        ],
     )
 
 
@@ -142,8 +164,14 @@ def _log_evidence(cause: str, facts: Facts, already: list[str]) -> list[str]:
     lines = []
     keys = {
         "code_outdated": ("module_not_found", "import_error", "worker_boot", "nginx_enoent"),
-        "app_import_error": ("module_not_found", "import_error", "syntax_error", "worker_boot",
-                             "app_load", "nginx_enoent"),
+        "app_import_error": (
+            "module_not_found",
+            "import_error",
+            "syntax_error",
+            "worker_boot",
+            "app_load",
+            "nginx_enoent",
+        ),
         "missing_dependency": ("module_not_found", "worker_boot", "nginx_enoent"),
         "settings_error": ("improperly_configured", "worker_boot", "nginx_enoent"),
         "migrations_pending": ("no_such_table", "unapplied"),
@@ -157,15 +185,19 @@ def _log_evidence(cause: str, facts: Facts, already: list[str]) -> list[str]:
         "unit_file_invalid": ("exec_failed", "nginx_enoent"),
         "static_unreadable": ("nginx_static_eacces",),
     }.get(cause, ())
-    for source, log in (("journal", facts.journal), ("nginx", facts.nginx_log),
-                        ("django", facts.django_log)):
+    for source, log in (
+        ("journal", facts.journal),
+        ("nginx", facts.nginx_log),
+        ("django", facts.django_log),
+    ):
         matches = [m for m in catalogue.match_lines(log) if m.entry.key in keys]
         newest = {}
         for m in matches:
             newest[m.entry.key] = m
         for m in newest.values():
             line = f"{source}: {m.line.strip()}"
-            said = [a.split(": ", 1)[-1] for a in already]
-            if not any(a and a in m.line for a in said) and line not in lines:
+            # Skip a log line the evidence already quotes (long quotes only: "1" is in any line).
+            said = [a.split(": ", 1)[-1] for a in already if len(a) >= 24]
+            if not any(a in m.line for a in said) and line not in lines:
                 lines.append(line)
     return lines[:6]

@@ -27,23 +27,52 @@ def evaluate(facts: Facts, s: Settings) -> list:
     ref = f"{s.git_remote}/{s.git_branch}"
     out = []
     if not c.get("remote_sha"):
-        out.append(result("code.origin", 9, f"deployed commit vs {ref}", WARN,
-                          f"could not read {ref}: {c.get('remote_error') or 'no answer'}",
-                          [f"HEAD {c.get('head', '')[:12]}"]))
+        out.append(
+            result(
+                "code.origin",
+                9,
+                f"deployed commit vs {ref}",
+                WARN,
+                f"could not read {ref}: {c.get('remote_error') or 'no answer'}",
+                [f"HEAD {c.get('head', '')[:12]}"],
+            )
+        )
     elif c.get("behind"):
-        out.append(result("code.origin", 9, f"deployed commit vs {ref}", WARN,
-                          f"{c['behind']} commit(s) behind {ref}: the server does not run the "
-                          "latest code", [f"HEAD {c['head'][:12]}, {ref} {c['remote_sha'][:12]}"]
-                          + c.get("new_commits", [])[:5]))
+        out.append(
+            result(
+                "code.origin",
+                9,
+                f"deployed commit vs {ref}",
+                WARN,
+                f"{c['behind']} commit(s) behind {ref}: the server does not run the latest code",
+                [f"HEAD {c['head'][:12]}, {ref} {c['remote_sha'][:12]}"]
+                + c.get("new_commits", [])[:5],
+            )
+        )
     else:
         extra = f", {c['ahead']} ahead" if c.get("ahead") else ""
-        out.append(result("code.origin", 9, f"deployed commit vs {ref}", OK,
-                          f"up to date at {c['head'][:12]} ({c.get('branch')}){extra}"))
+        out.append(
+            result(
+                "code.origin",
+                9,
+                f"deployed commit vs {ref}",
+                OK,
+                f"up to date at {c['head'][:12]} ({c.get('branch')}){extra}",
+            )
+        )
     if c.get("status"):
-        out.append(result("code.worktree", 9, "uncommitted changes on the server", WARN,
-                          f"{len(c['status'])} changed file(s) in the checkout",
-                          c["status"][:8]))
+        out.append(
+            result(
+                "code.worktree",
+                9,
+                "uncommitted changes on the server",
+                WARN,
+                f"{len(c['status'])} changed file(s) in the checkout",
+                c["status"][:8],
+            )
+        )
     else:
-        out.append(result("code.worktree", 9, "uncommitted changes on the server", OK,
-                          "clean checkout"))
+        out.append(
+            result("code.worktree", 9, "uncommitted changes on the server", OK, "clean checkout")
+        )
     return out

@@ -5,8 +5,14 @@ from __future__ import annotations
 from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, result
 from tasks.settings import Settings
 
-IMPORT_ERRORS = {"ModuleNotFoundError", "ImportError", "SyntaxError", "IndentationError",
-                 "NameError", "AttributeError"}
+IMPORT_ERRORS = {
+    "ModuleNotFoundError",
+    "ImportError",
+    "SyntaxError",
+    "IndentationError",
+    "NameError",
+    "AttributeError",
+}
 
 
 def parse_probe(stdout: str) -> dict:
@@ -14,7 +20,7 @@ def parse_probe(stdout: str) -> dict:
 
     for line in reversed(stdout.splitlines()):
         if line.startswith("CYNOW-PROBE "):
-            return json.loads(line[len("CYNOW-PROBE "):])
+            return json.loads(line[len("CYNOW-PROBE ") :])
     return {"unavailable": stdout.strip().splitlines()[-3:] if stdout.strip() else ["no output"]}
 
 
@@ -28,25 +34,42 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
     ev = [line] + [ln for ln in error.get("traceback", []) if ln.startswith('  File "')][-2:]
     restart = f"sudo systemctl restart {s.gunicorn_unit}"
     if error.get("type") == "ImproperlyConfigured":
-        return Finding("settings_error", ev, [
-            "set what the message asks for (environment file or settings), then " + restart])
+        return Finding(
+            "settings_error",
+            ev,
+            ["set what the message asks for (environment file or settings), then " + restart],
+        )
     if error.get("type") == "ModuleNotFoundError" and not error.get("in_project"):
         module = (error.get("name") or "").split(".")[0]
-        return Finding("missing_dependency", ev, [
-            f"cd {project_dir} && sudo -u {s.app_user} {s.venv}/bin/pip install -r "
-            f"requirements.txt  # add {module} there first if it is not listed",
-            restart])
+        return Finding(
+            "missing_dependency",
+            ev,
+            [
+                f"cd {project_dir} && sudo -u {s.app_user} {s.venv}/bin/pip install -r "
+                f"requirements.txt  # add {module} there first if it is not listed",
+                restart,
+            ],
+        )
     if behind > 0 and error.get("type") in IMPORT_ERRORS:
-        return Finding("code_outdated", ev + [
-            f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"], [
-            f"cd {project_dir} && sudo -u {s.app_user} git pull --ff-only {s.git_remote} "
-            f"{s.git_branch}",
-            f"sudo -u {s.app_user} {s.python} manage.py migrate --noinput",
-            f"sudo -u {s.app_user} {s.python} manage.py collectstatic --noinput",
-            restart])
-    return Finding("app_import_error", ev, [
-        "fix the code the traceback names, push it to "
-        f"{s.git_remote}/{s.git_branch}, then pull it on the server and " + restart])
+        return Finding(
+            "code_outdated",
+            ev + [f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"],
+            [
+                f"cd {project_dir} && sudo -u {s.app_user} git pull --ff-only {s.git_remote} "
+                f"{s.git_branch}",
+                f"sudo -u {s.app_user} {s.python} manage.py migrate --noinput",
+                f"sudo -u {s.app_user} {s.python} manage.py collectstatic --noinput",
+                restart,
+            ],
+        )
+    return Finding(
+        "app_import_error",
+        ev,
+        [
+            "fix the code the traceback names, push it to "
+            f"{s.git_remote}/{s.git_branch}, then pull it on the server and " + restart
+        ],
+    )
 
 
 def evaluate(facts: Facts, s: Settings) -> list:
@@ -55,31 +78,82 @@ def evaluate(facts: Facts, s: Settings) -> list:
     out = []
     if "python" not in p:
         ev = p.get("unavailable", [])
-        out.append(result("django.python", 8, "venv python", FAIL,
-                          f"{s.python} did not run: {ev[-1] if ev else '?'}", ev))
-        return out + [result(f"django.{k}", 8, t, SKIPPED, "venv python did not run")
-                      for k, t in (("wsgi", f"import {s.wsgi}"), ("check", "manage.py check"),
-                                   ("migrations", "migrations applied"))] + _required(facts, s)
-    out.append(result("django.python", 8, "venv python", OK,
-                      f"Python {p['python']}, Django {p.get('django', '?')}", [p["executable"]]))
+        out.append(
+            result(
+                "django.python",
+                8,
+                "venv python",
+                FAIL,
+                f"{s.python} did not run: {ev[-1] if ev else '?'}",
+                ev,
+            )
+        )
+        return (
+            out
+            + [
+                result(f"django.{k}", 8, t, SKIPPED, "venv python did not run")
+                for k, t in (
+                    ("wsgi", f"import {s.wsgi}"),
+                    ("check", "manage.py check"),
+                    ("migrations", "migrations applied"),
+                )
+            ]
+            + _required(facts, s)
+        )
+    out.append(
+        result(
+            "django.python",
+            8,
+            "venv python",
+            OK,
+            f"Python {p['python']}, Django {p.get('django', '?')}",
+            [p["executable"]],
+        )
+    )
     w = p.get("wsgi", {})
     if w.get("ok"):
         out.append(result("django.wsgi", 8, f"import {s.wsgi}", OK, "imports cleanly"))
     else:
         f = classify(w, behind, s, s.project_dir)
-        out.append(result("django.wsgi", 8, f"import {s.wsgi}", FAIL, _exc_line(w),
-                          w.get("traceback", [])[-6:], [f]))
+        out.append(
+            result(
+                "django.wsgi",
+                8,
+                f"import {s.wsgi}",
+                FAIL,
+                _exc_line(w),
+                w.get("traceback", [])[-6:],
+                [f],
+            )
+        )
     setup = p.get("setup")
     c = p.get("check")
     if setup:
-        out.append(result("django.check", 8, "manage.py check", FAIL, _exc_line(setup),
-                          setup.get("traceback", [])[-4:]))
+        out.append(
+            result(
+                "django.check",
+                8,
+                "manage.py check",
+                FAIL,
+                _exc_line(setup),
+                setup.get("traceback", [])[-4:],
+            )
+        )
     elif c and c.get("ok"):
-        out.append(result("django.check", 8, "manage.py check", OK,
-                          (c.get("output") or ["no issues"])[-1]))
+        out.append(
+            result("django.check", 8, "manage.py check", OK, (c.get("output") or ["no issues"])[-1])
+        )
     elif c:
-        out.append(result("django.check", 8, "manage.py check", FAIL, _exc_line(c),
-                          c.get("traceback", [])[-6:]))
+        out.append(
+            result(
+                "django.check",
+                8,
+                "manage.py check",
+                FAIL,
+                _exc_line(c),
+                c.get("traceback", [])[-6:],
+            )
+        )
     out.append(_migrations(p, s))
     return out + _required(facts, s)
 
@@ -90,17 +164,37 @@ def _migrations(p: dict, s: Settings):
     db = p.get("database", {})
     if db and "sqlite" in db.get("engine", "") and not db.get("exists"):
         ev = [f"{db.get('name')} does not exist: no table has been created"]
-        return result("django.migrations", 8, title, FAIL, ev[0], ev,
-                      [Finding("migrations_pending", ev, [migrate])])
+        return result(
+            "django.migrations",
+            8,
+            title,
+            FAIL,
+            ev[0],
+            ev,
+            [Finding("migrations_pending", ev, [migrate])],
+        )
     if "unapplied" not in p:
         e = p.get("migrations_error")
-        return result("django.migrations", 8, title, SKIPPED if not e else WARN,
-                      _exc_line(e) if e else "Django did not load")
+        return result(
+            "django.migrations",
+            8,
+            title,
+            SKIPPED if not e else WARN,
+            _exc_line(e) if e else "Django did not load",
+        )
     if p["unapplied"]:
-        ev = [f"You have {len(p['unapplied'])} unapplied migration(s): "
-              + ", ".join(p["unapplied"])]
-        return result("django.migrations", 8, title, FAIL, ev[0], ev,
-                      [Finding("migrations_pending", ev, [migrate])])
+        ev = [
+            f"You have {len(p['unapplied'])} unapplied migration(s): " + ", ".join(p["unapplied"])
+        ]
+        return result(
+            "django.migrations",
+            8,
+            title,
+            FAIL,
+            ev[0],
+            ev,
+            [Finding("migrations_pending", ev, [migrate])],
+        )
     return result("django.migrations", 8, title, OK, "no unapplied migrations")
 
 
@@ -114,10 +208,19 @@ def _required(facts: Facts, s: Settings) -> list:
         behind = int(facts.code.get("behind") or 0)
         findings = []
         if behind:
-            findings.append(Finding("code_outdated", ev + [
-                f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"], [
-                f"cd {s.project_dir} && sudo -u {s.app_user} git pull --ff-only {s.git_remote} "
-                f"{s.git_branch}", f"sudo systemctl restart {s.gunicorn_unit}"]))
+            findings.append(
+                Finding(
+                    "code_outdated",
+                    ev
+                    + [f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"],
+                    [
+                        f"cd {s.project_dir} && sudo -u {s.app_user} git pull --ff-only "
+                        f"{s.git_remote} "
+                        f"{s.git_branch}",
+                        f"sudo systemctl restart {s.gunicorn_unit}",
+                    ],
+                )
+            )
         return [result("django.required", 8, "required files", FAIL, ev[0], ev, findings)]
     return [result("django.required", 8, "required files", OK, ", ".join(req))]
 

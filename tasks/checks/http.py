@@ -17,8 +17,11 @@ def parse_reply(text: str) -> dict:
     m = _CODE.search(text)
     code = int(m.group(1)) if m else 0
     err = _CURL_ERR.search(text)
-    return {"code": code, "seconds": float(m.group(2)) if m else None,
-            "error": err.group(1).strip() if err else ("" if code else text.strip())}
+    return {
+        "code": code,
+        "seconds": float(m.group(2)) if m else None,
+        "error": err.group(1).strip() if err else ("" if code else text.strip()),
+    }
 
 
 def parse_http(stdout: str) -> dict:
@@ -30,8 +33,11 @@ def parse_http(stdout: str) -> dict:
         via, _, rest = line.partition(" ")
         if via in ("socket", "nginx"):
             url, _, reply = rest.partition(" ")
-            out[via][url] = parse_reply(reply) if reply != "none no-listener" else {
-                "code": 0, "seconds": None, "error": "nginx listens on no TCP port"}
+            out[via][url] = (
+                parse_reply(reply)
+                if reply != "none no-listener"
+                else {"code": 0, "seconds": None, "error": "nginx listens on no TCP port"}
+            )
     return out
 
 
@@ -39,8 +45,12 @@ def parse_manual(stdout: str) -> dict:
     sec = parse.sections(stdout, ["--log--"])
     kv = parse.key_values(sec[""])
     raw = kv.get("manual_http", "none")
-    return {"http": int(raw) if raw.isdigit() else 0, "http_raw": raw,
-            "exit": kv.get("manual_exit", ""), "log": sec["--log--"].splitlines()}
+    return {
+        "http": int(raw) if raw.isdigit() else 0,
+        "http_raw": raw,
+        "exit": kv.get("manual_exit", ""),
+        "log": sec["--log--"].splitlines(),
+    }
 
 
 def ok_code(code: int) -> bool:
@@ -49,8 +59,11 @@ def ok_code(code: int) -> bool:
 
 def describe(reply: dict) -> str:
     if reply.get("code"):
-        return f"{reply['code']} in {reply['seconds']:.2f}s" if reply.get("seconds") is not None \
+        return (
+            f"{reply['code']} in {reply['seconds']:.2f}s"
+            if reply.get("seconds") is not None
             else str(reply["code"])
+        )
     return reply.get("error") or "no answer"
 
 
@@ -76,14 +89,37 @@ def evaluate(facts: Facts, s: Settings) -> list:
     out += _via(facts, "nginx", f"request through nginx ({addr})", "http.nginx")
     m = facts.manual
     if m is None:
-        out.append(result("http.manual", 7, "gunicorn run by hand", SKIPPED,
-                          "not needed: the service's gunicorn answers"))
+        out.append(
+            result(
+                "http.manual",
+                7,
+                "gunicorn run by hand",
+                SKIPPED,
+                "not needed: the service's gunicorn answers",
+            )
+        )
     elif ok_code(m["http"]):
-        out.append(result("http.manual", 7, "gunicorn run by hand", OK,
-                          f"answers {m['http']} on a temporary socket: Django is fine, the "
-                          "service setup is not", m["log"][-3:]))
+        out.append(
+            result(
+                "http.manual",
+                7,
+                "gunicorn run by hand",
+                OK,
+                f"answers {m['http']} on a temporary socket: Django is fine, the "
+                "service setup is not",
+                m["log"][-3:],
+            )
+        )
     else:
         tail = [ln for ln in m["log"] if ln.strip()][-8:]
-        out.append(result("http.manual", 7, "gunicorn run by hand", FAIL,
-                          f"fails too (exit {m['exit'] or '?'}): Django itself is broken", tail))
+        out.append(
+            result(
+                "http.manual",
+                7,
+                "gunicorn run by hand",
+                FAIL,
+                f"fails too (exit {m['exit'] or '?'}): Django itself is broken",
+                tail,
+            )
+        )
     return out

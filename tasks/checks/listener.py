@@ -34,34 +34,89 @@ def evaluate(facts: Facts, s: Settings) -> list:
     title = f"socket {s.socket}"
     out = []
     if not li.get("exists"):
-        out.append(result("listener.socket", 5, title, FAIL,
-                          "no socket file: nothing serves the path nginx connects to",
-                          [li.get("error", "")]))
+        out.append(
+            result(
+                "listener.socket",
+                5,
+                title,
+                FAIL,
+                "no socket file: nothing serves the path nginx connects to",
+                [li.get("error", "")],
+            )
+        )
     elif li.get("type") != "socket":
-        out.append(result("listener.socket", 5, title, FAIL, f"exists but is a {li.get('type')}",
-                          [f"{s.socket}: {li.get('type')}"],
-                          [Finding("stale_socket", [f"{s.socket} is a {li.get('type')}, not a "
-                                                    "socket"],
-                                   [f"sudo rm -f {s.socket}", f"sudo systemctl restart "
-                                                               f"{s.gunicorn_unit}"])]))
+        out.append(
+            result(
+                "listener.socket",
+                5,
+                title,
+                FAIL,
+                f"exists but is a {li.get('type')}",
+                [f"{s.socket}: {li.get('type')}"],
+                [
+                    Finding(
+                        "stale_socket",
+                        [f"{s.socket} is a {li.get('type')}, not a socket"],
+                        [f"sudo rm -f {s.socket}", f"sudo systemctl restart {s.gunicorn_unit}"],
+                    )
+                ],
+            )
+        )
     elif not li.get("listening"):
-        ev = [f"{s.socket}: socket {li.get('owner')}:{li.get('group')} {li.get('mode')}",
-              "ss -xl: no process listens on it"]
-        out.append(result("listener.socket", 5, title, FAIL,
-                          "stale: the file exists but nobody listens (master killed?)", ev,
-                          [Finding("stale_socket", ev, [
-                              f"sudo rm -f {s.socket}",
-                              f"sudo systemctl restart {s.gunicorn_unit}"])]))
+        ev = [
+            f"{s.socket}: socket {li.get('owner')}:{li.get('group')} {li.get('mode')}",
+            "ss -xl: no process listens on it",
+        ]
+        out.append(
+            result(
+                "listener.socket",
+                5,
+                title,
+                FAIL,
+                "stale: the file exists but nobody listens (master killed?)",
+                ev,
+                [
+                    Finding(
+                        "stale_socket",
+                        ev,
+                        [f"sudo rm -f {s.socket}", f"sudo systemctl restart {s.gunicorn_unit}"],
+                    )
+                ],
+            )
+        )
     else:
         who = ", ".join(f"{name} (pid {pid})" for name, pid in li.get("owners", [])[:1])
-        out.append(result("listener.socket", 5, title, OK,
-                          f"socket {li.get('owner')}:{li.get('group')} {li.get('mode')}, "
-                          f"listened by {who or 'a process'}", li.get("listen_lines", [])[:2]))
+        out.append(
+            result(
+                "listener.socket",
+                5,
+                title,
+                OK,
+                f"socket {li.get('owner')}:{li.get('group')} {li.get('mode')}, "
+                f"listened by {who or 'a process'}",
+                li.get("listen_lines", [])[:2],
+            )
+        )
     port = li.get("port8000", [])
     if port:
-        out.append(result("listener.port8000", 1, "TCP port 8000", WARN if port else OK,
-                          "something listens on :8000 (a gunicorn run by hand?)", port))
+        out.append(
+            result(
+                "listener.port8000",
+                1,
+                "TCP port 8000",
+                WARN if port else OK,
+                "something listens on :8000 (a gunicorn run by hand?)",
+                port,
+            )
+        )
     else:
-        out.append(result("listener.port8000", 1, "TCP port 8000", SKIPPED,
-                          "nothing on :8000; the unit binds a unix socket"))
+        out.append(
+            result(
+                "listener.port8000",
+                1,
+                "TCP port 8000",
+                SKIPPED,
+                "nothing on :8000; the unit binds a unix socket",
+            )
+        )
     return out

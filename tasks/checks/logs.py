@@ -70,11 +70,17 @@ def timeout_findings(matches: list, s: Settings) -> list[Finding]:
     hits = [m for m in matches if m.entry.cause == "worker_timeout"]
     if not hits:
         return []
-    return [Finding("worker_timeout", evidence(hits), [
-        "find the slow request in the nginx log lines above and make that view faster",
-        f"only if it must be slow: raise --timeout in the unit ({s.gunicorn_unit}) and "
-        "proxy_read_timeout in the nginx site together",
-    ])]
+    return [
+        Finding(
+            "worker_timeout",
+            evidence(hits),
+            [
+                "find the slow request in the nginx log lines above and make that view faster",
+                f"only if it must be slow: raise --timeout in the unit ({s.gunicorn_unit}) and "
+                "proxy_read_timeout in the nginx site together",
+            ],
+        )
+    ]
 
 
 def _check(id, title, lines, sources, s, window):
@@ -82,12 +88,22 @@ def _check(id, title, lines, sources, s, window):
     if not lines:
         return result(id, 2, title, OK, f"no lines in the last {window:g} min"), matches
     if not matches:
-        return result(id, 2, title, OK,
-                      f"{len(lines)} lines in the last {window:g} min, none from the catalogue"
-                      ), matches
-    return result(id, 2, title, FAIL if len(matches) else WARN,
-                  f"{len(matches)} known error lines: {summarise(matches)}",
-                  evidence(matches), timeout_findings(matches, s)), matches
+        return result(
+            id,
+            2,
+            title,
+            OK,
+            f"{len(lines)} lines in the last {window:g} min, none from the catalogue",
+        ), matches
+    return result(
+        id,
+        2,
+        title,
+        FAIL if len(matches) else WARN,
+        f"{len(matches)} known error lines: {summarise(matches)}",
+        evidence(matches),
+        timeout_findings(matches, s),
+    ), matches
 
 
 def evaluate(facts: Facts, s: Settings) -> list:

@@ -16,7 +16,7 @@ def parse_permissions(stdout: str) -> dict:
         elif line.startswith("socket "):
             out["socket_writable"] = line.endswith(" writable")
         elif line.startswith("unreadable "):
-            out["unreadable"].append(line[len("unreadable "):])
+            out["unreadable"].append(line[len("unreadable ") :])
         elif line.startswith("static_files="):
             out["static_files"] = int(line.split("=", 1)[1] or 0)
         elif line.startswith("find: "):
@@ -43,25 +43,55 @@ def socket_access(facts: Facts, s: Settings):
     title = f"{s.web_user} reaches the socket"
     blocked = _blocked(p.get("traverse", {}), s.socket)
     if blocked:
-        ev = [f"{s.web_user} cannot traverse {_mode_of(facts.listener.get('namei', []), d)}"
-              for d in blocked]
+        ev = [
+            f"{s.web_user} cannot traverse {_mode_of(facts.listener.get('namei', []), d)}"
+            for d in blocked
+        ]
         fix = [f"sudo chmod o+x {d}  # or chgrp {s.app_group} + g+x" for d in blocked]
-        return result("permissions.socket", 6, title, FAIL, ev[0], ev,
-                      [Finding("socket_permission_denied", ev, fix)])
+        return result(
+            "permissions.socket",
+            6,
+            title,
+            FAIL,
+            ev[0],
+            ev,
+            [Finding("socket_permission_denied", ev, fix)],
+        )
     if facts.listener.get("exists") and p.get("socket_writable") is False:
         li = facts.listener
-        ev = [f"{s.socket}: {li.get('owner')}:{li.get('group')} mode {li.get('mode')}: "
-              f"{s.web_user} cannot write (connect to) it"]
-        return result("permissions.socket", 6, title, FAIL, ev[0], ev,
-                      [Finding("socket_permission_denied", ev,
-                               [f"sudo chgrp {s.app_group} {s.socket} && sudo chmod 660 "
-                                f"{s.socket}", "or set the unit's Group and --umask so it is "
-                                "created that way"])])
+        ev = [
+            f"{s.socket}: {li.get('owner')}:{li.get('group')} mode {li.get('mode')}: "
+            f"{s.web_user} cannot write (connect to) it"
+        ]
+        return result(
+            "permissions.socket",
+            6,
+            title,
+            FAIL,
+            ev[0],
+            ev,
+            [
+                Finding(
+                    "socket_permission_denied",
+                    ev,
+                    [
+                        f"sudo chgrp {s.app_group} {s.socket} && sudo chmod 660 {s.socket}",
+                        "or set the unit's Group and --umask so it is created that way",
+                    ],
+                )
+            ],
+        )
     if not facts.listener.get("exists"):
-        return result("permissions.socket", 6, title, OK,
-                      "every parent directory is traversable (no socket file to test)")
-    return result("permissions.socket", 6, title, OK,
-                  "every parent directory traversable, socket writable")
+        return result(
+            "permissions.socket",
+            6,
+            title,
+            OK,
+            "every parent directory is traversable (no socket file to test)",
+        )
+    return result(
+        "permissions.socket", 6, title, OK, "every parent directory traversable, socket writable"
+    )
 
 
 def static_access(facts: Facts, s: Settings):
@@ -72,43 +102,73 @@ def static_access(facts: Facts, s: Settings):
     if blocked or bad:
         ev = [f"{s.web_user} cannot traverse {d}" for d in blocked] + bad[:8]
         fix = [f"sudo chmod o+x {d}" for d in blocked] + (
-            [f"sudo chmod -R o+rX {s.static_root}"] if bad else [])
-        return result("permissions.static", 6, title, FAIL, ev[0], ev,
-                      [Finding("static_unreadable", ev, fix)])
+            [f"sudo chmod -R o+rX {s.static_root}"] if bad else []
+        )
+        return result(
+            "permissions.static", 6, title, FAIL, ev[0], ev, [Finding("static_unreadable", ev, fix)]
+        )
     if any("No such file" in e for e in p.get("errors", [])) or not p.get("static_files"):
-        return result("permissions.static", 6, title, WARN,
-                      f"{s.static_root} is missing or empty: collectstatic has not run",
-                      p.get("errors", [])[:2])
-    return result("permissions.static", 6, title, OK,
-                  f"{p.get('static_files')} files under {s.static_root}, all readable")
+        return result(
+            "permissions.static",
+            6,
+            title,
+            WARN,
+            f"{s.static_root} is missing or empty: collectstatic has not run",
+            p.get("errors", [])[:2],
+        )
+    return result(
+        "permissions.static",
+        6,
+        title,
+        OK,
+        f"{p.get('static_files')} files under {s.static_root}, all readable",
+    )
 
 
 def database_access(facts: Facts, s: Settings):
     db = facts.probe.get("database")
     title = f"{s.app_user} writes the database"
     if not db:
-        return result("permissions.database", 6, title, SKIPPED,
-                      "unknown: Django settings did not load")
+        return result(
+            "permissions.database", 6, title, SKIPPED, "unknown: Django settings did not load"
+        )
     if "sqlite" not in db.get("engine", ""):
-        return result("permissions.database", 6, title, SKIPPED,
-                      f"{db.get('engine')}: not a file database")
+        return result(
+            "permissions.database", 6, title, SKIPPED, f"{db.get('engine')}: not a file database"
+        )
     if not db.get("exists"):
-        return result("permissions.database", 6, title, WARN,
-                      f"{db['name']} does not exist (migrate creates it)")
+        return result(
+            "permissions.database",
+            6,
+            title,
+            WARN,
+            f"{db['name']} does not exist (migrate creates it)",
+        )
     problems = []
     if not db.get("writable"):
-        problems.append(f"{db['name']} ({db.get('file_stat', '?')}) is not writable by "
-                        f"{s.app_user}")
+        problems.append(
+            f"{db['name']} ({db.get('file_stat', '?')}) is not writable by {s.app_user}"
+        )
     if not db.get("dir_writable"):
-        problems.append(f"{db.get('dir')} ({db.get('dir_stat', '?')}) is not writable by "
-                        f"{s.app_user}: sqlite needs it for its journal")
+        problems.append(
+            f"{db.get('dir')} ({db.get('dir_stat', '?')}) is not writable by "
+            f"{s.app_user}: sqlite needs it for its journal"
+        )
     if problems:
-        fix = [f"sudo chown {s.app_user}:{s.app_group} {db['name']} {db.get('dir')}",
-               f"sudo chmod u+w {db['name']} {db.get('dir')}"]
-        return result("permissions.database", 6, title, FAIL, problems[0], problems,
-                      [Finding("database_unwritable", problems, fix)])
-    return result("permissions.database", 6, title, OK,
-                  f"{db['name']} and its directory writable")
+        fix = [
+            f"sudo chown {s.app_user}:{s.app_group} {db['name']} {db.get('dir')}",
+            f"sudo chmod u+w {db['name']} {db.get('dir')}",
+        ]
+        return result(
+            "permissions.database",
+            6,
+            title,
+            FAIL,
+            problems[0],
+            problems,
+            [Finding("database_unwritable", problems, fix)],
+        )
+    return result("permissions.database", 6, title, OK, f"{db['name']} and its directory writable")
 
 
 def evaluate(facts: Facts, s: Settings) -> list:

@@ -41,10 +41,23 @@ def gunicorn(facts: Facts, s: Settings) -> list:
     p = facts.units.get(unit, {})
     title = f"{unit} running"
     if not p or p.get("LoadState") == "not-found":
-        return [result("services.gunicorn", 1, title, FAIL, f"{unit} is not installed",
-                       [f"LoadState={p.get('LoadState', 'unknown')}"],
-                       [Finding("unit_file_invalid", [f"{unit} does not exist"],
-                                [f"install the unit as /etc/systemd/system/{unit}"])])]
+        return [
+            result(
+                "services.gunicorn",
+                1,
+                title,
+                FAIL,
+                f"{unit} is not installed",
+                [f"LoadState={p.get('LoadState', 'unknown')}"],
+                [
+                    Finding(
+                        "unit_file_invalid",
+                        [f"{unit} does not exist"],
+                        [f"install the unit as /etc/systemd/system/{unit}"],
+                    )
+                ],
+            )
+        ]
     active, sub, res = p.get("ActiveState"), p.get("SubState"), p.get("Result", "success")
     ev = [state_line(p), f"enabled: {_enabled(p)}", f"restarts: {p.get('NRestarts', '0')}"]
     findings = []
@@ -58,24 +71,44 @@ def gunicorn(facts: Facts, s: Settings) -> list:
         status = FAIL
         summary = "failed: start-limit-hit (the crash loop gave up)"
         said = gave_up(facts.journal)
-        findings.append(Finding(
-            "gunicorn_start_limit_hit",
-            ["systemd gave up restarting: " + (said.split(": ", 1)[-1] if said else
-                                               "Result=start-limit-hit")] + ev,
-            [f"sudo systemctl reset-failed {unit}", f"sudo systemctl start {unit}"]))
+        findings.append(
+            Finding(
+                "gunicorn_start_limit_hit",
+                [
+                    "systemd gave up restarting: "
+                    + (said.split(": ", 1)[-1] if said else "Result=start-limit-hit")
+                ]
+                + ev,
+                [f"sudo systemctl reset-failed {unit}", f"sudo systemctl start {unit}"],
+            )
+        )
     elif active == "activating" and sub == "auto-restart":
-        status, summary = FAIL, f"crash loop: activating (auto-restart), {p.get('NRestarts')} restarts"
-        findings.append(Finding("gunicorn_crash_loop", ev,
-                                [f"sudo journalctl -u {unit} -n 50 --no-pager  # the error"]))
+        status, summary = (
+            FAIL,
+            f"crash loop: activating (auto-restart), {p.get('NRestarts')} restarts",
+        )
+        findings.append(
+            Finding(
+                "gunicorn_crash_loop",
+                ev,
+                [f"sudo journalctl -u {unit} -n 50 --no-pager  # the error"],
+            )
+        )
     elif active in ("inactive", "failed"):
         status = FAIL
         summary = f"{active} ({sub})" + (f", status={status_code}" if status_code != "0" else "")
         if status_code in SPAWN_FAILURES:
-            findings.append(Finding(
-                "unit_file_invalid",
-                ev + [f"status={status_code}/{SPAWN_FAILURES[status_code]}: systemd could not "
-                      "start the command the unit names"],
-                [f"sudo systemctl cat {unit}  # then fix the path or user it names"]))
+            findings.append(
+                Finding(
+                    "unit_file_invalid",
+                    ev
+                    + [
+                        f"status={status_code}/{SPAWN_FAILURES[status_code]}: systemd could not "
+                        "start the command the unit names"
+                    ],
+                    [f"sudo systemctl cat {unit}  # then fix the path or user it names"],
+                )
+            )
         fix = [f"sudo systemctl start {unit}"]
         if _enabled(p) != "enabled":
             fix.append(f"sudo systemctl enable {unit}")
@@ -92,11 +125,26 @@ def gunicorn_socket(facts: Facts, s: Settings) -> list:
     p = facts.units.get(unit, {})
     title = f"{unit} (socket activation)"
     if not p or p.get("LoadState") == "not-found":
-        return [result("services.gunicorn_socket", 1, title, SKIPPED,
-                       "not used: gunicorn binds the socket itself (the guide's setup)")]
+        return [
+            result(
+                "services.gunicorn_socket",
+                1,
+                title,
+                SKIPPED,
+                "not used: gunicorn binds the socket itself (the guide's setup)",
+            )
+        ]
     ok = p.get("ActiveState") in ("active",)
-    return [result("services.gunicorn_socket", 1, title, OK if ok else FAIL,
-                   f"{p.get('ActiveState')} ({p.get('SubState')}), {_enabled(p)}", [state_line(p)])]
+    return [
+        result(
+            "services.gunicorn_socket",
+            1,
+            title,
+            OK if ok else FAIL,
+            f"{p.get('ActiveState')} ({p.get('SubState')}), {_enabled(p)}",
+            [state_line(p)],
+        )
+    ]
 
 
 def nginx(facts: Facts, s: Settings) -> list:
@@ -104,16 +152,39 @@ def nginx(facts: Facts, s: Settings) -> list:
     p = facts.units.get(unit, {})
     title = f"{unit} running"
     if not p or p.get("LoadState") == "not-found":
-        return [result("services.nginx", 1, title, FAIL, "nginx is not installed",
-                       findings=[Finding("nginx_stopped", [f"{unit} does not exist"],
-                                         ["sudo apt-get install nginx"])])]
+        return [
+            result(
+                "services.nginx",
+                1,
+                title,
+                FAIL,
+                "nginx is not installed",
+                findings=[
+                    Finding(
+                        "nginx_stopped", [f"{unit} does not exist"], ["sudo apt-get install nginx"]
+                    )
+                ],
+            )
+        ]
     ev = [state_line(p), f"enabled: {_enabled(p)}"]
     if p.get("ActiveState") == "active":
-        return [result("services.nginx", 1, title, OK,
-                       f"active ({p.get('SubState')}), {_enabled(p)}", ev)]
+        return [
+            result(
+                "services.nginx", 1, title, OK, f"active ({p.get('SubState')}), {_enabled(p)}", ev
+            )
+        ]
     fix = ["sudo nginx -t", f"sudo systemctl start {unit}"]
-    return [result("services.nginx", 1, title, FAIL, f"{p.get('ActiveState')} ({p.get('SubState')})",
-                   ev, [Finding("nginx_stopped", ev, fix)])]
+    return [
+        result(
+            "services.nginx",
+            1,
+            title,
+            FAIL,
+            f"{p.get('ActiveState')} ({p.get('SubState')})",
+            ev,
+            [Finding("nginx_stopped", ev, fix)],
+        )
+    ]
 
 
 def evaluate(facts: Facts, s: Settings) -> list:

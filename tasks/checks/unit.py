@@ -11,12 +11,48 @@ from tasks.settings import Settings
 
 # gunicorn options that take a separate value (so that value is not the WSGI app).
 VALUE_OPTS = {
-    "-b", "--bind", "-w", "--workers", "-t", "--timeout", "-k", "--worker-class", "-c", "--config",
-    "--chdir", "-u", "--user", "-g", "--group", "-m", "--umask", "--log-level", "--access-logfile",
-    "--error-logfile", "--log-file", "--max-requests", "--max-requests-jitter", "--threads", "-e",
-    "--env", "--pythonpath", "--graceful-timeout", "--keep-alive", "--backlog", "-n", "--name",
-    "-p", "--pid", "--worker-connections", "--log-config", "--forwarded-allow-ips", "--paste",
-    "--limit-request-line", "--limit-request-fields", "--worker-tmp-dir", "--statsd-host",
+    "-b",
+    "--bind",
+    "-w",
+    "--workers",
+    "-t",
+    "--timeout",
+    "-k",
+    "--worker-class",
+    "-c",
+    "--config",
+    "--chdir",
+    "-u",
+    "--user",
+    "-g",
+    "--group",
+    "-m",
+    "--umask",
+    "--log-level",
+    "--access-logfile",
+    "--error-logfile",
+    "--log-file",
+    "--max-requests",
+    "--max-requests-jitter",
+    "--threads",
+    "-e",
+    "--env",
+    "--pythonpath",
+    "--graceful-timeout",
+    "--keep-alive",
+    "--backlog",
+    "-n",
+    "--name",
+    "-p",
+    "--pid",
+    "--worker-connections",
+    "--log-config",
+    "--forwarded-allow-ips",
+    "--paste",
+    "--limit-request-line",
+    "--limit-request-fields",
+    "--worker-tmp-dir",
+    "--statsd-host",
 }
 
 
@@ -60,7 +96,7 @@ def gunicorn_args(argv: list[str]) -> dict:
 def unix_bind(binds: list[str]) -> str | None:
     for b in binds:
         if b.startswith("unix:"):
-            return b[len("unix:"):]
+            return b[len("unix:") :]
     return None
 
 
@@ -93,35 +129,54 @@ def evaluate(facts: Facts, s: Settings) -> list:
         problems.append(f"Group={group} does not exist")
     problems += [ln for ln in facts.unit_verify if "not executable" in ln or "No such" in ln]
     bind = unix_bind(args["binds"])
-    ev = [f"User={user} Group={group or '-'} WorkingDirectory={wd or '-'}",
-          f"ExecStart={' '.join(exec_argv(p.get('ExecStart', '')))}"]
+    ev = [
+        f"User={user} Group={group or '-'} WorkingDirectory={wd or '-'}",
+        f"ExecStart={' '.join(exec_argv(p.get('ExecStart', '')))}",
+    ]
     findings = []
     if problems:
-        fix = [f"sudo systemctl edit --full {unit}  # fix: " + "; ".join(problems),
-               "sudo systemctl daemon-reload", f"sudo systemctl restart {unit}"]
+        fix = [
+            f"sudo systemctl edit --full {unit}  # fix: " + "; ".join(problems),
+            "sudo systemctl daemon-reload",
+            f"sudo systemctl restart {unit}",
+        ]
         findings.append(Finding("unit_file_invalid", problems + ev, fix))
     reload_needed = p.get("NeedDaemonReload") == "yes"
     if reload_needed:
-        findings.append(Finding(
-            "unit_not_reloaded",
-            [f"NeedDaemonReload=yes: {p.get('FragmentPath')} changed on disk; systemd still runs "
-             "the old definition"] + ev,
-            ["sudo systemctl daemon-reload", f"sudo systemctl restart {unit}"]))
+        findings.append(
+            Finding(
+                "unit_not_reloaded",
+                [
+                    f"NeedDaemonReload=yes: {p.get('FragmentPath')} changed on disk; "
+                    "systemd still runs "
+                    "the old definition"
+                ]
+                + ev,
+                ["sudo systemctl daemon-reload", f"sudo systemctl restart {unit}"],
+            )
+        )
     notes = []
     if s.gunicorn_unit and bind and bind != s.socket:
         notes.append(f"binds unix:{bind}, configured socket is {s.socket}")
     if args["app"] and args["app"] != s.wsgi:
         notes.append(f"serves {args['app']}, configured wsgi is {s.wsgi}")
     if not bind:
-        notes.append("no unix --bind: " + (", ".join(args["binds"]) or "gunicorn's default "
-                                           "127.0.0.1:8000"))
+        notes.append(
+            "no unix --bind: " + (", ".join(args["binds"]) or "gunicorn's default 127.0.0.1:8000")
+        )
     status = FAIL if findings else (WARN if notes else OK)
-    summary = ("; ".join(problems) if problems else
-               "changed on disk, not reloaded (NeedDaemonReload=yes)" if reload_needed else
-               "; ".join(notes) if notes else
-               f"User={user}, binds unix:{bind}, app {args['app']}")
-    return [result("unit.file", 3, title, status, summary, ev + notes + facts.unit_verify[:3],
-                   findings)]
+    summary = (
+        "; ".join(problems)
+        if problems
+        else "changed on disk, not reloaded (NeedDaemonReload=yes)"
+        if reload_needed
+        else "; ".join(notes)
+        if notes
+        else f"User={user}, binds unix:{bind}, app {args['app']}"
+    )
+    return [
+        result("unit.file", 3, title, status, summary, ev + notes + facts.unit_verify[:3], findings)
+    ]
 
 
 def parse_paths(stdout: str) -> dict:

@@ -99,16 +99,20 @@ def push_commit(host: LabHost, files: dict[str, str | None], message: str) -> st
     Returns the new commit id."""
     import base64
 
-    lines = ["set -e", "tmp=$(mktemp -d)", "git clone -q /srv/git/cynow.git \"$tmp\"",
-             "cd \"$tmp\""]
+    lines = ["set -e", "tmp=$(mktemp -d)", 'git clone -q /srv/git/cynow.git "$tmp"', 'cd "$tmp"']
     for path, text in files.items():
         if text is None:
             lines.append(f"git rm -q -- '{path}'")
         else:
             blob = base64.b64encode(text.encode()).decode()
             lines.append(f"mkdir -p \"$(dirname '{path}')\" && echo {blob} | base64 -d > '{path}'")
-    lines += ["git add -A", f"git commit -q -m '{message}'", "git push -q origin main",
-              "git rev-parse HEAD", "rm -rf \"$tmp\""]
+    lines += [
+        "git add -A",
+        f"git commit -q -m '{message}'",
+        "git push -q origin main",
+        "git rev-parse HEAD",
+        'rm -rf "$tmp"',
+    ]
     return host.sh("\n".join(lines), user="cynow").stdout.strip()
 
 
@@ -123,8 +127,10 @@ def restart_gunicorn(host: LabHost, settle: float = 1.5) -> None:
 
 
 def wait_for(host: LabHost, shell_condition: str, timeout: float = 30) -> None:
-    host.sh(f"for i in $(seq 1 {int(timeout * 10)}); do if {shell_condition}; then exit 0; fi; "
-            f"sleep 0.1; done; echo 'timed out waiting for: {shell_condition}' >&2; exit 1")
+    host.sh(
+        f"for i in $(seq 1 {int(timeout * 10)}); do if {shell_condition}; then exit 0; fi; "
+        f"sleep 0.1; done; echo 'timed out waiting for: {shell_condition}' >&2; exit 1"
+    )
 
 
 def curl_nginx(host: LabHost, path: str = "/cynow/orders/") -> int:

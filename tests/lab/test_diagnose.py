@@ -3,6 +3,10 @@ must be named with its evidence and fix. Every test starts from a pristine lab h
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import pytest
 
 from tests.lab.helpers import (
@@ -18,6 +22,7 @@ from tests.lab.helpers import (
 )
 
 pytestmark = pytest.mark.lab
+CAPTURES = Path(__file__).resolve().parents[1] / "unit" / "data" / "diagnose"
 
 ORIGINAL_VIEWS = (
     "from django.http import HttpResponse\n\nfrom orders.models import Order\n\n\n"
@@ -32,7 +37,16 @@ ORDERS_URLS = (
 
 
 def diagnose(host, *extra):
-    doc, r = fab_json(*lab_args(host), "diagnose", "--target", "lab", *extra)
+    # CYNOW_RECAPTURE=1 refreshes the unit tests' data: each scenario's raw command output.
+    env = {}
+    if os.environ.get("CYNOW_RECAPTURE"):
+        name = os.environ["PYTEST_CURRENT_TEST"].split("::")[-1].split(" ")[0]
+        env["CYNOW_OPS_CAPTURE"] = str(CAPTURES / name.removeprefix("test_"))
+    doc, r = fab_json(*lab_args(host), "diagnose", "--target", "lab", *extra, env=env)
+    if env:
+        (CAPTURES / name.removeprefix("test_") / "expected.json").write_text(
+            json.dumps({"cause": doc["verdict"]["cause"]}) + "\n"
+        )
     return doc, r
 
 
@@ -74,13 +88,22 @@ def test_code_outdated_the_guides_current_problem(fresh_host):
     assert curl_nginx(fresh_host) == 502
     doc, r = diagnose(fresh_host)
     assert_cause(
-        doc, r, "code_outdated",
-        evidence=["ModuleNotFoundError: No module named 'orders.urls'",
-                  "1 commit(s) behind origin/main"],
+        doc,
+        r,
+        "code_outdated",
+        evidence=[
+            "ModuleNotFoundError: No module named 'orders.urls'",
+            "1 commit(s) behind origin/main",
+        ],
         fix=["git pull --ff-only origin main", "manage.py migrate", "systemctl restart"],
-        chain=["No module named 'orders.urls'", "workers fail to boot", "gunicorn master exits",
-               "socket /home/cynow/cynow/gunicorn.sock gone",
-               "(2: No such file or directory)", "502 Bad Gateway"],
+        chain=[
+            "No module named 'orders.urls'",
+            "workers fail to boot",
+            "gunicorn master exits",
+            "socket /home/cynow/cynow/gunicorn.sock gone",
+            "(2: No such file or directory)",
+            "502 Bad Gateway",
+        ],
     )
     assert check(doc, "code.origin")["status"] == "warn"
     assert check(doc, "django.required")["status"] == "fail"
@@ -94,31 +117,48 @@ def test_app_import_error(fresh_host):
     server_pull(fresh_host)
     restart_gunicorn(fresh_host)
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "app_import_error",
-                 evidence=["ImportError: cannot import name 'Invoice' from 'orders.models'"],
-                 fix=["fix the code the traceback names"])
+    assert_cause(
+        doc,
+        r,
+        "app_import_error",
+        evidence=["ImportError: cannot import name 'Invoice' from 'orders.models'"],
+        fix=["fix the code the traceback names"],
+    )
     assert check(doc, "code.origin")["status"] == "ok"
 
 
 def test_missing_dependency(fresh_host):
     views = "import markdown\n" + ORIGINAL_VIEWS
-    push_commit(fresh_host, {"orders/views.py": views,
-                             "requirements.txt": "Django==4.2.30\ngunicorn==23.0.0\nMarkdown\n"},
-                "orders: markdown notes")
+    push_commit(
+        fresh_host,
+        {
+            "orders/views.py": views,
+            "requirements.txt": "Django==4.2.30\ngunicorn==23.0.0\nMarkdown\n",
+        },
+        "orders: markdown notes",
+    )
     server_pull(fresh_host)
     restart_gunicorn(fresh_host)
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "missing_dependency",
-                 evidence=["ModuleNotFoundError: No module named 'markdown'"],
-                 fix=["venv/bin/pip install -r requirements.txt"])
+    assert_cause(
+        doc,
+        r,
+        "missing_dependency",
+        evidence=["ModuleNotFoundError: No module named 'markdown'"],
+        fix=["venv/bin/pip install -r requirements.txt"],
+    )
 
 
 def test_settings_error(fresh_host):
     fresh_host.sh(f"rm {APP}/.env")  # a cleanup of untracked files took the secret with it
     restart_gunicorn(fresh_host)
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "settings_error",
-                 evidence=["ImproperlyConfigured: Set the DJANGO_SECRET_KEY environment"])
+    assert_cause(
+        doc,
+        r,
+        "settings_error",
+        evidence=["ImproperlyConfigured: Set the DJANGO_SECRET_KEY environment"],
+    )
 
 
 def test_migrations_pending(fresh_host):
@@ -135,51 +175,73 @@ def test_migrations_pending(fresh_host):
         "    operations = [migrations.AddField(model_name='order', name='note', "
         "field=models.CharField(default='', max_length=200))]\n"
     )
-    push_commit(fresh_host, {"orders/models.py": model,
-                             "orders/migrations/0002_order_note.py": migration}, "orders: notes")
+    push_commit(
+        fresh_host,
+        {"orders/models.py": model, "orders/migrations/0002_order_note.py": migration},
+        "orders: notes",
+    )
     server_pull(fresh_host)
     restart_gunicorn(fresh_host)
     assert curl_nginx(fresh_host) == 500
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "migrations_pending",
-                 evidence=["You have 1 unapplied migration(s): orders.0002_order_note",
-                           "no such column"],
-                 fix=["manage.py migrate --noinput"])
+    assert_cause(
+        doc,
+        r,
+        "migrations_pending",
+        evidence=["You have 1 unapplied migration(s): orders.0002_order_note", "no such column"],
+        fix=["manage.py migrate --noinput"],
+    )
 
 
 def test_database_unwritable(fresh_host):
     # `sudo python manage.py migrate` leaves the database owned by root.
     fresh_host.sh(f"chown root:root {APP}/db.sqlite3 && chmod 644 {APP}/db.sqlite3")
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "database_unwritable",
-                 evidence=[f"{APP}/db.sqlite3 (root:root 644) is not writable by cynow"],
-                 fix=[f"sudo chown cynow:www-data {APP}/db.sqlite3"])
+    assert_cause(
+        doc,
+        r,
+        "database_unwritable",
+        evidence=[f"{APP}/db.sqlite3 (root:root 644) is not writable by cynow"],
+        fix=[f"sudo chown cynow:www-data {APP}/db.sqlite3"],
+    )
 
 
 def test_gunicorn_stopped(fresh_host):
     fresh_host.sh("systemctl stop gunicorn.service")
     assert curl_nginx(fresh_host) == 502
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "gunicorn_stopped", evidence=["Active: inactive (dead)"],
-                 fix=["sudo systemctl start gunicorn.service"],
-                 chain=["(2: No such file or directory)", "502 Bad Gateway"])
+    assert_cause(
+        doc,
+        r,
+        "gunicorn_stopped",
+        evidence=["Active: inactive (dead)"],
+        fix=["sudo systemctl start gunicorn.service"],
+        chain=["(2: No such file or directory)", "502 Bad Gateway"],
+    )
     assert check(doc, "http.manual")["status"] == "ok"  # Django is fine by hand
 
 
 def _restart_always(host, restart_sec: str) -> None:
-    host.sh("mkdir -p /etc/systemd/system/gunicorn.service.d && printf "
-            f"'[Service]\\nRestart=always\\nRestartSec={restart_sec}\\n' > "
-            "/etc/systemd/system/gunicorn.service.d/restart.conf && systemctl daemon-reload")
+    host.sh(
+        "mkdir -p /etc/systemd/system/gunicorn.service.d && printf "
+        f"'[Service]\\nRestart=always\\nRestartSec={restart_sec}\\n' > "
+        "/etc/systemd/system/gunicorn.service.d/restart.conf && systemctl daemon-reload"
+    )
 
 
 def test_gunicorn_crash_loop(fresh_host):
     # Restart=always, and a switch to gevent workers without installing gevent.
     _restart_always(fresh_host, "3")
-    fresh_host.sh("sed -i 's/--workers 3/--workers 3 --worker-class gevent/' "
-                  "/etc/systemd/system/gunicorn.service && systemctl daemon-reload")
+    fresh_host.sh(
+        "sed -i 's/--workers 3/--workers 3 --worker-class gevent/' "
+        "/etc/systemd/system/gunicorn.service && systemctl daemon-reload"
+    )
     restart_gunicorn(fresh_host, settle=0)
-    wait_for(fresh_host, "[ \"$(systemctl show -p NRestarts --value gunicorn)\" -ge 1 ] && "
-             "systemctl show -p SubState --value gunicorn | grep -q auto-restart")
+    wait_for(
+        fresh_host,
+        '[ "$(systemctl show -p NRestarts --value gunicorn)" -ge 1 ] && '
+        "systemctl show -p SubState --value gunicorn | grep -q auto-restart",
+    )
     doc, r = diagnose(fresh_host)
     assert_cause(doc, r, "gunicorn_crash_loop", evidence=["activating (auto-restart)", "gevent"])
 
@@ -191,9 +253,13 @@ def test_gunicorn_start_limit_hit(fresh_host):
     wait_for(fresh_host, "journalctl -u gunicorn | grep -q 'Start request repeated too quickly'")
     fresh_host.sh(f"mv /root/env.bak {APP}/.env")  # the cause is fixed; the service gave up
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "gunicorn_start_limit_hit",
-                 evidence=["systemd gave up restarting: gunicorn.service: Start request repeated"],
-                 fix=["sudo systemctl reset-failed gunicorn.service"])
+    assert_cause(
+        doc,
+        r,
+        "gunicorn_start_limit_hit",
+        evidence=["systemd gave up restarting: gunicorn.service: Start request repeated"],
+        fix=["sudo systemctl reset-failed gunicorn.service"],
+    )
 
 
 def test_stale_socket(fresh_host):
@@ -202,9 +268,14 @@ def test_stale_socket(fresh_host):
     wait_for(fresh_host, "! ss -xlpnH | grep -F gunicorn.sock | grep -q users")
     assert curl_nginx(fresh_host) == 502
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "stale_socket", evidence=["ss -xl: no process listens on it"],
-                 fix=["sudo rm -f /home/cynow/cynow/gunicorn.sock"],
-                 chain=["(111: Connection refused)"])
+    assert_cause(
+        doc,
+        r,
+        "stale_socket",
+        evidence=["ss -xl: no process listens on it"],
+        fix=["sudo rm -f /home/cynow/cynow/gunicorn.sock"],
+        chain=["(111: Connection refused)"],
+    )
 
 
 def test_socket_permission_denied(fresh_host):
@@ -212,65 +283,108 @@ def test_socket_permission_denied(fresh_host):
     fresh_host.sh("chmod 700 /home/cynow")
     assert curl_nginx(fresh_host) == 502
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "socket_permission_denied",
-                 evidence=["www-data cannot traverse drwx------ cynow:cynow /home/cynow",
-                           "(13: Permission denied)"],
-                 fix=["sudo chmod o+x /home/cynow"])
+    assert_cause(
+        doc,
+        r,
+        "socket_permission_denied",
+        evidence=[
+            "www-data cannot traverse drwx------ cynow:cynow /home/cynow",
+            "(13: Permission denied)",
+        ],
+        fix=["sudo chmod o+x /home/cynow"],
+    )
 
 
 def test_socket_path_mismatch(fresh_host):
-    fresh_host.sh("sed -i 's#unix:/home/cynow/cynow/gunicorn.sock#unix:/run/gunicorn.sock#' "
-                  "/etc/nginx/sites-available/cynow && systemctl reload nginx")
-    wait_for(fresh_host, "[ \"$(curl -s -o /dev/null -w '%{http_code}' "
-             f"http://{fresh_host.address}/cynow/)\" = 502 ]")
+    fresh_host.sh(
+        "sed -i 's#unix:/home/cynow/cynow/gunicorn.sock#unix:/run/gunicorn.sock#' "
+        "/etc/nginx/sites-available/cynow && systemctl reload nginx"
+    )
+    wait_for(
+        fresh_host,
+        "[ \"$(curl -s -o /dev/null -w '%{http_code}' "
+        f'http://{fresh_host.address}/cynow/)" = 502 ]',
+    )
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "socket_path_mismatch",
-                 evidence=["nginx: proxy_pass http://unix:/run/gunicorn.sock;",
-                           "gunicorn: --bind unix:/home/cynow/cynow/gunicorn.sock"])
+    assert_cause(
+        doc,
+        r,
+        "socket_path_mismatch",
+        evidence=[
+            "nginx: proxy_pass http://unix:/run/gunicorn.sock;",
+            "gunicorn: --bind unix:/home/cynow/cynow/gunicorn.sock",
+        ],
+    )
 
 
 def test_unit_file_invalid(fresh_host):
     # The venv was rebuilt as env/, the unit still names venv/... the other way round.
-    fresh_host.sh("sed -i 's#cynow/venv/bin/gunicorn#cynow/env/bin/gunicorn#' "
-                  "/etc/systemd/system/gunicorn.service && systemctl daemon-reload")
+    fresh_host.sh(
+        "sed -i 's#cynow/venv/bin/gunicorn#cynow/env/bin/gunicorn#' "
+        "/etc/systemd/system/gunicorn.service && systemctl daemon-reload"
+    )
     restart_gunicorn(fresh_host)
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "unit_file_invalid",
-                 evidence=["ExecStart binary /home/cynow/cynow/env/bin/gunicorn is missing"],
-                 fix=["sudo systemctl daemon-reload"])
+    assert_cause(
+        doc,
+        r,
+        "unit_file_invalid",
+        evidence=["ExecStart binary /home/cynow/cynow/env/bin/gunicorn is missing"],
+        fix=["sudo systemctl daemon-reload"],
+    )
 
 
 def test_unit_not_reloaded(fresh_host):
     fresh_host.sh("sed -i 's/--workers 3/--workers 2/' /etc/systemd/system/gunicorn.service")
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "unit_not_reloaded", evidence=["NeedDaemonReload=yes"],
-                 fix=["sudo systemctl daemon-reload", "sudo systemctl restart gunicorn.service"])
+    assert_cause(
+        doc,
+        r,
+        "unit_not_reloaded",
+        evidence=["NeedDaemonReload=yes"],
+        fix=["sudo systemctl daemon-reload", "sudo systemctl restart gunicorn.service"],
+    )
 
 
 def test_nginx_config_invalid(fresh_host):
     # A typo in the site, and a reload that failed (nginx keeps the old config until restart).
-    fresh_host.sh("sed -i 's#proxy_set_header Host $host;#proxy_set_header Host $host#' "
-                  "/etc/nginx/sites-available/cynow; systemctl reload nginx || true")
+    fresh_host.sh(
+        "sed -i 's#proxy_set_header Host $host;#proxy_set_header Host $host#' "
+        "/etc/nginx/sites-available/cynow; systemctl reload nginx || true"
+    )
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "nginx_config_invalid", evidence=["[emerg]", "sites-enabled/cynow"],
-                 fix=["sudo nginx -t && sudo systemctl reload nginx"])
+    assert_cause(
+        doc,
+        r,
+        "nginx_config_invalid",
+        evidence=["[emerg]", "sites-enabled/cynow"],
+        fix=["sudo nginx -t && sudo systemctl reload nginx"],
+    )
 
 
 def test_nginx_stopped(fresh_host):
     fresh_host.sh("systemctl stop nginx.service")
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "nginx_stopped", evidence=["Active: inactive (dead)"],
-                 fix=["sudo systemctl start nginx.service"])
+    assert_cause(
+        doc,
+        r,
+        "nginx_stopped",
+        evidence=["Active: inactive (dead)"],
+        fix=["sudo systemctl start nginx.service"],
+    )
 
 
 def test_worker_timeout(fresh_host):
-    slow = ORIGINAL_VIEWS.replace("def order_list(request):\n",
-                                  "def order_list(request):\n    import time\n\n"
-                                  "    time.sleep(4)\n")
+    slow = ORIGINAL_VIEWS.replace(
+        "def order_list(request):\n",
+        "def order_list(request):\n    import time\n\n    time.sleep(4)\n",
+    )
     push_commit(fresh_host, {"orders/views.py": slow}, "orders: slow report")
     server_pull(fresh_host)
-    fresh_host.sh("sed -i 's/--workers 3/--workers 3 --timeout 2/' "
-                  "/etc/systemd/system/gunicorn.service && systemctl daemon-reload")
+    fresh_host.sh(
+        "sed -i 's/--workers 3/--workers 3 --timeout 2/' "
+        "/etc/systemd/system/gunicorn.service && systemctl daemon-reload"
+    )
     restart_gunicorn(fresh_host)
     # gunicorn 23 answers 500 for the aborted request; older ones let nginx answer 502.
     assert curl_nginx(fresh_host) in (500, 502)
@@ -280,13 +394,19 @@ def test_worker_timeout(fresh_host):
 
 def test_static_unreadable(fresh_host):
     # collectstatic run as root under a strict umask.
-    fresh_host.sh(f"cd {APP} && rm -rf static && (umask 077 && venv/bin/python manage.py "
-                  "collectstatic --noinput -v0)")
+    fresh_host.sh(
+        f"cd {APP} && rm -rf static && (umask 077 && venv/bin/python manage.py "
+        "collectstatic --noinput -v0)"
+    )
     assert curl_nginx(fresh_host, "/cynow/static/orders/style.css") == 403
     doc, r = diagnose(fresh_host)
-    assert_cause(doc, r, "static_unreadable", evidence=["cannot traverse /home/cynow/cynow/static",
-                                                       "(13: Permission denied)"],
-                 fix=["sudo chmod -R o+rX /home/cynow/cynow/static"])
+    assert_cause(
+        doc,
+        r,
+        "static_unreadable",
+        evidence=["cannot traverse /home/cynow/cynow/static", "(13: Permission denied)"],
+        fix=["sudo chmod -R o+rX /home/cynow/cynow/static"],
+    )
 
 
 def test_unreachable_is_exit_2_with_a_verdict(tmp_path):
@@ -300,6 +420,11 @@ def test_human_report(fresh_host):
     fresh_host.sh("systemctl stop gunicorn.service")
     r = fab(*lab_args(fresh_host), "diagnose", "--target", "lab")
     assert r.returncode == 1
-    for text in ("gunicorn.service running", "✗", "Verdict: gunicorn_stopped",
-                 "$ sudo systemctl start gunicorn.service", "checks in"):
+    for text in (
+        "gunicorn.service running",
+        "✗",
+        "Verdict: gunicorn_stopped",
+        "$ sudo systemctl start gunicorn.service",
+        "checks in",
+    ):
         assert text in r.stdout

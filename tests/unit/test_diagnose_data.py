@@ -1,0 +1,52 @@
+"""Every diagnose scenario as data: real command output captured from the lab (see
+tests/lab/test_diagnose.py, CYNOW_RECAPTURE=1) and the cause it must give. Adding a case is
+adding a folder."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tasks import diagnose
+from tasks.runner import Output
+from tasks.settings import resolve
+from tasks.verdict import CAUSES, decide
+
+DATA = Path(__file__).parent / "data" / "diagnose"
+SCENARIOS = sorted(p.name for p in DATA.iterdir() if (p / "expected.json").exists())
+
+
+def load(name):
+    outs = {f.stem: Output(f.stem, f.read_text(), "", 0, 0.01) for f in (DATA / name).glob("*.out")}
+    s = resolve({})
+    facts = diagnose.parse_first_round(
+        {k: v for k, v in outs.items() if k in diagnose.first_round(s)}, s
+    )
+    diagnose.parse_second_round(facts, {k: v for k, v in outs.items() if k in ("paths", "manual")})
+    return facts, s
+
+
+def test_every_cause_has_a_captured_scenario():
+    causes = {json.loads((DATA / n / "expected.json").read_text())["cause"] for n in SCENARIOS}
+    assert causes == set(CAUSES) - {"unreachable", "unknown"}
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scenario_gives_its_cause(name, monkeypatch):
+    # Log windows are cut by the server's clock recorded in the capture, so no time mocking.
+    facts, s = load(name)
+    checks = diagnose.evaluate(facts, s)
+    verdict = decide([f for c in checks for f in c.findings], facts, s)
+    expected = json.loads((DATA / name / "expected.json").read_text())["cause"]
+    assert verdict.cause == expected
+    assert verdict.fix or expected == "healthy"
+    assert {c.step for c in checks} == set(range(1, 10))
+
+
+def test_unknown_when_nginx_fails_without_a_known_cause():
+    facts, s = load("healthy_lab")
+    facts.http["nginx"]["/cynow/"] = {"code": 502, "seconds": 0.01, "error": ""}
+    checks = diagnose.evaluate(facts, s)
+    v = decide([f for c in checks for f in c.findings], facts, s)
+    assert v.cause == "unknown"  # never healthy while a request through nginx fails
+    assert "GET /cynow/ through nginx -> 502" in v.evidence[0]
