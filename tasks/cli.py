@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from invoke.exceptions import Exit
-from rich.console import Console
 
 from tasks.connect import make_connection, settings_for, target_hosts
 from tasks.errors import OpsError
@@ -22,8 +21,13 @@ COMMON_HELP = {
     "json": "print one JSON document on stdout instead of the report (schema in the README)",
 }
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+@functools.cache
+def console(stderr: bool = False):
+    """rich's Console, created on first use: JSON runs never import rich (faster start)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
 
 
 def guarded(fn: Callable) -> Callable:

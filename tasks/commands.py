@@ -29,6 +29,24 @@ def as_user(user: str, command: str) -> str:
     return f"sudo -n -u {q(user)} -- sh -c {q(command)}"
 
 
+BATCH_MARK = "@@cynow-ops@@"
+
+
+def batch(parts: dict[str, str]) -> str:
+    """Several commands in one shell, each in its own subshell (an `exit` or `cd` stays inside),
+    each output framed by marker lines carrying its name and exit status (see parse.batch)."""
+    lines = []
+    for name, command in parts.items():
+        # The end marker starts with its own newline, so output without a final newline stays
+        # exactly as printed (parse.batch removes that one newline again).
+        lines += [
+            f"echo {q(BATCH_MARK + ' begin ' + name)}",
+            f"(\n{command}\n)",
+            f"printf '\\n%s\\n' \"{BATCH_MARK} end {name} $?\"",
+        ]
+    return "\n".join(lines)
+
+
 def sudo_probe() -> str:
     """Succeeds when sudo works without a password; prints sudo's own reason when not."""
     return "sudo -n true"
@@ -221,14 +239,20 @@ def code_script(project_dir: str, remote: str, branch: str, timeout: float = 30)
             '[ -n "$remote_sha" ] || '
             'echo "remote_error=$(printf \'%s\' "$remote_line" | tail -n1)"',
             'if [ -n "$remote_sha" ]; then',
-            f"  timeout {timeout:g} {g('fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--refmap=', remote, ref)} >/dev/null 2>&1",  # noqa: E501
+            # Fetch only when the remote commit is not here yet: even a no-op fetch touches
+            # .git/objects.
+            f'  {g("cat-file", "-e")} "$remote_sha^{{commit}}" 2>/dev/null || '
+            f"timeout {timeout:g} "
+            + g("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--refmap=", remote, ref)
+            + " >/dev/null 2>&1",
             f'  echo "behind=$({g("rev-list", "--count")} "HEAD..$remote_sha" 2>/dev/null)"',
             f'  echo "ahead=$({g("rev-list", "--count")} "$remote_sha..HEAD" 2>/dev/null)"',
             "  echo '--new-commits--'",
             f'  {g("log", "--format=%h %s", "-n", "10")} "HEAD..$remote_sha" 2>/dev/null',
             "fi",
             "echo '--status--'",
-            f"{g('status', '--porcelain=v1')} 2>&1 | head -n 50",
+            # --no-optional-locks: a plain `git status` rewrites .git/index to refresh it.
+            f"{g('--no-optional-locks', 'status', '--porcelain=v1')} 2>&1 | head -n 50",
         ]
     )
 
@@ -287,12 +311,15 @@ try:
             except (OSError, KeyError):
                 pass
     out["static_root"] = str(getattr(settings, "STATIC_ROOT", "") or "")
-    from django.core.management import call_command
-    from io import StringIO
+    # What `manage.py check` runs, without loading the management machinery.
     try:
-        buf = StringIO()
-        call_command("check", stdout=buf, stderr=buf)
-        out["check"] = {"ok": True, "output": buf.getvalue().strip().splitlines()[-5:]}
+        from django.core import checks
+        found = checks.run_checks()
+        bad = [str(m) for m in found if m.is_serious()]
+        out["check"] = ({"ok": True, "output": ["System check identified %d issue(s), none "
+                                                "serious." % len(found)]} if not bad else
+                        {"ok": False, "type": "SystemCheckError", "message": bad[0],
+                         "traceback": bad[:6]})
     except BaseException as e:
         out["check"] = err(e)
     if "sqlite" not in db.get("ENGINE", "") or out["database"]["exists"]:

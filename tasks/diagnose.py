@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from fabric import task
-from rich.markup import escape
-from rich.table import Table
 
 from tasks import commands
 from tasks.checks import code, django, http, listener, logs, nginx, permissions, services, unit
-from tasks.checks.base import FAIL, OK, SKIPPED, WARN, CheckResult, Facts
-from tasks.cli import COMMON_HELP, console, err_console, guarded, load, print_json
+from tasks.checks.base import CheckResult, Facts
+from tasks.cli import COMMON_HELP, console, guarded, load, print_json
 from tasks.connect import make_connection, target_hosts
 from tasks.errors import ConnectError, ExitCode
 from tasks.runner import Output, Remote
@@ -29,18 +27,6 @@ from tasks.verdict import CAUSES, Verdict, decide
 SCHEMA = "cynow-ops.diagnose.v1"
 MULTI_SCHEMA = "cynow-ops.diagnose-hosts.v1"
 
-# The guide's steps, for the report's step column.
-STEPS = {
-    1: "services",
-    2: "logs",
-    3: "gunicorn unit",
-    4: "nginx",
-    5: "socket",
-    6: "permissions",
-    7: "requests",
-    8: "django",
-    9: "code",
-}
 # Which remote commands each check reads: a check's time is the slowest of them.
 SOURCES = {
     "services": ["units"],
@@ -48,7 +34,7 @@ SOURCES = {
     "logs.gunicorn": ["journal"],
     "logs.nginx": ["nginx_log"],
     "logs.django": ["django_log"],
-    "unit": ["units", "paths"],
+    "unit": ["units", "paths", "unit_paths"],
     "nginx": ["nginx"],
     "permissions.socket": ["permissions"],
     "permissions.static": ["permissions"],
@@ -61,9 +47,32 @@ SOURCES = {
 }
 
 
+def expected_paths(s: Settings) -> tuple[list[str], list[str], list[str]]:
+    """What the guide's unit names, checked in round one; round two only checks a unit that
+    names something else."""
+    return [f"{s.venv}/bin/gunicorn", s.project_dir], [s.app_user], [s.app_group]
+
+
 def first_round(s: Settings) -> dict[str, dict]:
-    """Everything steps 1-9 read, as independent commands (name -> Remote.run kwargs)."""
+    """Everything steps 1-9 read, as independent commands (name -> Remote.run kwargs). The
+    slow or possibly hanging ones run alone; the rest share a channel per identity."""
     return {
+        "probe": dict(
+            command=commands.django_probe(s.project_dir, s.python, s.wsgi),
+            user=s.app_user,
+            alone=True,
+        ),
+        "http": dict(
+            command=commands.http_script(s.socket, s.health_urls, s.http_timeout),
+            root=True,
+            alone=True,
+        ),
+        "code": dict(
+            command=commands.code_script(s.project_dir, s.git_remote, s.git_branch),
+            user=s.app_user,
+            alone=True,
+        ),
+        "paths": dict(command=commands.path_facts(*expected_paths(s))),
         "units": dict(
             command=commands.units_script(s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit)
         ),
@@ -84,16 +93,7 @@ def first_round(s: Settings) -> dict[str, dict]:
         "permissions": dict(
             command=commands.permissions_script(s.socket, s.static_root), user=s.web_user
         ),
-        "http": dict(
-            command=commands.http_script(s.socket, s.health_urls, s.http_timeout), root=True
-        ),
-        "probe": dict(
-            command=commands.django_probe(s.project_dir, s.python, s.wsgi), user=s.app_user
-        ),
         "required": dict(command=commands.required_files_script(s.project_dir, s.required_files)),
-        "code": dict(
-            command=commands.code_script(s.project_dir, s.git_remote, s.git_branch), user=s.app_user
-        ),
     }
 
 
@@ -110,6 +110,7 @@ def parse_first_round(out: dict[str, Output], s: Settings) -> Facts:
     f.probe = django.parse_probe(out["probe"].stdout)
     f.required = django.parse_required(out["required"].stdout)
     f.code = code.parse_code(out["code"].stdout)
+    f.paths = unit.parse_paths(out["paths"].stdout)
     f.seconds = {name: o.seconds for name, o in out.items()}
     return f
 
@@ -123,8 +124,15 @@ def needs_manual_run(f: Facts, s: Settings) -> bool:
 
 
 def second_round(f: Facts, s: Settings) -> dict[str, dict]:
+    """Only what round one could not know: paths a non-standard unit names, and the by-hand
+    run when gunicorn is down. Usually nothing."""
     paths, users, groups = unit.unit_paths(f, s)
-    jobs = {"paths": dict(command=commands.path_facts(paths, users, groups))}
+    paths = [p for p in paths if p not in f.paths]
+    users = [u for u in users if f"user:{u}" not in f.paths]
+    groups = [g for g in groups if f"group:{g}" not in f.paths]
+    jobs = {}
+    if paths or users or groups:
+        jobs["unit_paths"] = dict(command=commands.path_facts(paths, users, groups))
     if needs_manual_run(f, s):
         jobs["manual"] = dict(
             command=commands.manual_run(
@@ -140,14 +148,16 @@ def gather(remote: Remote) -> Facts:
     s = remote.settings
     first = remote.many(first_round(s))
     f = parse_first_round(first, s)
-    second = remote.many(second_round(f, s))
+    jobs = second_round(f, s)
+    second = remote.many(jobs) if jobs else {}
     parse_second_round(f, second)
     capture(first | second)
     return f
 
 
 def parse_second_round(f: Facts, out: dict[str, Output]) -> None:
-    f.paths = unit.parse_paths(out["paths"].stdout)
+    if "unit_paths" in out:
+        f.paths.update(unit.parse_paths(out["unit_paths"].stdout))
     if "manual" in out:
         f.manual = http.parse_manual(out["manual"].stdout)
     f.seconds.update({name: o.seconds for name, o in out.items()})
@@ -235,43 +245,6 @@ def unreachable(host: str, s: Settings, error: ConnectError, started: str) -> Re
     return Report(host, s.target, v, [], 0.0, started)
 
 
-MARK = {OK: "[green]✓[/]", FAIL: "[red]✗[/]", WARN: "[yellow]![/]", SKIPPED: "[dim]–[/]"}
-
-
-def render(r: Report) -> None:
-    title = f"cynow-ops diagnose: {r.host}" + (f" (target {r.target})" if r.target else "")
-    if r.checks:
-        table = Table(title=title, title_justify="left", expand=False)
-        table.add_column("#", justify="right", style="dim")
-        table.add_column("check", max_width=30)
-        table.add_column("", justify="center")
-        table.add_column("result", ratio=1)
-        table.add_column("time", justify="right", style="dim")
-        for c in r.checks:
-            table.add_row(
-                str(c.step), escape(c.title), MARK[c.status], escape(c.summary), f"{c.seconds:.2f}s"
-            )
-        console.print(table)
-    else:
-        console.print(f"[bold]{escape(title)}[/]")
-    v = r.verdict
-    colour = "green" if v.healthy else "red"
-    console.print(f"\n[bold {colour}]Verdict: {v.cause}[/] [bold]- {escape(v.title)}[/]")
-    if v.chain:
-        console.print("  " + escape(" → ".join(v.chain)))
-    if v.evidence and not v.healthy:
-        console.print("[bold]Evidence[/]")
-        for line in v.evidence[:10]:
-            console.print(f"  {escape(line)}")
-    if v.fix:
-        console.print("[bold]Fix[/]")
-        for line in v.fix:
-            console.print(f"  $ {escape(line)}")
-    for a in v.also:
-        console.print(f"[yellow]Also: {a['cause']}[/] - {escape(a['title'])}")
-    console.print(f"[dim]{len(r.checks)} checks in {r.seconds:.2f}s; exit {r.exit_code}[/]")
-
-
 @task(help=COMMON_HELP)
 @guarded
 def diagnose(c, target=None, json=False):
@@ -286,21 +259,23 @@ def diagnose(c, target=None, json=False):
         started = datetime.now(UTC).isoformat(timespec="seconds")
         remote = Remote(make_connection(host, c.config, settings), settings)
         try:
-            if json or not console.is_terminal:
+            if json or not console().is_terminal:
                 remote.open()
                 report = diagnose_host(remote)
             else:
-                with console.status(f"diagnosing {remote.name}…"):
+                with console().status(f"diagnosing {remote.name}…"):
                     remote.open()
                     report = diagnose_host(remote)
         except ConnectError as e:
             report = unreachable(remote.name, settings, e, started)
             if not json:
-                err_console.print(f"cynow-ops: {e.message}")
+                console(stderr=True).print(f"cynow-ops: {e.message}")
         finally:
             remote.close()
         reports.append(report)
         if not json:
+            from tasks.report import render
+
             render(report)
     if json:
         if len(reports) == 1:

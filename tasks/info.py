@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fabric import task
-from rich.table import Table
 
 from tasks import commands, parse
 from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
@@ -56,6 +55,8 @@ def _unit_text(u: dict) -> str:
 
 
 def render(facts: dict) -> None:
+    from rich.table import Table
+
     table = Table(title=f"cynow-ops info: {facts['host']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -70,7 +71,7 @@ def render(facts: dict) -> None:
     rows += [(uid, _unit_text(u)) for uid, u in facts["units"].items()]
     for k, v in rows:
         table.add_row(k, v)
-    console.print(table)
+    console().print(table)
 
 
 @task(help=COMMON_HELP)

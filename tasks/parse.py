@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def key_values(text: str) -> dict[str, str]:
     """`key=value` lines (the first `=` splits; later ones belong to the value)."""
@@ -45,4 +47,21 @@ def sections(text: str, markers: list[str]) -> dict[str, str]:
         else:
             buf.append(line)
     out[current] = "\n".join(buf)
+    return out
+
+
+def batch(text: str, mark: str = "@@cynow-ops@@") -> dict[str, tuple[str, int]]:
+    """The output of commands.batch: name -> (its output exactly, its exit status)."""
+    out: dict[str, tuple[str, int]] = {}
+    begin = re.compile(re.escape(mark) + r" begin (\S+)\n")
+    pos = 0
+    while m := begin.search(text, pos):
+        name = m.group(1)
+        end = re.compile(r"\n" + re.escape(f"{mark} end {name} ") + r"(\d+)\n?")
+        e = end.search(text, m.end())
+        if not e:  # cut off (timeout, lost connection): what arrived, and no status
+            out[name] = (text[m.end() :], 255)
+            break
+        out[name] = (text[m.end() : e.start()], int(e.group(1)))
+        pos = e.end()
     return out

@@ -1,12 +1,14 @@
 """The only code that runs commands on a target: one SSH connection, many concurrent channels.
 
-Commands come ready-made from `tasks.commands`; this module adds sudo, timing, timeouts and the
-translation of SSH failures into one-line errors. Commands never run on the local machine: a
-Remote only wraps a fabric.Connection.
+Commands come ready-made from `tasks.commands`; this module adds sudo, timing, timeouts, batching
+and the translation of SSH failures into one-line errors. Commands never run on the local
+machine: a Remote only wraps a fabric.Connection.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,17 +16,20 @@ from dataclasses import dataclass
 import paramiko
 from fabric import Connection
 from invoke.exceptions import AuthFailure, CommandTimedOut
+from invoke.runners import Result
 
-from tasks import commands
+from tasks import commands, parse
 from tasks.connect import describe, open_connection
 from tasks.errors import ConnectError
 from tasks.settings import Settings
 
 # Channels opened at once on one connection. OpenSSH's default MaxSessions is 10, and a closed
-# channel is counted until the server has processed the close, so stay well below.
-MAX_CHANNELS = 6
+# channel counts until the server has processed the close, so stay well below.
+# CYNOW_OPS_CHANNELS=1 runs one command at a time (the benchmark's naive variant).
+MAX_CHANNELS = int(os.environ.get("CYNOW_OPS_CHANNELS", "6"))
 # sshd refuses a channel when MaxSessions is reached; that clears as soon as another closes.
 CHANNEL_RETRIES = 6
+SUDO_REFUSALS = ("sudo: a password is required", "sudo: a terminal is required")
 
 
 @dataclass(frozen=True)
@@ -54,7 +59,6 @@ class Remote:
             raise TypeError("Remote needs a fabric.Connection: commands never run locally")
         self.conn, self.settings = conn, settings
         self.name = describe(conn)
-        self._sudo_checked = False
 
     @property
     def is_root(self) -> bool:
@@ -79,22 +83,12 @@ class Remote:
         timeout: float | None = None,
     ) -> Output:
         """Run a shell command line; `root` or `user` run it through sudo. Never raises on exit
-        status (the caller judges it); raises ConnectError when the connection fails."""
+        status (the caller judges it); raises ConnectError when the connection fails or sudo
+        wants a password that was not given."""
         wrapped, via_fabric_sudo = self._wrap(command, root, user)
         start = time.monotonic()
         try:
-            if via_fabric_sudo:
-                r = self.conn.sudo(
-                    wrapped,
-                    user=user or "root",
-                    password=self.sudo_password,
-                    hide=True,
-                    warn=True,
-                    in_stream=False,
-                    timeout=timeout,
-                )
-            else:
-                r = self.conn.run(wrapped, hide=True, warn=True, in_stream=False, timeout=timeout)
+            r = self._execute(wrapped, via_fabric_sudo, user, timeout)
         except CommandTimedOut as e:
             r = e.result
             return Output(
@@ -113,6 +107,12 @@ class Remote:
             raise ConnectError(
                 f"lost the connection to {self.name}: {e or type(e).__name__}"
             ) from None
+        if wrapped is not command and r.exited == 1 and any(s in r.stderr for s in SUDO_REFUSALS):
+            reason = next(s for s in SUDO_REFUSALS if s in r.stderr)
+            raise ConnectError(
+                f"sudo on {self.name} needs a password ({reason}): rerun with "
+                "--prompt-for-sudo-password, or set sudo.password in a -f file kept out of git"
+            )
         return Output(command, r.stdout, r.stderr, r.exited, time.monotonic() - start)
 
     def _execute(
@@ -120,7 +120,7 @@ class Remote:
     ):
         for attempt in range(CHANNEL_RETRIES + 1):
             try:
-                if via_fabric_sudo:
+                if via_fabric_sudo:  # Fabric's watchers answer sudo's password prompt
                     return self.conn.sudo(
                         wrapped,
                         user=user or "root",
@@ -130,47 +130,107 @@ class Remote:
                         in_stream=False,
                         timeout=timeout,
                     )
-                return self.conn.run(
-                    wrapped, hide=True, warn=True, in_stream=False, timeout=timeout
-                )
+                return self._exec(wrapped, timeout)
             except paramiko.ChannelException:
                 if attempt == CHANNEL_RETRIES:
                     raise
                 time.sleep(0.02 * 2**attempt)
 
+    def _exec(self, command: str, timeout: float | None) -> Result:
+        """One command on its own channel, read until it exits. Lighter than Fabric's Runner
+        (no polling threads per stream), which matters with many channels at once."""
+        chan = self.conn.client.get_transport().open_session(timeout=self.conn.connect_timeout)
+        out, err = bytearray(), bytearray()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            chan.exec_command(command)
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise CommandTimedOut(
+                        Result(
+                            stdout=out.decode(errors="replace"),
+                            stderr=err.decode(errors="replace"),
+                            command=command,
+                            exited=124,
+                        ),
+                        timeout,
+                    )
+                select.select([chan], [], [], 1.0 if left is None else min(left, 1.0))
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if (
+                    chan.exit_status_ready()
+                    and not chan.recv_ready()
+                    and not chan.recv_stderr_ready()
+                ):
+                    break
+            exited = chan.recv_exit_status()
+        finally:
+            chan.close()
+        return Result(
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+            command=command,
+            exited=exited,
+        )
+
     def _wrap(self, command: str, root: bool, user: str | None) -> tuple[str, bool]:
+        """The command as sent: through sudo when another identity is needed. With a sudo
+        password, Fabric's sudo answers the prompt; without one, `sudo -n` fails fast."""
         if user and user != self.conn.user:
-            self.ensure_sudo()
             if self.sudo_password:
                 return f"sh -c {commands.q(command)}", True
             return commands.as_user(user, command), False
         if root and not self.is_root:
-            self.ensure_sudo()
             if self.sudo_password:
                 return f"sh -c {commands.q(command)}", True
             return commands.as_root(command), False
         return command, False
 
-    def ensure_sudo(self) -> None:
-        """Fail early, in one line, when sudo wants a password that was not given."""
-        if self._sudo_checked or self.sudo_password:
-            return
-        r = self.conn.run(commands.sudo_probe(), hide=True, warn=True, in_stream=False)
-        if r.exited != 0:
-            reason = (r.stderr.strip().splitlines() or ["sudo failed"])[-1]
-            raise ConnectError(
-                f"sudo on {self.name} needs a password ({reason}): rerun with "
-                "--prompt-for-sudo-password, or set sudo.password in a -f file kept out of git"
-            )
-        self._sudo_checked = True
-
     def many(self, jobs: dict[str, dict]) -> dict[str, Output]:
-        """Run independent commands concurrently, each on its own channel of the one connection.
+        """Run independent commands concurrently on channels of the one connection.
 
-        `jobs` maps a name to keyword arguments of `run` (command=..., root=..., ...).
+        `jobs` maps a name to keyword arguments of `run` (command=..., root=..., user=...,
+        timeout=...), plus `alone=True` for a slow job that gets its own channel at once. Other
+        jobs that run as the same identity share one channel and one sudo (`commands.batch`):
+        sudo and channel setup cost more than most of these commands.
         """
-        if any(j.get("root") or j.get("user") for j in jobs.values()):
-            self.ensure_sudo()  # once, before the threads race to do it
-        with ThreadPoolExecutor(max_workers=MAX_CHANNELS) as pool:
-            futures = {name: pool.submit(self.run, **kw) for name, kw in jobs.items()}
-            return {name: f.result() for name, f in futures.items()}
+        groups: dict[object, list[str]] = {}
+        for name, kw in sorted(jobs.items(), key=lambda item: not item[1].get("alone")):
+            key = name if kw.get("alone") else (bool(kw.get("root")), kw.get("user"))
+            groups.setdefault(key, []).append(name)
+        with ThreadPoolExecutor(max_workers=max(1, MAX_CHANNELS)) as pool:
+            futures = {
+                tuple(names): pool.submit(self._run_group, names, jobs) for names in groups.values()
+            }
+            out: dict[str, Output] = {}
+            for f in futures.values():
+                out.update(f.result())
+        return {name: out[name] for name in jobs}
+
+    def _run_group(self, names: list[str], jobs: dict[str, dict]) -> dict[str, Output]:
+        if len(names) == 1:
+            kw = {k: v for k, v in jobs[names[0]].items() if k != "alone"}
+            return {names[0]: self.run(**kw)}
+        first = jobs[names[0]]
+        timeouts = [jobs[n].get("timeout") for n in names]
+        whole = self.run(
+            commands.batch({n: jobs[n]["command"] for n in names}),
+            root=bool(first.get("root")),
+            user=first.get("user"),
+            timeout=None if None in timeouts else sum(timeouts),
+        )
+        parts = parse.batch(whole.stdout)
+        return {
+            n: Output(
+                jobs[n]["command"],
+                parts.get(n, ("", 255))[0],
+                whole.stderr,
+                parts.get(n, ("", 255))[1],
+                whole.seconds,
+            )
+            for n in names
+        }

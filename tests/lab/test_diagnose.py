@@ -428,3 +428,34 @@ def test_human_report(fresh_host):
         "checks in",
     ):
         assert text in r.stdout
+
+
+# What diagnose must leave exactly as it found it. Left out: logs and the journal (reading a
+# server appends to them like any visit), Python's bytecode caches, and /tmp's own mtime
+# (systemd-analyze verify uses scratch files there); everything inside /tmp is compared.
+SNAPSHOT = r"""
+{ find /home/cynow /etc/nginx /etc/systemd/system /srv/git \
+     -path '*/__pycache__' -prune -o -path /home/cynow/cynow/venv -prune -o \
+     -printf '%p %m %u:%g %s %T@\n'
+  find /tmp -mindepth 1 -printf '%p %m %u:%g %s %T@\n'; } | sort
+ls -l /home/cynow/cynow/gunicorn.sock 2>&1
+systemctl show -p ActiveState -p SubState -p MainPID -p NRestarts -p NeedDaemonReload \
+     gunicorn.service nginx.service
+git -C /home/cynow/cynow rev-parse HEAD; git -C /home/cynow/cynow for-each-ref
+git -C /home/cynow/cynow status --porcelain
+pgrep -a gunicorn | sort
+"""
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["healthy", "gunicorn-stopped"])
+def test_diagnose_changes_nothing_on_the_server(fresh_host, broken):
+    if broken:  # also exercises the by-hand gunicorn run on a temporary socket
+        fresh_host.sh("systemctl stop gunicorn.service")
+    # Like any server whose admin has used sudo before: sudo's first use creates a marker file.
+    fresh_host.sh("sudo -n true", user="cynow")
+    before = fresh_host.sh(SNAPSHOT).stdout
+    doc, r = diagnose(fresh_host)
+    assert r.returncode in (0, 1)
+    assert (check(doc, "http.manual")["status"] == "ok") is broken
+    after = fresh_host.sh(SNAPSHOT).stdout
+    assert after.splitlines() == before.splitlines()

@@ -57,3 +57,18 @@ def test_info_script_quotes_paths():
     s = commands.info_script("/srv/my app", "/srv/my app/venv/bin/python", ["gunicorn.service"])
     assert "'/srv/my app/venv/bin/python' --version" in s
     assert "-C '/srv/my app' rev-parse HEAD" in s
+
+
+def test_batch_runs_each_part_apart_and_frames_its_output(tmp_path):
+    from tasks import parse
+
+    script = commands.batch(
+        {
+            "a": "echo one; echo two",
+            "b": "cd /; exit 3",  # neither the exit nor the cd leaks into the next part
+            "c": "pwd; printf 'no newline'",
+        }
+    )
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    parts = parse.batch(out.stdout)
+    assert parts == {"a": ("one\ntwo\n", 0), "b": ("", 3), "c": (f"{tmp_path}\nno newline", 0)}

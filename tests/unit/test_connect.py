@@ -95,26 +95,59 @@ def test_remote_refuses_a_local_context():
         Remote(Context(), resolve({}))
 
 
-def test_sudo_wanting_a_password_is_one_clear_error(mocker):
+def _remote(mocker, user, result):
     conn = mocker.create_autospec(Connection, instance=True)
-    conn.user, conn.host, conn.port = "deployer", "127.0.0.11", 22
+    conn.user, conn.host, conn.port = user, "127.0.0.11", 22
     conn.config = Config()
-    conn.run.return_value = Result(stdout="", stderr="sudo: a password is required\n", exited=1)
-    remote = Remote(conn, resolve({}))
+    sent = mocker.patch.object(Remote, "_exec", return_value=result)
+    return Remote(conn, resolve({})), sent
+
+
+def test_sudo_wanting_a_password_is_one_clear_error(mocker):
+    remote, sent = _remote(
+        mocker, "deployer", Result(stdout="", stderr="sudo: a password is required\n", exited=1)
+    )
     with pytest.raises(ConnectError) as e:
         remote.run("journalctl -n1", root=True)
     msg = e.value.message
     assert "needs a password (sudo: a password is required)" in msg
     assert "--prompt-for-sudo-password" in msg and e.value.code == 2
-    conn.run.assert_called_once_with("sudo -n true", hide=True, warn=True, in_stream=False)
+    sent.assert_called_once_with("sudo -n -- sh -c 'journalctl -n1'", None)
 
 
 def test_root_commands_are_wrapped_once(mocker):
-    conn = mocker.create_autospec(Connection, instance=True)
-    conn.user, conn.host, conn.port = "cynow", "127.0.0.11", 22
-    conn.config = Config()
-    conn.run.return_value = Result(stdout="ok\n", exited=0)
-    remote = Remote(conn, resolve({}))
+    remote, sent = _remote(mocker, "cynow", Result(stdout="ok\n", exited=0))
     out = remote.run("echo a; echo b", root=True)
     assert out.ok and out.lines == ["ok"]
-    assert conn.run.call_args_list[-1].args[0] == "sudo -n -- sh -c 'echo a; echo b'"
+    sent.assert_called_once_with("sudo -n -- sh -c 'echo a; echo b'", None)
+
+
+def test_a_command_failing_is_not_mistaken_for_sudo(mocker):
+    # Exit 1 from the command itself, as the login user: no sudo involved, no error raised.
+    remote, _ = _remote(
+        mocker, "cynow", Result(stdout="", stderr="sudo: a password is required\n", exited=1)
+    )
+    assert remote.run("grep -q x /nonexistent").exited == 1
+
+
+def test_jobs_of_one_identity_share_a_channel(mocker):
+    from tasks import commands
+
+    remote, sent = _remote(mocker, "cynow", None)
+    sent.side_effect = lambda cmd, timeout: Result(
+        stdout=subprocess.run(["sh", "-c", cmd], capture_output=True, text=True).stdout, exited=0
+    )
+    out = remote.many(
+        {
+            "a": dict(command="echo A"),
+            "b": dict(command="echo B; exit 4"),
+            "slow": dict(command="echo S", alone=True),
+        }
+    )
+    assert {k: (v.stdout, v.exited) for k, v in out.items()} == {
+        "a": ("A\n", 0),
+        "b": ("B\n", 4),
+        "slow": ("S\n", 0),
+    }
+    assert sent.call_count == 2  # one batch for a+b, one channel for the slow job
+    assert commands.BATCH_MARK in sent.call_args_list[-1].args[0] + sent.call_args_list[0].args[0]

@@ -22,7 +22,9 @@ def load(name):
     facts = diagnose.parse_first_round(
         {k: v for k, v in outs.items() if k in diagnose.first_round(s)}, s
     )
-    diagnose.parse_second_round(facts, {k: v for k, v in outs.items() if k in ("paths", "manual")})
+    diagnose.parse_second_round(
+        facts, {k: v for k, v in outs.items() if k in ("unit_paths", "manual")}
+    )
     return facts, s
 
 
