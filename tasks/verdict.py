@@ -144,7 +144,10 @@ def decide(findings: list[Finding], facts: Facts, s: Settings) -> Verdict:
     fix = list(first.fix)
     for f in rest:
         if f.cause in ("gunicorn_start_limit_hit", "gunicorn_stopped", "stale_socket"):
-            fix += [x for x in f.fix if x not in fix]
+            # "start X" adds nothing after "restart X".
+            fix += [
+                x for x in f.fix if x not in fix and x.replace(" start ", " restart ") not in fix
+            ]
     head = first.evidence[0] if first.evidence else CAUSES[first.cause]
     return Verdict(
         cause=first.cause,

@@ -31,7 +31,13 @@ def _exc_line(e: dict) -> str:
 def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding:
     """Which cause an exception raised while importing the app points to."""
     line = _exc_line(error)
-    ev = [line] + [ln for ln in error.get("traceback", []) if ln.startswith('  File "')][-2:]
+    # The frames in the project's own code say where; importlib's and Django's do not.
+    frames = [
+        ln
+        for ln in error.get("traceback", [])
+        if ln.startswith('  File "') and project_dir in ln and s.venv not in ln
+    ]
+    ev = [line] + frames[-2:]
     restart = f"sudo systemctl restart {s.gunicorn_unit}"
     if error.get("type") == "ImproperlyConfigured":
         return Finding(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tasks import parse
+from tasks import catalogue, parse
 from tasks.checks.base import FAIL, OK, SKIPPED, Facts, result
 from tasks.settings import Settings
 
@@ -14,6 +14,8 @@ _CURL_ERR = re.compile(r"curl: \(\d+\) (.*?)(?=\s\d{3} \d+\.\d+\s*$|$)")
 
 
 def parse_reply(text: str) -> dict:
+    # curl names "localhost port 80" even when it tried the unix socket: drop that part.
+    text = re.sub(r"Failed to connect to localhost port \d+ after \d+ ms: ", "", text)
     m = _CODE.search(text)
     code = int(m.group(1)) if m else 0
     err = _CURL_ERR.search(text)
@@ -112,13 +114,15 @@ def evaluate(facts: Facts, s: Settings) -> list:
         )
     else:
         tail = [ln for ln in m["log"] if ln.strip()][-8:]
+        said = [x for x in catalogue.match_lines(m["log"]) if x.entry.key != "worker_boot"]
         out.append(
             result(
                 "http.manual",
                 7,
                 "gunicorn run by hand",
                 FAIL,
-                f"fails too (exit {m['exit'] or '?'}): Django itself is broken",
+                "fails too: Django itself is broken"
+                + (f" ({said[-1].entry.key}: {said[-1].line.strip()[-80:]})" if said else ""),
                 tail,
             )
         )

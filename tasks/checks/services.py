@@ -96,7 +96,7 @@ def gunicorn(facts: Facts, s: Settings) -> list:
         )
     elif active in ("inactive", "failed"):
         status = FAIL
-        summary = f"{active} ({sub})" + (f", status={status_code}" if status_code != "0" else "")
+        summary = state_line(p).removeprefix("Active: ")
         if status_code in SPAWN_FAILURES:
             findings.append(
                 Finding(
