@@ -60,8 +60,12 @@ def fab(
         e["HOME"] = str(home)
     e.update(env or {})
     e.setdefault("COLUMNS", "120")
+    # The lab's own runtime config, so `--target lab` follows CYNOW_LAB_ROOT (a test that brings
+    # its own -f names no lab target).
+    own = "-f" in args or not lab.fabric_config_path().exists()
+    lab_cfg = [] if own else ["-f", str(lab.fabric_config_path())]
     return subprocess.run(
-        [FAB, "-r", str(REPO), *args],
+        [FAB, "-r", str(REPO), *lab_cfg, *args],
         capture_output=True,
         text=True,
         env=e,

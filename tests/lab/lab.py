@@ -330,6 +330,32 @@ def write_known_hosts() -> None:
     known_hosts_path().write_text("".join(lines))
 
 
+def fabric_config_path() -> Path:
+    return ROOT / "fabric.yaml"
+
+
+def write_fabric_config() -> None:
+    """A runtime config (`fab -f`) naming every lab host as a target (lab = lab1), with this lab
+    root's key and known_hosts. The repo's fabric.yaml has `lab` for the default root only."""
+    lines = [
+        "# Written by tests/lab/lab.py: fab -f THIS_FILE TASK --target labN",
+        "cynow:",
+        "  targets:",
+    ]
+    for n in range(1, MAX_HOSTS + 1):
+        if not (Host(n).dir / "ssh_host_ed25519_key.pub").exists():
+            continue
+        for name in (["lab"] if n == 1 else []) + [f"lab{n}"]:
+            lines += [
+                f"    {name}:",
+                f"      hosts: [cynow@{address(n)}]",
+                f"      key_filename: {key_path()}",
+                f"      known_hosts: [{known_hosts_path()}]",
+                "      allowed_networks: [127.0.0.0/8]",
+            ]
+    fabric_config_path().write_text("\n".join(lines) + "\n")
+
+
 def _personalise(host: Host) -> None:
     """Write what differs between lab hosts into the host's fresh overlay."""
     key = _host_keys(host)
@@ -405,6 +431,7 @@ def up(n: int, wait: bool = True) -> Host:
     )
     _personalise(host)
     write_known_hosts()
+    write_fabric_config()
     with open(host.dir / "console.log", "w") as log:
         proc = subprocess.Popen(
             [
