@@ -79,6 +79,8 @@ def main() -> int:
         str(Path(sys.executable).parent / "fab"),
         "-r",
         str(REPO),
+        "-f",
+        str(lab.fabric_config_path()),
         "-H",
         f"cynow@{host.address}",
         "diagnose",
