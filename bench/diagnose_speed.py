@@ -31,6 +31,7 @@ from tasks import commands, diagnose  # noqa: E402
 from tasks.checks.base import Facts  # noqa: E402
 from tasks.settings import resolve  # noqa: E402
 from tests.lab import lab  # noqa: E402
+from tests.lab.helpers import LabHost  # noqa: E402
 
 
 def baseline_script(user: str) -> str:
@@ -88,20 +89,7 @@ def main() -> int:
         "lab",
         "--json",
     ]
-    ssh = [
-        "ssh",
-        "-i",
-        str(lab.key_path()),
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        f"UserKnownHostsFile={lab.known_hosts_path()}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        f"cynow@{host.address}",
-        "bash",
-        "-s",
-    ]
+    ssh = LabHost(host).ssh_argv("cynow") + ["bash", "-s"]
     script = baseline_script("cynow")
     samples = {"ssh_script": [], "fab_diagnose": [], "fab_diagnose_1_channel": []}
     timed(fab, env=env)  # warm caches on both sides once

@@ -35,6 +35,24 @@ def result(id, step, title, status, summary, evidence=(), findings=(), seconds=0
     return CheckResult(id, step, title, status, summary, list(evidence), list(findings), seconds)
 
 
+def failure(id, step, title, cause, evidence, fix, summary=None):
+    """The commonest result: a failed check whose evidence points to one cause."""
+    return result(
+        id,
+        step,
+        title,
+        FAIL,
+        summary or evidence[0],
+        evidence,
+        [Finding(cause, list(evidence), list(fix))],
+    )
+
+
+def installed(props: dict) -> bool:
+    """A unit systemd knows (`systemctl show` prints a block even for one that does not exist)."""
+    return bool(props) and props.get("LoadState") != "not-found"
+
+
 @dataclass
 class Facts:
     """Everything the remote commands returned, parsed; filled by tasks/diagnose.py."""

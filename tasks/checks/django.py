@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, result
+from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, failure, result
 from tasks.settings import Settings
 
 IMPORT_ERRORS = {
@@ -170,15 +170,7 @@ def _migrations(p: dict, s: Settings):
     db = p.get("database", {})
     if db and "sqlite" in db.get("engine", "") and not db.get("exists"):
         ev = [f"{db.get('name')} does not exist: no table has been created"]
-        return result(
-            "django.migrations",
-            8,
-            title,
-            FAIL,
-            ev[0],
-            ev,
-            [Finding("migrations_pending", ev, [migrate])],
-        )
+        return failure("django.migrations", 8, title, "migrations_pending", ev, [migrate])
     if "unapplied" not in p:
         e = p.get("migrations_error")
         return result(
@@ -192,15 +184,7 @@ def _migrations(p: dict, s: Settings):
         ev = [
             f"You have {len(p['unapplied'])} unapplied migration(s): " + ", ".join(p["unapplied"])
         ]
-        return result(
-            "django.migrations",
-            8,
-            title,
-            FAIL,
-            ev[0],
-            ev,
-            [Finding("migrations_pending", ev, [migrate])],
-        )
+        return failure("django.migrations", 8, title, "migrations_pending", ev, [migrate])
     return result("django.migrations", 8, title, OK, "no unapplied migrations")
 
 

@@ -3,7 +3,7 @@ its database?"""
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, result
+from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, failure, result
 from tasks.settings import Settings
 
 
@@ -48,15 +48,7 @@ def socket_access(facts: Facts, s: Settings):
             for d in blocked
         ]
         fix = [f"sudo chmod o+x {d}  # or chgrp {s.app_group} + g+x" for d in blocked]
-        return result(
-            "permissions.socket",
-            6,
-            title,
-            FAIL,
-            ev[0],
-            ev,
-            [Finding("socket_permission_denied", ev, fix)],
-        )
+        return failure("permissions.socket", 6, title, "socket_permission_denied", ev, fix)
     if facts.listener.get("exists") and p.get("socket_writable") is False:
         li = facts.listener
         ev = [

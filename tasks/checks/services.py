@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, result
+from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, installed, result
 from tasks.settings import Settings
 
 # systemd's exit statuses for "could not even start the command the unit names".
@@ -40,7 +40,7 @@ def gunicorn(facts: Facts, s: Settings) -> list:
     unit = s.gunicorn_unit
     p = facts.units.get(unit, {})
     title = f"{unit} running"
-    if not p or p.get("LoadState") == "not-found":
+    if not installed(p):
         return [
             result(
                 "services.gunicorn",
@@ -124,7 +124,7 @@ def gunicorn_socket(facts: Facts, s: Settings) -> list:
     unit = s.gunicorn_socket_unit
     p = facts.units.get(unit, {})
     title = f"{unit} (socket activation)"
-    if not p or p.get("LoadState") == "not-found":
+    if not installed(p):
         return [
             result(
                 "services.gunicorn_socket",
@@ -151,7 +151,7 @@ def nginx(facts: Facts, s: Settings) -> list:
     unit = s.nginx_unit
     p = facts.units.get(unit, {})
     title = f"{unit} running"
-    if not p or p.get("LoadState") == "not-found":
+    if not installed(p):
         return [
             result(
                 "services.nginx",

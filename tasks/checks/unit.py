@@ -6,7 +6,7 @@ import re
 import shlex
 
 from tasks import parse
-from tasks.checks.base import FAIL, OK, WARN, Facts, Finding, result
+from tasks.checks.base import FAIL, OK, WARN, Facts, Finding, installed, result
 from tasks.settings import Settings
 
 # gunicorn options that take a separate value (so that value is not the WSGI app).
@@ -112,7 +112,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
     unit = s.gunicorn_unit
     p = facts.units.get(unit, {})
     title = f"unit file of {unit}"
-    if not p or p.get("LoadState") == "not-found":
+    if not installed(p):
         return [result("unit.file", 3, title, FAIL, "no unit file")]
     args = gunicorn_args(exec_argv(p.get("ExecStart", "")))
     user, group, wd = p.get("User") or "root", p.get("Group") or "", p.get("WorkingDirectory", "")
