@@ -2,12 +2,14 @@
 
 from invoke import Collection
 
-from tasks import diagnose, info
+from tasks import diagnose, info, restart, status
 from tasks.settings import DEFAULTS
 
 ns = Collection()
 ns.add_task(diagnose.diagnose)
 ns.add_task(info.info)
+ns.add_task(restart.restart)
+ns.add_task(status.status)
 # The guide's server layout is the lowest config level: fabric.yaml, `fab -f FILE` and
 # FABRIC_CYNOW_* variables override it.
 ns.configure({"cynow": DEFAULTS})

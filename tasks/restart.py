@@ -1,0 +1,231 @@
+"""`fab restart`: the guide's restart, made safe. Graceful by default (HUP to the master: the
+socket stays, old workers drain, no request fails); `--force` is the guide's stop + kill -9 +
+start, but kills only what is left in the unit's own control group, by PID."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from fabric import task
+
+from tasks import commands, parse
+from tasks.checks import http
+from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
+from tasks.errors import ExitCode
+from tasks.runner import Remote
+
+SCHEMA = "cynow-ops.restart.v1"
+HEALTH_TIMEOUT = 30.0
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Outcome:
+    host: str
+    mode: str
+    steps: list[Step] = field(default_factory=list)
+    healthy: bool = False
+    before: dict = field(default_factory=dict)
+    after: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, **asdict(self)}
+
+
+def unit_state(remote: Remote) -> dict:
+    s = remote.settings
+    out = remote.run(
+        commands.batch(
+            {
+                "show": commands.systemctl_show(
+                    [s.gunicorn_unit], ["ActiveState", "SubState", "MainPID", "NeedDaemonReload"]
+                ),
+                "pids": commands.unit_pids(s.gunicorn_unit),
+            }
+        ),
+        root=True,
+    )
+    parts = {k: v[0] for k, v in parse.batch(out.stdout).items()}
+    props = parse.key_values(parts.get("show", ""))
+    return {
+        "active": props.get("ActiveState", ""),
+        "sub": props.get("SubState", ""),
+        "main_pid": int(props.get("MainPID") or 0),
+        "reload_needed": props.get("NeedDaemonReload") == "yes",
+        "pids": sorted(int(p) for p in parts.get("pids", "").split() if p.isdigit()),
+    }
+
+
+def health(remote: Remote, timeout: float = HEALTH_TIMEOUT, since_pids=()) -> tuple[bool, str]:
+    """Every health URL answers through the socket and through nginx (and, after a HUP, the old
+    workers are gone), within `timeout` seconds."""
+    s = remote.settings
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        replies = http.parse_http(
+            remote.run(
+                commands.http_script(s.socket, s.health_urls, s.http_timeout), root=True
+            ).stdout
+        )
+        bad = [
+            f"{via} {u}: {http.describe(r)}"
+            for via in ("socket", "nginx")
+            for u, r in replies[via].items()
+            if not http.ok_code(r.get("code", 0))
+        ]
+        old = set(since_pids) & set(unit_state(remote)["pids"]) if since_pids else set()
+        if not bad and not old:
+            return True, ", ".join(f"{u} {http.describe(r)}" for u, r in replies["nginx"].items())
+        last = "; ".join(bad) or f"old workers still running: {sorted(old)}"
+        if time.monotonic() > deadline:
+            return False, last
+        time.sleep(0.3)
+
+
+def _step(outcome: Outcome, name: str, fn) -> bool:
+    t0 = time.monotonic()
+    ok, detail = fn()
+    outcome.steps.append(Step(name, ok, detail, time.monotonic() - t0))
+    return ok
+
+
+def _run_ok(remote: Remote, command: str) -> tuple[bool, str]:
+    out = remote.run(command, root=True, timeout=120)
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return out.ok, (text[-1] if text else "done")
+
+
+def restart_host(remote: Remote, force: bool) -> Outcome:
+    s = remote.settings
+    unit = s.gunicorn_unit
+    before = unit_state(remote)
+    running = before["active"] == "active" and before["main_pid"] > 0
+    mode = (
+        "force"
+        if force
+        else (
+            "graceful"
+            if running and not before["reload_needed"]
+            else "start"
+            if not running
+            else "restart"
+        )
+    )
+    o = Outcome(remote.name, mode, before=before)
+    if before["reload_needed"]:
+        # HUP cannot apply a changed unit file; systemd must read it first.
+        _step(
+            o, "daemon-reload", lambda: _run_ok(remote, commands.systemctl("daemon-reload", unit))
+        )
+    if mode == "graceful":
+        old_workers = [p for p in before["pids"] if p != before["main_pid"]]
+        ok = _step(
+            o,
+            f"HUP gunicorn master (pid {before['main_pid']})",
+            lambda: _run_ok(remote, commands.hup_main(unit)),
+        )
+        if ok:
+            o.healthy = _step(
+                o,
+                "health: new workers answer, old ones gone",
+                lambda: health(remote, since_pids=old_workers),
+            )
+    else:
+        if mode == "force":
+            _step(
+                o,
+                f"systemctl stop {unit}",
+                lambda: _run_ok(remote, commands.systemctl("stop", unit)),
+            )
+            _step(o, "kill what is left in the unit's control group", lambda: _kill_left(remote))
+            _step(
+                o,
+                "remove a stale socket",
+                lambda: _run_ok(remote, commands.remove_stale_socket(s.socket)),
+            )
+        elif mode == "restart":
+            _step(
+                o,
+                f"systemctl stop {unit}",
+                lambda: _run_ok(remote, commands.systemctl("stop", unit)),
+            )
+        _step(
+            o,
+            "systemctl reset-failed",
+            lambda: _run_ok(remote, commands.systemctl("reset-failed", unit)),
+        )
+        if _step(
+            o, f"systemctl start {unit}", lambda: _run_ok(remote, commands.systemctl("start", unit))
+        ):
+            o.healthy = _step(o, "health: the site answers", lambda: health(remote))
+    o.after = unit_state(remote)
+    return o
+
+
+def _kill_left(remote: Remote) -> tuple[bool, str]:
+    left = unit_state(remote)["pids"]
+    if not left:
+        return True, "none left"
+    _run_ok(remote, commands.kill_pids(left))
+    time.sleep(0.2)
+    still = unit_state(remote)["pids"]
+    return not still, f"killed {left}" + (f"; still there: {still}" if still else "")
+
+
+def render(o: Outcome) -> None:
+    c = console()
+    c.print(f"[bold]cynow-ops restart ({o.mode}): {o.host}[/]")
+    for st in o.steps:
+        mark = "[green]✓[/]" if st.ok else "[red]✗[/]"
+        c.print(f"  {mark} {st.name} [dim]{st.seconds:.2f}s[/]  {st.detail}")
+    b, a = o.before, o.after
+    c.print(
+        f"  master pid {b.get('main_pid')} → {a.get('main_pid')}; processes "
+        f"{len(b.get('pids', []))} → {len(a.get('pids', []))}"
+    )
+    c.print("[green]healthy[/]" if o.healthy else "[red]not healthy: run fab diagnose[/]")
+
+
+@task(
+    help={
+        **COMMON_HELP,
+        "force": "stop, kill -9 what is left of the unit (by PID, from its "
+        "own control group), remove a stale socket, start; never a machine-wide pkill",
+    }
+)
+@guarded
+def restart(c, force=False, target=None, json=False):
+    """Restart gunicorn: graceful HUP by default, --force for the guide's hard restart.
+
+    Graceful keeps the socket and drains old workers (no request fails); a stopped or failed
+    service is started instead, and a unit changed on disk gets daemon-reload and a full
+    restart. Ends with a health check through the socket and nginx.
+    Exit codes: 0 healthy afterwards, 1 not healthy, 2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    outcomes = []
+    for remote in remotes(c, settings):
+        o = restart_host(remote, force)
+        outcomes.append(o)
+        if not json:
+            render(o)
+    if json:
+        doc = (
+            outcomes[0].to_json()
+            if len(outcomes) == 1
+            else {"schema": SCHEMA, "hosts": [o.to_json() for o in outcomes]}
+        )
+        print_json(doc)
+    if not all(o.healthy for o in outcomes):
+        from invoke.exceptions import Exit
+
+        raise Exit(code=int(ExitCode.PROBLEM))

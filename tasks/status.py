@@ -1,0 +1,139 @@
+"""`fab status`: services, the unit's processes, the socket and the deployed commit, one screen."""
+
+from __future__ import annotations
+
+from fabric import task
+
+from tasks import commands, parse
+from tasks.checks import listener
+from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
+from tasks.runner import Remote
+
+SCHEMA = "cynow-ops.status.v1"
+
+
+def parse_processes(text: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[0].isdigit():
+            pid, ppid, user, rss, etime, args = parts
+            out.append(
+                {
+                    "pid": int(pid),
+                    "ppid": int(ppid),
+                    "user": user,
+                    "rss_kb": int(rss) if rss.isdigit() else None,
+                    "elapsed": etime,
+                    "args": args,
+                }
+            )
+    return out
+
+
+def gather(remote: Remote) -> dict:
+    s = remote.settings
+    units = [s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit]
+    out = remote.run(
+        commands.status_script(units, s.gunicorn_unit, s.socket, s.project_dir), root=True
+    )
+    parts = {k: v[0] for k, v in parse.batch(out.stdout).items()}
+    li = listener.parse_listener(parts.get("listener", ""))
+    return {
+        "host": remote.name,
+        "units": {
+            uid: {
+                "load": p.get("LoadState"),
+                "active": p.get("ActiveState"),
+                "sub": p.get("SubState"),
+                "enabled": p.get("UnitFileState"),
+                "main_pid": int(p.get("MainPID") or 0),
+                "restarts": int(p.get("NRestarts") or 0),
+                "result": p.get("Result"),
+            }
+            for uid, p in parse.systemctl_show(parts.get("units", "")).items()
+        },
+        "processes": parse_processes(parts.get("processes", "")),
+        "socket": {
+            "path": s.socket,
+            "exists": li["exists"],
+            "listening": li["listening"],
+            **{k: li.get(k) for k in ("type", "owner", "group", "mode")},
+        },
+        **parse.key_values(parts.get("commit", "")),
+    }
+
+
+def render(st: dict) -> None:
+    from rich.table import Table
+
+    c = console()
+    c.print(f"[bold]cynow-ops status: {st['host']}[/]")
+    t = Table("unit", "state", "enabled", "main pid", "restarts", title_justify="left")
+    for uid, u in st["units"].items():
+        if u["load"] == "not-found":
+            t.add_row(uid, "[dim]not installed[/]", "", "", "")
+            continue
+        colour = {"active": "green", "failed": "red"}.get(u["active"], "yellow")
+        t.add_row(
+            uid,
+            f"[{colour}]{u['active']} ({u['sub']})[/]",
+            u["enabled"] or "",
+            str(u["main_pid"] or ""),
+            str(u["restarts"]),
+        )
+    c.print(t)
+    p = Table(
+        "pid",
+        "ppid",
+        "user",
+        "rss",
+        "elapsed",
+        "command",
+        title=f"processes of {next(iter(st['units']))}",
+        title_justify="left",
+    )
+    for proc in st["processes"]:
+        p.add_row(
+            str(proc["pid"]),
+            str(proc["ppid"]),
+            proc["user"],
+            f"{(proc['rss_kb'] or 0) // 1024} MB",
+            proc["elapsed"],
+            proc["args"],
+        )
+    c.print(p if st["processes"] else "[yellow]no processes in the unit[/]")
+    so = st["socket"]
+    state = (
+        "[green]listening[/]"
+        if so["listening"]
+        else "[red]stale: nobody listens[/]"
+        if so["exists"]
+        else "[red]missing[/]"
+    )
+    extra = f" ({so['type']}, {so['owner']}:{so['group']} {so['mode']})" if so["exists"] else ""
+    c.print(f"socket {so['path']}: {state}{extra}")
+    c.print(
+        f"deployed: {st.get('commit', '')[:12] or '[red]no checkout[/]'} on "
+        f"{st.get('branch') or '?'}: {st.get('subject', '')}"
+    )
+
+
+@task(help=COMMON_HELP)
+@guarded
+def status(c, target=None, json=False):
+    """Show services, gunicorn's processes, the socket and the deployed commit.
+
+    Read-only: the guide's `systemctl status`, `ps aux | grep gunicorn` and `ls -l` of the
+    socket in one screen; processes are those of the unit's own control group. Exit codes: 0
+    shown, 2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    hosts = []
+    for remote in remotes(c, settings):
+        st = gather(remote)
+        hosts.append(st)
+        if not json:
+            render(st)
+    if json:
+        print_json({"schema": SCHEMA, "hosts": hosts})
