@@ -2,12 +2,13 @@
 
 from invoke import Collection
 
-from tasks import diagnose, info, restart, status
+from tasks import diagnose, info, logs, restart, status
 from tasks.settings import DEFAULTS
 
 ns = Collection()
 ns.add_task(diagnose.diagnose)
 ns.add_task(info.info)
+ns.add_task(logs.logs)
 ns.add_task(restart.restart)
 ns.add_task(status.status)
 # The guide's server layout is the lowest config level: fabric.yaml, `fab -f FILE` and

@@ -470,3 +470,50 @@ def remove_stale_socket(socket: str) -> str:
         f"if [ -S {q(socket)} ] && ! ss -xlpnH | grep -F -- {q(' ' + socket + ' ')} "
         f"| grep -q 'users:(('; then rm -f -- {q(socket)} && echo removed; fi"
     )
+
+
+LOG_SOURCES = ("gunicorn", "nginx", "django")
+
+
+def since_check(since: str) -> str:
+    """The cut-off in both log clocks, or date's own complaint (the user's --since, quoted)."""
+    return f"date -d {q(since)} '+nginx=%Y/%m/%d %H:%M:%S%ndjango=%Y-%m-%d %H:%M:%S%nepoch=%s'"
+
+
+def logs_script(unit: str, nginx_log: str, django_log: str, lines: int, since: str | None) -> str:
+    """The three logs of the guide's step 2. With --since, the files are read further back and
+    cut locally by their timestamps; the journal is cut by journalctl itself."""
+    if since:
+        journal = (
+            join("journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "--since", since)
+            + f" | tail -n {int(lines)}"
+        )
+        span = max(int(lines) * 20, 2000)
+    else:
+        journal = join(
+            "journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "-n", str(int(lines))
+        )
+        span = int(lines)
+    return batch(
+        {
+            "gunicorn": journal,
+            "nginx": f"tail -n {span} {q(nginx_log)}",
+            "django": f"tail -n {span} {q(django_log)}",
+        }
+    )
+
+
+def follow_script(unit: str, nginx_log: str, django_log: str) -> str:
+    """Every new line of the three logs, each prefixed with its source, until the channel
+    closes (run on a pty: closing it hangs up all three readers)."""
+    return (
+        " & ".join(
+            [
+                join("journalctl", "--no-pager", "-o", "short-iso", "-f", "-n", "0", "-u", unit)
+                + " | sed -u 's/^/gunicorn| /'",
+                f"tail -F -n 0 {q(nginx_log)} 2>/dev/null | sed -u 's/^/nginx| /'",
+                f"tail -F -n 0 {q(django_log)} 2>/dev/null | sed -u 's/^/django| /'",
+            ]
+        )
+        + " & wait"
+    )

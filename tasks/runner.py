@@ -190,6 +190,30 @@ class Remote:
             return commands.as_root(command), False
         return command, False
 
+    def stream(self, command: str, on_line, *, root: bool = False) -> None:
+        """Run a long command on a pty, calling on_line for each line until it ends or Ctrl-C.
+        Closing the channel hangs up the pty, which ends the remote processes too."""
+        wrapped, via_fabric_sudo = self._wrap(command, root, None)
+        if via_fabric_sudo:
+            wrapped = command if self.is_root else commands.as_root(command)
+        chan = self.conn.client.get_transport().open_session(timeout=self.conn.connect_timeout)
+        buf = b""
+        try:
+            chan.get_pty(width=500)
+            chan.exec_command(wrapped)
+            while True:
+                data = chan.recv(65536)
+                if not data:
+                    break
+                buf += data
+                *done, buf = buf.split(b"\n")
+                for line in done:
+                    on_line(line.decode(errors="replace").rstrip("\r"))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            chan.close()
+
     def many(self, jobs: dict[str, dict]) -> dict[str, Output]:
         """Run independent commands concurrently on channels of the one connection.
 

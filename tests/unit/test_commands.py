@@ -72,3 +72,28 @@ def test_batch_runs_each_part_apart_and_frames_its_output(tmp_path):
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, cwd=tmp_path)
     parts = parse.batch(out.stdout)
     assert parts == {"a": ("one\ntwo\n", 0), "b": ("", 3), "c": (f"{tmp_path}\nno newline", 0)}
+
+
+def test_kill_pids_refuses_anything_but_plain_pids():
+    assert commands.kill_pids([540, 541]) == "kill -KILL 540 541"
+    for bad in ([], [1], [0], ["540; rm -rf /"], [-1]):
+        with pytest.raises((ValueError, TypeError)):
+            commands.kill_pids(bad)
+    with pytest.raises(ValueError):
+        commands.kill_pids([540], "STOP")
+
+
+def test_systemctl_verbs_are_a_closed_list():
+    assert commands.systemctl("start", "gunicorn.service") == "systemctl start gunicorn.service"
+    assert commands.systemctl("daemon-reload", "x") == "systemctl daemon-reload"
+    assert commands.hup_main("gunicorn.service") == (
+        "systemctl kill --kill-whom=main --signal=HUP gunicorn.service"
+    )
+    with pytest.raises(ValueError):
+        commands.systemctl("mask", "gunicorn.service")
+
+
+def test_since_is_quoted():
+    assert commands.since_check("10 minutes ago; reboot").startswith(
+        "date -d '10 minutes ago; reboot' "
+    )

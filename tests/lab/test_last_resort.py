@@ -1,0 +1,188 @@
+"""The guide's last-resort commands on the lab: status, restart (graceful and --force), logs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.lab import lab
+from tests.lab.helpers import FAB, REPO, fab, fab_json, lab_args
+
+pytestmark = pytest.mark.lab
+
+
+def run(host, *args):
+    return fab_json(*lab_args(host), *args, "--target", "lab")
+
+
+def test_status(fresh_host):
+    doc, r = run(fresh_host, "status")
+    assert r.returncode == 0, r.stderr
+    (st,) = doc["hosts"]
+    g = st["units"]["gunicorn.service"]
+    assert g["active"] == "active" and g["main_pid"] > 0
+    assert st["units"]["gunicorn.socket"]["load"] == "not-found"
+    pids = {p["pid"] for p in st["processes"]}
+    assert g["main_pid"] in pids and len(pids) == 4  # master + the unit's 3 workers
+    assert all("gunicorn" in p["args"] for p in st["processes"])
+    assert st["socket"]["listening"] and st["socket"]["type"] == "socket"
+    assert len(st["commit"]) == 40 and st["branch"] == "main"
+
+
+class Load:
+    """A bounded load on loopback: 4 clients through nginx until stopped (30 s at most)."""
+
+    def __init__(self, host):
+        self.url = f"http://{host.address}/cynow/"
+        self.ok = self.failed = 0
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.client) for _ in range(4)]
+
+    def client(self):
+        deadline = time.monotonic() + 30
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as r:
+                    self.ok += r.status == 200
+                    self.failed += r.status != 200
+            except (urllib.error.URLError, OSError):
+                self.failed += 1
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def test_graceful_restart_drops_no_request(fresh_host):
+    before, _ = run(fresh_host, "status")
+    with Load(fresh_host) as load:
+        doc, r = run(fresh_host, "restart")
+    assert r.returncode == 0, r.stderr
+    assert doc["mode"] == "graceful" and doc["healthy"]
+    assert doc["before"]["main_pid"] == doc["after"]["main_pid"]
+    old_workers = set(doc["before"]["pids"]) - {doc["before"]["main_pid"]}
+    assert old_workers and not old_workers & set(doc["after"]["pids"])
+    assert load.ok > 20 and load.failed == 0
+
+
+def test_restart_starts_a_stopped_service(fresh_host):
+    fresh_host.sh("systemctl stop gunicorn.service")
+    doc, r = run(fresh_host, "restart")
+    assert r.returncode == 0 and doc["mode"] == "start" and doc["healthy"]
+
+
+def test_force_restart_kills_only_the_units_leftovers(fresh_host):
+    # A stuck process inside the unit's control group that ignores SIGTERM, and a stranger
+    # called "gunicorn" outside it (what `pkill -9 gunicorn` would also have killed).
+    out = fresh_host.sh(
+        "cg=$(systemctl show -p ControlGroup --value gunicorn.service)\n"
+        "setsid bash -c \"echo \\$\\$ > /sys/fs/cgroup/systemd$cg/cgroup.procs; trap '' TERM; "
+        'exec -a gunicorn-stuck sleep 600" >/dev/null 2>&1 < /dev/null & echo stuck=$!\n'
+        "setsid bash -c 'exec -a gunicorn sleep 600' >/dev/null 2>&1 < /dev/null &\n"
+        "echo stranger=$!\n"
+        "sleep 0.3"
+    ).stdout
+    pids = dict(line.split("=") for line in out.split())
+    try:
+        doc, r = run(fresh_host, "restart", "--force")
+        assert r.returncode == 0, r.stderr
+        assert doc["mode"] == "force" and doc["healthy"]
+        kill = next(s for s in doc["steps"] if s["name"].startswith("kill"))
+        assert f"killed [{pids['stuck']}]" in kill["detail"]
+        alive = fresh_host.sh(f"kill -0 {pids['stranger']} && echo alive", check=False)
+        assert alive.stdout.strip() == "alive"
+        stuck = fresh_host.sh(f"kill -0 {pids['stuck']} 2>/dev/null && echo alive", check=False)
+        assert stuck.stdout.strip() == ""
+        # No gunicorn outside the unit: every gunicorn process is the unit's or the stranger.
+        ps = fresh_host.sh("pgrep -f 'venv/bin/gunicorn'").stdout.split()
+        assert set(map(int, ps)) <= set(doc["after"]["pids"])
+    finally:
+        fresh_host.sh(f"kill {pids['stranger']} 2>/dev/null || true")
+
+
+def test_logs_since_returns_only_the_window(fresh_host):
+    fresh_host.sh(
+        "old=$(date -d '1 hour ago' '+%Y/%m/%d %H:%M:%S'); new=$(date '+%Y/%m/%d %H:%M:%S')\n"
+        'echo "$old [error] 1#1: *1 old-nginx-line" >> /var/log/nginx/error.log\n'
+        'echo "$new [error] 1#1: *2 new-nginx-line" >> /var/log/nginx/error.log\n'
+        "old=$(date -d '1 hour ago' '+%Y-%m-%d %H:%M:%S'); new=$(date '+%Y-%m-%d %H:%M:%S')\n"
+        'echo "$old,1 ERROR x: old-django-line" >> /var/log/cynow/django.log\n'
+        'echo "$new,1 ERROR x: new-django-line" >> /var/log/cynow/django.log\n'
+    )
+    doc, r = run(fresh_host, "logs", "--since", "10 minutes ago")
+    assert r.returncode == 0, r.stderr
+    text = {k: "\n".join(e["line"] for e in v) for k, v in doc["sources"].items()}
+    assert "new-nginx-line" in text["nginx"] and "old-nginx-line" not in text["nginx"]
+    assert "new-django-line" in text["django"] and "old-django-line" not in text["django"]
+    assert "Booting worker" in text["gunicorn"]
+    doc, _ = run(fresh_host, "logs", "--since", "2 hours ago", "-n", "500")
+    assert "old-nginx-line" in "\n".join(e["line"] for e in doc["sources"]["nginx"])
+
+
+def test_logs_known_keeps_catalogue_lines(fresh_host):
+    fresh_host.sh("systemctl stop gunicorn.service")
+    urllib.request.urlopen(f"http://{fresh_host.address}/cynow/static/orders/style.css").read()
+    try:
+        urllib.request.urlopen(f"http://{fresh_host.address}/cynow/", timeout=5)
+    except urllib.error.HTTPError:
+        pass
+    doc, r = run(fresh_host, "logs", "--known")
+    assert r.returncode == 0
+    nginx = doc["sources"]["nginx"]
+    assert nginx and all(e["signature"] for e in nginx)
+    assert "nginx_enoent" in {e["signature"] for e in nginx}
+
+
+def test_logs_bad_since_is_one_line_exit_3(fresh_host):
+    r = fab(*lab_args(fresh_host), "logs", "--since", "yesterday-ish", "--target", "lab")
+    assert r.returncode == 3
+    assert r.stderr.startswith("cynow-ops: --since 'yesterday-ish' is not a time")
+
+
+def test_logs_follow_streams_and_leaves_nothing_behind(fresh_host):
+    cmd = [
+        FAB,
+        "-r",
+        str(REPO),
+        "-f",
+        str(lab.fabric_config_path()),
+        *lab_args(fresh_host),
+        "logs",
+        "--follow",
+        "--target",
+        "lab",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**__import__("os").environ, "COLUMNS": "200"},
+    )
+    try:
+        fresh_host.sh("sleep 1.5; systemctl kill --kill-whom=main -s HUP gunicorn.service")
+        deadline = time.monotonic() + 20
+        seen = ""
+        while time.monotonic() < deadline and "Handling signal: hup" not in seen:
+            seen += proc.stdout.readline()
+        assert "Handling signal: hup" in seen
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C, to the process this test started
+        proc.wait(timeout=10)
+    time.sleep(0.5)
+    left = fresh_host.sh("pgrep -a 'tail|journalctl' || true").stdout
+    assert left.strip() == ""
