@@ -2,11 +2,12 @@
 
 from invoke import Collection
 
-from tasks import diagnose, info, logs, restart, status
+from tasks import diagnose, fix_permissions, info, logs, restart, status
 from tasks.settings import DEFAULTS
 
 ns = Collection()
 ns.add_task(diagnose.diagnose)
+ns.add_task(fix_permissions.fix_permissions)
 ns.add_task(info.info)
 ns.add_task(logs.logs)
 ns.add_task(restart.restart)
