@@ -19,6 +19,12 @@ def join(*argv: object) -> str:
     return " ".join(q(a) for a in argv)
 
 
+def say(*words: object) -> str:
+    """Print words as one output line, whatever they contain (values never reach a format
+    string or an unquoted echo)."""
+    return f"printf '%s\\n' {q(' '.join(str(w) for w in words))}"
+
+
 def as_root(command: str) -> str:
     """Run a whole shell command line under non-interactive sudo (fails instead of prompting)."""
     return f"sudo -n -- sh -c {q(command)}"
@@ -184,7 +190,7 @@ def permissions_script(socket: str, static_root: str) -> str:
     ACLs, supplementary groups)."""
     dirs = sorted(set(parents(socket)) | set(parents(static_root + "/x")))
     checks = [
-        f"if test -x {q(d)}; then echo 'traverse ok {d}'; else echo 'traverse denied {d}'; fi"
+        f"if test -x {q(d)}; then {say('traverse ok', d)}; else {say('traverse denied', d)}; fi"
         for d in dirs
     ]
     checks.append(
@@ -210,15 +216,15 @@ def http_script(socket: str, urls: list[str], timeout: float) -> str:
     ]
     for url in urls:
         lines.append(
-            f"printf 'socket {url} %s\\n' \"$(curl -sS -o /dev/null -w {q(fmt)} "
+            f"printf 'socket %s %s\\n' {q(url)} \"$(curl -sS -o /dev/null -w {q(fmt)} "
             f"--max-time {timeout:g} --unix-socket {q(socket)} "
             f"{q('http://localhost' + url)} 2>&1 | tr '\\n' ' ')\""
         )
         lines.append(
-            f'if [ -n "$addr" ]; then printf \'nginx {url} %s\\n\' "$(curl -sS '
+            f'if [ -n "$addr" ]; then printf \'nginx %s %s\\n\' {q(url)} "$(curl -sS '
             f"-o /dev/null -w {q(fmt)} --max-time {timeout:g} "
             f"\"http://$addr\"{q(url)} 2>&1 | tr '\\n' ' ')\"; "
-            f"else echo 'nginx {url} none no-listener'; fi"
+            f"else {say('nginx', url, 'none no-listener')}; fi"
         )
     return "\n".join(lines)
 
@@ -260,8 +266,8 @@ def code_script(project_dir: str, remote: str, branch: str, timeout: float = 30)
 def required_files_script(project_dir: str, files: list[str]) -> str:
     return (
         "\n".join(
-            f"if test -f {q(project_dir + '/' + f)}; then echo 'present {f}'; "
-            f"else echo 'missing {f}'; fi"
+            f"if test -f {q(project_dir + '/' + f)}; then {say('present', f)}; "
+            f"else {say('missing', f)}; fi"
             for f in files
         )
         or "true"
@@ -341,7 +347,9 @@ def django_probe(project_dir: str, python: str, wsgi: str, timeout: float = 60) 
     settings_module = wsgi.split(".")[0] + ".settings"
     script = f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\n" + DJANGO_PROBE
     return (
-        f"cd {q(project_dir)} && timeout {timeout:g} {q(python)} -c {q(script)} 2>&1 | tail -n 60"
+        # -B: importing the app must not write __pycache__ into the checkout (read-only).
+        f"cd {q(project_dir)} && timeout {timeout:g} {q(python)} -B -c {q(script)} 2>&1 "
+        "| tail -n 60"
     )
 
 
@@ -353,7 +361,8 @@ def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float 
         [
             f"cd {q(project_dir)} || exit 90",
             "tmp=$(mktemp -d /tmp/cynow-diagnose.XXXXXX)",
-            f"timeout {seconds:g} {q(venv + '/bin/gunicorn')} --workers 1 --graceful-timeout 1 "
+            f"PYTHONDONTWRITEBYTECODE=1 timeout {seconds:g} {q(venv + '/bin/gunicorn')} "
+            "--workers 1 --graceful-timeout 1 "
             f'--bind "unix:$tmp/g.sock" {q(wsgi)} >"$tmp/log" 2>&1 &',
             "pid=$!",
             'i=0; while [ $i -lt 100 ] && [ ! -S "$tmp/g.sock" ] && kill -0 $pid 2>/dev/null; do '
@@ -373,16 +382,16 @@ def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float 
 def path_facts(paths: list[str], users: list[str], groups: list[str]) -> str:
     """Existence of the unit's binaries and directories, and of its user and group."""
     lines = [
-        f"if test -d {q(p)}; then echo 'dir {p}'; elif test -x {q(p)}; then echo 'exec {p}'; "
-        f"elif test -e {q(p)}; then echo 'file {p}'; else echo 'missing {p}'; fi"
+        f"if test -d {q(p)}; then {say('dir', p)}; elif test -x {q(p)}; then {say('exec', p)}; "
+        f"elif test -e {q(p)}; then {say('file', p)}; else {say('missing', p)}; fi"
         for p in paths
     ]
     lines += [
-        f"if id -u {q(u)} >/dev/null 2>&1; then echo 'user {u}'; else echo 'nouser {u}'; fi"
+        f"if id -u {q(u)} >/dev/null 2>&1; then {say('user', u)}; else {say('nouser', u)}; fi"
         for u in users
     ]
     lines += [
-        f"if getent group {q(g)} >/dev/null; then echo 'group {g}'; else echo 'nogroup {g}'; fi"
+        f"if getent group {q(g)} >/dev/null; then {say('group', g)}; else {say('nogroup', g)}; fi"
         for g in groups
     ]
     return "\n".join(lines) or "true"

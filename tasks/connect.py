@@ -57,14 +57,15 @@ class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
-def target_hosts(c, settings: Settings) -> list[str]:
+def target_hosts(c, settings: Settings) -> list[str | dict]:
     """The host specs a task runs on: the Connection Fabric made from -H, else the target's hosts.
 
     Never the local machine: with neither -H nor a target this is an error.
     """
     if isinstance(c, Connection):
-        # Fabric parsed -H user@host:port into parts; keep the alias so ssh_config still applies.
-        return [f"{c.user}@{c.original_host}:{c.port}"]
+        # Fabric parsed -H user@host:port into parts: keep them apart (an IPv6 address has
+        # colons of its own) and keep the alias, so ssh_config still applies.
+        return [{"host": c.original_host, "user": c.user, "port": c.port}]
     if settings.hosts:
         return list(settings.hosts)
     targets = ", ".join(sorted(getattr(c.config, "cynow", {}).get("targets", {}) or {}))
@@ -116,12 +117,21 @@ def _known_hosts_files(conn: Connection, settings: Settings) -> tuple[list[str],
     return expand, [os.path.expanduser(p) for p in global_files]
 
 
-def make_connection(host: str, config, settings: Settings) -> Connection:
+def make_connection(host: str | dict, config, settings: Settings) -> Connection:
     """A Fabric Connection with timeouts and host key verification set; not yet opened."""
     ck = dict(config.connect_kwargs or {})
     if settings.key_filename and not ck.get("key_filename"):
         ck["key_filename"] = [settings.key_filename]
-    conn = Connection(host, config=config, connect_kwargs=ck)
+    parts = host if isinstance(host, dict) else {"host": host}
+    conn = Connection(**parts, config=config, connect_kwargs=ck)
+    if conn.gateway:
+        # Fabric opens a gateway (ProxyJump) with a client of its own that accepts any host
+        # key, outside these checks: refuse rather than connect unverified.
+        raise ConfigError(
+            f"{describe(conn)} is reached through a ProxyJump/gateway, whose "
+            "host key cynow-ops cannot verify; connect directly, or use "
+            "ProxyCommand 'ssh -W %h:%p JUMPHOST' (OpenSSH verifies the jump)"
+        )
     if conn.connect_timeout is None:
         conn.connect_timeout = settings.connect_timeout
     # A server that accepts TCP but never speaks SSH must not hang the run either.
@@ -142,6 +152,11 @@ def make_connection(host: str, config, settings: Settings) -> Connection:
     return conn
 
 
+def known_name(conn: Connection) -> str:
+    """How known_hosts names this host: `host`, or `[host]:port` off port 22."""
+    return conn.host if conn.port == 22 else f"[{conn.host}]:{conn.port}"
+
+
 def describe(conn: Connection) -> str:
     port = "" if conn.port == 22 else f":{conn.port}"
     return f"{conn.user}@{conn.host}{port}"
@@ -158,14 +173,15 @@ def open_connection(conn: Connection, settings: Settings) -> None:
         raise ConnectError(
             f"unknown host key for {e.hostname}: {kind} {fingerprint(e.key)}; verify it with the "
             f"server's admin, then add it with `ssh-keyscan -t {kind.replace('ssh-', '')} "
-            f"{conn.host} >> ~/.ssh/known_hosts` (or opt in once with "
+            f"{'' if conn.port == 22 else f'-p {conn.port} '}{conn.host} >> ~/.ssh/known_hosts` "
+            "(or opt in once with "
             "FABRIC_CYNOW_HOST_KEY_POLICY=accept-new)"
         ) from None
     except paramiko.BadHostKeyException as e:
         raise ConnectError(
             f"HOST KEY CHANGED for {where}: known {fingerprint(e.expected_key)}, offered "
             f"{fingerprint(e.key)}; this may be an attack. If the server was reinstalled, remove "
-            f"the old key with `ssh-keygen -R {conn.host}` and verify the new one"
+            f"the old key with `ssh-keygen -R {known_name(conn)}` and verify the new one"
         ) from None
     except paramiko.AuthenticationException:
         raise ConnectError(

@@ -16,7 +16,7 @@ from fabric import task
 
 from tasks import commands
 from tasks.checks import code, django, http, listener, logs, nginx, permissions, services, unit
-from tasks.checks.base import CheckResult, Facts
+from tasks.checks.base import FAIL, CheckResult, Facts
 from tasks.cli import COMMON_HELP, console, guarded, load, print_json
 from tasks.connect import make_connection, target_hosts
 from tasks.errors import ConnectError, ExitCode
@@ -224,13 +224,19 @@ class Report:
         }
 
 
+def conclude(checks: list[CheckResult], facts: Facts, s: Settings) -> Verdict:
+    """The verdict from every check's findings; a failed check counts even without one."""
+    failing = [f"{c.title}: {c.summary}" for c in checks if c.status == FAIL]
+    return decide([f for c in checks for f in c.findings], facts, s, failing)
+
+
 def diagnose_host(remote: Remote) -> Report:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.monotonic()
     s = remote.settings
     facts = gather(remote)
     checks = evaluate(facts, s)
-    verdict = decide([f for c in checks for f in c.findings], facts, s)
+    verdict = conclude(checks, facts, s)
     return Report(remote.name, s.target, verdict, checks, time.monotonic() - t0, started)
 
 

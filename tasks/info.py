@@ -55,18 +55,20 @@ def _unit_text(u: dict) -> str:
 
 
 def render(facts: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"cynow-ops info: {facts['host']}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     commit = facts["commit"][:12] or "[red]no checkout[/]"
+    e = escape  # server text is data, never markup
     rows = [
-        ("hostname", facts["hostname"]),
-        ("os", f"{facts['os']} (kernel {facts['kernel']})"),
-        ("systemd", facts["systemd"]),
-        ("venv python", facts["python"] or "[red]missing[/]"),
-        ("deployed", f"{commit} on {facts['branch'] or '?'}: {facts['subject']}"),
+        ("hostname", e(facts["hostname"])),
+        ("os", e(f"{facts['os']} (kernel {facts['kernel']})")),
+        ("systemd", e(facts["systemd"])),
+        ("venv python", e(facts["python"]) or "[red]missing[/]"),
+        ("deployed", f"{commit} on {e(facts['branch'] or '?')}: {e(facts['subject'])}"),
     ]
     rows += [(uid, _unit_text(u)) for uid, u in facts["units"].items()]
     for k, v in rows:

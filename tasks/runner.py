@@ -26,10 +26,20 @@ from tasks.settings import Settings
 # Channels opened at once on one connection. OpenSSH's default MaxSessions is 10, and a closed
 # channel counts until the server has processed the close, so stay well below.
 # CYNOW_OPS_CHANNELS=1 runs one command at a time (the benchmark's naive variant).
-MAX_CHANNELS = int(os.environ.get("CYNOW_OPS_CHANNELS", "6"))
+MAX_CHANNELS = (
+    int(os.environ.get("CYNOW_OPS_CHANNELS", "6"))
+    if os.environ.get("CYNOW_OPS_CHANNELS", "6").isdigit()
+    else 6
+)
 # sshd refuses a channel when MaxSessions is reached; that clears as soon as another closes.
 CHANNEL_RETRIES = 6
-SUDO_REFUSALS = ("sudo: a password is required", "sudo: a terminal is required")
+SUDO_REFUSALS = (
+    "sudo: a password is required",
+    "sudo: a terminal is required",
+    "is not allowed to execute",
+    "is not in the sudoers file",
+    "may not run sudo",
+)
 
 
 @dataclass(frozen=True)
@@ -108,10 +118,15 @@ class Remote:
                 f"lost the connection to {self.name}: {e or type(e).__name__}"
             ) from None
         if wrapped is not command and r.exited == 1 and any(s in r.stderr for s in SUDO_REFUSALS):
-            reason = next(s for s in SUDO_REFUSALS if s in r.stderr)
+            said = next(ln for ln in r.stderr.splitlines() if any(s in ln for s in SUDO_REFUSALS))
+            if "password is required" in said or "terminal is required" in said:
+                raise ConnectError(
+                    f"sudo on {self.name} needs a password ({said.strip()}): rerun with "
+                    "--prompt-for-sudo-password, or set sudo.password in a -f file kept out of git"
+                )
             raise ConnectError(
-                f"sudo on {self.name} needs a password ({reason}): rerun with "
-                "--prompt-for-sudo-password, or set sudo.password in a -f file kept out of git"
+                f"sudo on {self.name} refused ({said.strip()}): the login user "
+                "needs sudo to root and to the app and web users"
             )
         return Output(command, r.stdout, r.stderr, r.exited, time.monotonic() - start)
 
@@ -161,8 +176,10 @@ class Remote:
                     out += chan.recv(65536)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
+                # Done at EOF, not at exit-status: sshd may send the status while output is
+                # still in the pipe.
                 if (
-                    chan.exit_status_ready()
+                    (chan.eof_received or chan.closed)
                     and not chan.recv_ready()
                     and not chan.recv_stderr_ready()
                 ):

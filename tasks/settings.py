@@ -201,6 +201,16 @@ def _list_of(check: Callable[[str, Any], Any]) -> Callable[[str, Any], list]:
     return inner
 
 
+def _non_empty(check: Callable[[str, Any], list]) -> Callable[[str, Any], list]:
+    def inner(key: str, v: Any) -> list:
+        out = check(key, v)
+        if not out:
+            raise _fail(key, "must name at least one URL", "health is judged by asking for them")
+        return out
+
+    return inner
+
+
 def _host(key: str, v: Any) -> str:
     v = _str(key, v)
     if not _HOST.match(v):
@@ -226,7 +236,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "nginx_error_log": _abs_path,
     "django_log": _abs_path,
     "url_prefix": _url_path,
-    "health_urls": _list_of(_url_path),
+    "health_urls": _non_empty(_list_of(_url_path)),
     "git_remote": _remote,
     "git_branch": branch_name,
     "wsgi": _wsgi,

@@ -65,6 +65,7 @@ def gather(remote: Remote) -> dict:
 
 
 def render(st: dict) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     c = console()
@@ -90,7 +91,7 @@ def render(st: dict) -> None:
         "rss",
         "elapsed",
         "command",
-        title=f"processes of {next(iter(st['units']))}",
+        title=f"processes of {next(iter(st['units']), 'the gunicorn unit')}",
         title_justify="left",
     )
     for proc in st["processes"]:
@@ -100,7 +101,7 @@ def render(st: dict) -> None:
             proc["user"],
             f"{(proc['rss_kb'] or 0) // 1024} MB",
             proc["elapsed"],
-            proc["args"],
+            escape(proc["args"]),
         )
     c.print(p if st["processes"] else "[yellow]no processes in the unit[/]")
     so = st["socket"]
@@ -115,7 +116,7 @@ def render(st: dict) -> None:
     c.print(f"socket {so['path']}: {state}{extra}")
     c.print(
         f"deployed: {st.get('commit', '')[:12] or '[red]no checkout[/]'} on "
-        f"{st.get('branch') or '?'}: {st.get('subject', '')}"
+        f"{escape(st.get('branch') or '?')}: {escape(st.get('subject', ''))}"
     )
 
 

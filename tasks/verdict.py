@@ -31,7 +31,7 @@ CAUSES: dict[str, str] = {
     "socket_permission_denied": "www-data cannot reach the gunicorn socket",
     "worker_timeout": "requests run longer than gunicorn's or nginx's timeout",
     "static_unreadable": "www-data cannot read the static files",
-    "unknown": "requests through nginx fail and no known cause matched",
+    "unknown": "a request through nginx or a check fails, and no known cause matched",
     "healthy": "every check passed and the health URLs answer through nginx",
 }
 PRIORITY = list(CAUSES)
@@ -78,7 +78,8 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
     journal = catalogue.match_lines(facts.journal)
     nginx = catalogue.match_lines(facts.nginx_log, ("nginx",))
     g = facts.units.get(s.gunicorn_unit, {})
-    if cause in APP_CAUSES and (_last(journal, "worker_boot") or (facts.manual or {}).get("exit")):
+    manual_failed = facts.manual is not None and not http_check.ok_code(facts.manual["http"])
+    if cause in APP_CAUSES and (_last(journal, "worker_boot") or manual_failed):
         steps.append("workers fail to boot (Worker failed to boot.)")
     active, sub, res = g.get("ActiveState"), g.get("SubState"), g.get("Result")
     if cause not in ("gunicorn_stopped",):
@@ -123,13 +124,16 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
     return steps
 
 
-def decide(findings: list[Finding], facts: Facts, s: Settings) -> Verdict:
+def decide(findings: list[Finding], facts: Facts, s: Settings, failing: list[str] = ()) -> Verdict:
+    """`failing`: summaries of checks that failed; with no finding to explain them the verdict
+    is `unknown`, never `healthy`."""
     merged = merge(findings)
-    if not merged and http_check.nginx_failed(facts):
+    if not merged and (http_check.nginx_failed(facts) or failing):
         ev = [
             f"GET {u} through nginx -> {http_check.describe(r)}"
             for u, r in facts.http.get("nginx", {}).items()
-        ]
+            if not http_check.ok_code(r.get("code", 0))
+        ] + list(failing)
         merged["unknown"] = Finding(
             "unknown",
             ev,

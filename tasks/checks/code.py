@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from tasks import parse
-from tasks.checks.base import OK, WARN, Facts, result
+from tasks.checks.base import FAIL, OK, WARN, Facts, result
 from tasks.settings import Settings
 
 
@@ -26,7 +28,20 @@ def evaluate(facts: Facts, s: Settings) -> list:
     c = facts.code
     ref = f"{s.git_remote}/{s.git_branch}"
     out = []
-    if not c.get("remote_sha"):
+    title = f"deployed commit vs {ref}"
+    head = c.get("head", "")
+    if not re.fullmatch(r"[0-9a-f]{40}", head):
+        out.append(
+            result(
+                "code.origin",
+                9,
+                title,
+                FAIL,
+                f"{s.project_dir} is not a git checkout: {head[:80]}",
+                [head],
+            )
+        )
+    elif not c.get("remote_sha"):
         out.append(
             result(
                 "code.origin",
@@ -47,6 +62,17 @@ def evaluate(facts: Facts, s: Settings) -> list:
                 f"{c['behind']} commit(s) behind {ref}: the server does not run the latest code",
                 [f"HEAD {c['head'][:12]}, {ref} {c['remote_sha'][:12]}"]
                 + c.get("new_commits", [])[:5],
+            )
+        )
+    elif c.get("behind") is None:
+        out.append(
+            result(
+                "code.origin",
+                9,
+                title,
+                WARN,
+                f"could not compare with {ref} {c['remote_sha'][:12]}: fetching its commits failed",
+                [f"HEAD {head[:12]}"],
             )
         )
     else:

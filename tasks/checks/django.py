@@ -20,7 +20,10 @@ def parse_probe(stdout: str) -> dict:
 
     for line in reversed(stdout.splitlines()):
         if line.startswith("CYNOW-PROBE "):
-            return json.loads(line[len("CYNOW-PROBE ") :])
+            try:
+                return json.loads(line[len("CYNOW-PROBE ") :])
+            except json.JSONDecodeError:
+                return {"unavailable": ["the probe's report was cut short"]}
     return {"unavailable": stdout.strip().splitlines()[-3:] if stdout.strip() else ["no output"]}
 
 
@@ -45,6 +48,21 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
             ev,
             ["set what the message asks for (environment file or settings), then " + restart],
         )
+    # Behind origin first: a module missing from older code (even a new app, or a package the
+    # newer requirements add) comes with the newer code.
+    if behind > 0 and error.get("type") in IMPORT_ERRORS:
+        return Finding(
+            "code_outdated",
+            ev + [f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"],
+            [
+                f"cd {project_dir} && sudo -u {s.app_user} git pull --ff-only {s.git_remote} "
+                f"{s.git_branch}",
+                f"sudo -u {s.app_user} {s.venv}/bin/pip install -r requirements.txt",
+                f"sudo -u {s.app_user} {s.python} manage.py migrate --noinput",
+                f"sudo -u {s.app_user} {s.python} manage.py collectstatic --noinput",
+                restart,
+            ],
+        )
     if error.get("type") == "ModuleNotFoundError" and not error.get("in_project"):
         module = (error.get("name") or "").split(".")[0]
         return Finding(
@@ -53,18 +71,6 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
             [
                 f"cd {project_dir} && sudo -u {s.app_user} {s.venv}/bin/pip install -r "
                 f"requirements.txt  # add {module} there first if it is not listed",
-                restart,
-            ],
-        )
-    if behind > 0 and error.get("type") in IMPORT_ERRORS:
-        return Finding(
-            "code_outdated",
-            ev + [f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"],
-            [
-                f"cd {project_dir} && sudo -u {s.app_user} git pull --ff-only {s.git_remote} "
-                f"{s.git_branch}",
-                f"sudo -u {s.app_user} {s.python} manage.py migrate --noinput",
-                f"sudo -u {s.app_user} {s.python} manage.py collectstatic --noinput",
                 restart,
             ],
         )

@@ -94,6 +94,12 @@ def gunicorn(facts: Facts, s: Settings) -> list:
                 [f"sudo journalctl -u {unit} -n 50 --no-pager  # the error"],
             )
         )
+    elif (
+        active == "inactive"
+        and facts.units.get(s.gunicorn_socket_unit, {}).get("ActiveState") == "active"
+    ):
+        # Socket activation: systemd holds the socket and starts gunicorn on the first request.
+        summary = f"inactive, started on demand by {s.gunicorn_socket_unit}"
     elif active in ("inactive", "failed"):
         status = FAIL
         summary = state_line(p).removeprefix("Active: ")

@@ -11,7 +11,7 @@ next boot is pristine, in seconds.
     python3 tests/lab/lab.py down --all     # power off
     python3 tests/lab/lab.py status
 
-Needs root, Linux, debootstrap and systemd-nspawn (`make lab-deps` installs them on Debian).
+Needs root, Linux, debootstrap and systemd-nspawn (`./dev lab …` installs them on Debian).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def why_unavailable() -> str | None:
         return "the lab needs root (debootstrap, overlay mounts, systemd-nspawn)"
     for tool in ("debootstrap", "systemd-nspawn", "ssh-keygen", "mount", "umount"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (run `make lab-deps`)"
+            return f"{tool} is not installed (`sudo ./dev lab build` installs it)"
     if "overlay" not in Path("/proc/filesystems").read_text():
         return "the kernel has no overlayfs"
     return None

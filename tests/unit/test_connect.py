@@ -53,7 +53,25 @@ def test_no_target_never_means_the_local_machine():
 
 def test_connection_from_cli_keeps_user_and_port():
     c = Connection("deployer@example.invalid:2222")
-    assert connect.target_hosts(c, resolve({})) == ["deployer@example.invalid:2222"]
+    assert connect.target_hosts(c, resolve({})) == [
+        {"host": "example.invalid", "user": "deployer", "port": 2222}
+    ]
+
+
+def test_ipv6_from_cli_stays_the_same_address():
+    c = Connection("2001:db8::5", user="cynow", port=22)
+    (spec,) = connect.target_hosts(c, resolve({}))
+    conn = connect.make_connection(spec, Config(), resolve({}))
+    assert (conn.host, conn.port, conn.user) == ("2001:db8::5", 22, "cynow")
+
+
+def test_a_gateway_is_refused_not_connected_unverified(tmp_path):
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host behind\n  HostName 127.0.0.30\n  ProxyJump jump.invalid\n")
+    config = Config(runtime_ssh_path=str(cfg))
+    config.load_ssh_config()
+    with pytest.raises(ConfigError, match="ProxyJump/gateway"):
+        connect.make_connection("behind", config, resolve({}))
 
 
 def test_target_hosts_from_settings():

@@ -38,7 +38,7 @@ def test_scenario_gives_its_cause(name, monkeypatch):
     # Log windows are cut by the server's clock recorded in the capture, so no time mocking.
     facts, s = load(name)
     checks = diagnose.evaluate(facts, s)
-    verdict = decide([f for c in checks for f in c.findings], facts, s)
+    verdict = diagnose.conclude(checks, facts, s)
     expected = json.loads((DATA / name / "expected.json").read_text())["cause"]
     assert verdict.cause == expected
     assert verdict.fix or expected == "healthy"
