@@ -186,3 +186,78 @@ def test_logs_follow_streams_and_leaves_nothing_behind(fresh_host):
     time.sleep(0.5)
     left = fresh_host.sh("pgrep -a 'tail|journalctl' || true").stdout
     assert left.strip() == ""
+
+
+BREAK_PERMISSIONS = """
+chmod 700 /home/cynow                                    # bookworm adduser's default home
+chmod 644 /home/cynow/cynow/.env                         # a world-readable secret
+chown -R root:root /home/cynow/cynow/static              # collectstatic run as root...
+chmod -R go-rwx /home/cynow/cynow/static                 # ...under umask 077
+chown root:root /home/cynow/cynow/db.sqlite3             # `sudo manage.py migrate`
+chmod 444 /home/cynow/cynow/db.sqlite3
+chmod 666 /home/cynow/cynow/orders/views.py
+"""
+MODES = (
+    "stat -c '%a %U:%G %n' /home/cynow /home/cynow/cynow/.env /home/cynow/cynow/db.sqlite3 "
+    "/home/cynow/cynow/static /home/cynow/cynow/static/orders/style.css "
+    "/home/cynow/cynow/manage.py /home/cynow/cynow/venv/bin/gunicorn "
+    "/home/cynow/cynow/orders/views.py"
+)
+
+
+def test_fix_permissions_from_a_broken_tree(fresh_host):
+    fresh_host.sh(BREAK_PERMISSIONS)
+    doc, _ = run(fresh_host, "diagnose")
+    assert doc["verdict"]["cause"] == "socket_permission_denied"
+    assert "database_unwritable" in {a["cause"] for a in doc["verdict"]["also"]}
+    before = fresh_host.sh(MODES).stdout
+
+    plan, r = run(fresh_host, "fix-permissions", "--dry-run")
+    assert r.returncode == 0 and plan["dry_run"]
+    assert fresh_host.sh(MODES).stdout == before  # --dry-run changed nothing
+    planned = {(c["path"], c["after"]) for c in plan["changes"]}
+    assert ("/home/cynow", "701 cynow:cynow") in planned
+
+    done, r = run(fresh_host, "fix-permissions")
+    assert r.returncode == 0, r.stderr
+    assert {(c["path"], c["after"]) for c in done["changes"]} == planned  # dry-run was exact
+    assert done["remaining"] == [] and done["errors"] == []
+    after = {
+        path: f"{mode} {owner}"
+        for mode, owner, path in (
+            ln.split(" ", 2) for ln in fresh_host.sh(MODES).stdout.splitlines()
+        )
+    }
+    assert after == {
+        "/home/cynow": "701 cynow:cynow",
+        "/home/cynow/cynow/.env": "640 cynow:www-data",
+        "/home/cynow/cynow/db.sqlite3": "640 cynow:www-data",
+        "/home/cynow/cynow/static": "750 cynow:www-data",
+        "/home/cynow/cynow/static/orders/style.css": "640 cynow:www-data",
+        "/home/cynow/cynow/manage.py": "644 cynow:www-data",  # no x added
+        "/home/cynow/cynow/venv/bin/gunicorn": "755 cynow:www-data",  # x kept
+        "/home/cynow/cynow/orders/views.py": "664 cynow:www-data",
+    }
+    assert (
+        urllib.request.urlopen(f"http://{fresh_host.address}/cynow/static/orders/style.css").status
+        == 200
+    )
+    assert diagnose_cause(fresh_host) == "healthy"
+
+    again, r = run(fresh_host, "fix-permissions")
+    assert r.returncode == 0 and again["changes"] == []
+    human = fab(*lab_args(fresh_host), "fix-permissions", "--target", "lab")
+    assert "permissions already right; nothing to change" in human.stdout
+
+
+def test_fix_permissions_refuses_a_system_directory(fresh_host, tmp_path):
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("cynow:\n  django_log: /var/log/django.log\n")
+    r = fab("-f", str(conf), "-H", f"cynow@{fresh_host.address}", "fix-permissions", home=tmp_path)
+    assert r.returncode == 3
+    assert "refusing to change permissions under /var/log" in r.stderr
+
+
+def diagnose_cause(host) -> str:
+    doc, _ = run(host, "diagnose")
+    return doc["verdict"]["cause"]
