@@ -1,0 +1,287 @@
+"""`fab repair`: diagnose, apply the fix of each cause it can fix in a safe order (asking first,
+unless --yes), diagnose again and show before -> after.
+
+What to do for a cause is a pure plan (`plan_repairs`); causes that need a human (a syntax error
+in the code, an invalid nginx config, a unit naming a missing program) are explained with their
+evidence and left untouched.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field
+
+from fabric import task
+
+from tasks import commands
+from tasks.cli import COMMON_HELP, console, guarded, load, print_json
+from tasks.connect import make_connection, target_hosts
+from tasks.diagnose import Report, diagnose_host
+from tasks.errors import ConfigError, ExitCode
+from tasks.fix_permissions import fix_host
+from tasks.restart import health
+from tasks.runner import Remote
+from tasks.settings import Settings
+
+SCHEMA = "cynow-ops.repair.v1"
+
+# Causes a repair cannot fix by itself, and what the person must do.
+BY_HAND = {
+    "nginx_config_invalid": "fix the nginx config error shown, then `sudo nginx -t && sudo "
+    "systemctl reload nginx`",
+    "unit_file_invalid": "fix the gunicorn unit (`sudo systemctl edit --full gunicorn.service`)",
+    "socket_path_mismatch": "choose the right socket path and make nginx and the unit agree",
+    "settings_error": "fix the setting or environment variable the message names",
+    "app_import_error": "fix the code the traceback names and push it to origin/main",
+    "gunicorn_crash_loop": "read gunicorn's error (fab logs --known) and fix what it names",
+    "worker_timeout": "make the slow view faster (or raise --timeout together with nginx's "
+    "proxy_read_timeout)",
+    "unknown": "read the failing checks of fab diagnose",
+    "unreachable": "make the server reachable over SSH first",
+}
+
+
+@dataclass
+class Action:
+    """One change: what it is for, and the commands (run in order, as whom)."""
+
+    key: str
+    title: str
+    causes: list[str]
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (identity, command)
+    ok: bool | None = None
+    output: str = ""
+    skipped: str = ""
+
+
+def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[Action], dict]:
+    """The actions for a set of causes, in a safe order, each once; and the causes left to a
+    person with what to do. Pure."""
+    unit, app = s.gunicorn_unit, s.app_user
+    in_app = f"cd {commands.q(s.project_dir)} && "
+    catalogue = [
+        (
+            "permissions",
+            "fix owners and modes (fab fix-permissions)",
+            {"socket_permission_denied", "static_unreadable", "database_unwritable"},
+            [],
+        ),
+        (
+            "daemon-reload",
+            "make systemd read the changed unit",
+            {"unit_not_reloaded"},
+            [("root", commands.systemctl("daemon-reload", unit))],
+        ),
+        (
+            "update",
+            "bring the checkout to origin/main (pull --ff-only, requirements, migrate, "
+            "collectstatic)",
+            {"code_outdated"},
+            [
+                (
+                    app,
+                    in_app + commands.join("git", "pull", "--ff-only", s.git_remote, s.git_branch),
+                ),
+                (
+                    app,
+                    in_app
+                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", "requirements.txt"),
+                ),
+                (app, in_app + commands.join(s.python, "manage.py", "migrate", "--noinput")),
+                (app, in_app + commands.join(s.python, "manage.py", "collectstatic", "--noinput")),
+            ],
+        ),
+        (
+            "dependencies",
+            "install the requirements into the venv",
+            {"missing_dependency"},
+            [
+                (
+                    app,
+                    in_app
+                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", "requirements.txt"),
+                )
+            ],
+        ),
+        (
+            "migrate",
+            "apply pending migrations",
+            {"migrations_pending"},
+            [(app, in_app + commands.join(s.python, "manage.py", "migrate", "--noinput"))],
+        ),
+        (
+            "nginx",
+            "check nginx's config, then start it",
+            {"nginx_stopped"},
+            [("root", "nginx -t"), ("root", commands.systemctl("start", s.nginx_unit))],
+        ),
+        (
+            "gunicorn",
+            "start gunicorn afresh (reset-failed, stale socket removed, start or restart)",
+            {
+                "gunicorn_stopped",
+                "gunicorn_start_limit_hit",
+                "stale_socket",
+                "unit_not_reloaded",
+                "code_outdated",
+                "missing_dependency",
+                "migrations_pending",
+            },
+            [
+                ("root", commands.systemctl("reset-failed", unit)),
+                ("root", commands.remove_stale_socket(s.socket)),
+                ("root", commands.systemctl("restart", unit)),
+            ],
+        ),
+    ]
+    wanted = set(causes)
+    actions = []
+    for key, title, fixes, cmds in catalogue:
+        hit = sorted(wanted & fixes, key=causes.index)
+        if hit:
+            cmds = list(cmds)
+            if key == "gunicorn" and disabled:
+                cmds.append(("root", commands.systemctl("enable", unit)))
+            actions.append(Action(key, title, hit, cmds))
+    by_hand = {c: BY_HAND[c] for c in causes if c in BY_HAND}
+    return actions, by_hand
+
+
+@dataclass
+class Outcome:
+    host: str
+    before: str
+    after: str = ""
+    actions: list[Action] = field(default_factory=list)
+    by_hand: dict = field(default_factory=dict)
+    healthy: bool = False
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, **asdict(self)}
+
+
+def causes_of(report: Report) -> list[str]:
+    return [report.verdict.cause] + [a["cause"] for a in report.verdict.also]
+
+
+def _disabled(report: Report, s: Settings) -> bool:
+    g = next((c for c in report.checks if c.id == "services.gunicorn"), None)
+    return bool(g) and any(e == "enabled: disabled" for e in g.evidence)
+
+
+def ask(action: Action) -> bool:
+    c = console()
+    c.print(f"[bold]{action.title}[/] (for {', '.join(action.causes)})")
+    for who, cmd in action.commands:
+        c.print(f"  [dim]as {who}:[/] {cmd}", highlight=False, markup=False)
+    answer = input("Apply? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def apply(remote: Remote, action: Action) -> None:
+    if action.key == "permissions":
+        o = fix_host(remote, dry_run=False)
+        action.ok = not (o.remaining or o.errors)
+        action.output = f"{len(o.changes)} changes" + "".join(f"; {e}" for e in o.errors)
+        return
+    for who, cmd in action.commands:
+        out = remote.run(cmd, root=who == "root", user=None if who == "root" else who, timeout=600)
+        action.output = (out.stdout + out.stderr).strip()[-300:]
+        if not out.ok:
+            action.ok = False
+            return
+    action.ok = True
+
+
+def repair_host(remote: Remote, yes: bool, show) -> Outcome:
+    s = remote.settings
+    first = diagnose_host(remote)
+    causes = causes_of(first)
+    o = Outcome(remote.name, first.verdict.cause)
+    if first.verdict.healthy:
+        o.after, o.healthy = "healthy", True
+        return o
+    o.actions, o.by_hand = plan_repairs(causes, s, _disabled(first, s))
+    show(first, o)
+    for action in o.actions:
+        if not yes and not ask(action):
+            action.skipped = "declined"
+            continue
+        apply(remote, action)
+        if action.ok is False:
+            break  # later steps assume this one worked
+    if any(a.ok for a in o.actions):
+        health(remote, timeout=20)  # give the restarted service its boot time
+    second = diagnose_host(remote)
+    o.after, o.healthy = second.verdict.cause, second.verdict.healthy
+    return o
+
+
+def show_plan(report: Report, o: Outcome) -> None:
+    from rich.markup import escape
+
+    c = console()
+    c.print(f"[bold]{o.host}: {report.verdict.cause}[/] - {escape(report.verdict.title)}")
+    for cause, todo in o.by_hand.items():
+        c.print(f"[yellow]not repaired automatically: {cause}[/] - {escape(todo)}")
+        for line in (
+            report.verdict.evidence
+            if cause == report.verdict.cause
+            else next((a["evidence"] for a in report.verdict.also if a["cause"] == cause), [])
+        )[:4]:
+            c.print(f"    {escape(line)}")
+
+
+def render(o: Outcome) -> None:
+    c = console()
+    for a in o.actions:
+        mark = "[green]✓[/]" if a.ok else "[red]✗[/]" if a.ok is False else "[dim]–[/]"
+        c.print(f"  {mark} {a.title}" + (f" [dim]({a.skipped})[/]" if a.skipped else ""))
+        if a.ok is False and a.output:
+            c.print(f"      {a.output}", markup=False, highlight=False)
+    colour = "green" if o.healthy else "red"
+    c.print(f"[bold]{o.host}: {o.before} → [{colour}]{o.after}[/][/]")
+
+
+def _non_interactive(yes: bool, json: bool) -> None:
+    if not yes and (json or not sys.stdin.isatty()):
+        raise ConfigError(
+            "repair changes the server and asks before each change: run it in a "
+            "terminal, or pass --yes to apply every fix it can make"
+        )
+
+
+@task(help={**COMMON_HELP, "yes": "apply every fix without asking (needed without a terminal)"})
+@guarded
+def repair(c, yes=False, target=None, json=False):
+    """Diagnose, fix every cause that can be fixed safely, and diagnose again.
+
+    Fixes, in order: permissions, daemon-reload, the latest code (pull --ff-only,
+    requirements, migrate, collectstatic), requirements, migrations, nginx start, and a fresh
+    gunicorn start (reset-failed, stale socket removed). Code errors, invalid nginx configs and
+    broken unit files are explained, not touched. Asks before each change unless --yes.
+    Exit codes: 0 healthy afterwards, 1 not healthy, 2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    _non_interactive(yes, json)
+    outcomes = []
+    for host in target_hosts(c, settings):
+        remote = Remote(make_connection(host, c.config, settings), settings)
+        try:
+            remote.open()
+            o = repair_host(remote, yes, (lambda r, o: None) if json else show_plan)
+        finally:
+            remote.close()
+        outcomes.append(o)
+        if not json:
+            render(o)
+    if json:
+        print_json(
+            outcomes[0].to_json()
+            if len(outcomes) == 1
+            else {"schema": SCHEMA, "hosts": [o.to_json() for o in outcomes]}
+        )
+    if not all(o.healthy for o in outcomes):
+        from invoke.exceptions import Exit
+
+        raise Exit(code=int(ExitCode.PROBLEM))

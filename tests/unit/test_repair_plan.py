@@ -1,0 +1,63 @@
+from tasks import repair
+from tasks.settings import resolve
+
+S = resolve({})
+
+
+def keys(causes, disabled=False):
+    actions, by_hand = repair.plan_repairs(causes, S, disabled)
+    return [a.key for a in actions], by_hand
+
+
+def test_order_is_safe_and_each_action_once():
+    got, by_hand = keys(
+        ["code_outdated", "gunicorn_stopped", "socket_permission_denied", "migrations_pending"]
+    )
+    assert got == ["permissions", "update", "migrate", "gunicorn"]
+    assert by_hand == {}
+
+
+def test_gunicorn_is_started_last_and_enabled_when_disabled():
+    actions, _ = repair.plan_repairs(["gunicorn_stopped"], S, disabled=True)
+    (g,) = actions
+    assert [c for _, c in g.commands] == [
+        "systemctl reset-failed gunicorn.service",
+        commands_remove_stale(),
+        "systemctl restart gunicorn.service",
+        "systemctl enable gunicorn.service",
+    ]
+
+
+def commands_remove_stale():
+    from tasks import commands
+
+    return commands.remove_stale_socket(S.socket)
+
+
+def test_human_causes_are_explained_not_touched():
+    got, by_hand = keys(["app_import_error", "gunicorn_stopped"])
+    assert got == ["gunicorn"]  # starting it is still right; the code is left alone
+    assert "fix the code" in by_hand["app_import_error"]
+    got, by_hand = keys(["nginx_config_invalid"])
+    assert got == [] and "nginx -t" in by_hand["nginx_config_invalid"]
+
+
+def test_update_is_fast_forward_only_and_as_the_app_user():
+    actions, _ = repair.plan_repairs(["code_outdated"], S, False)
+    update = next(a for a in actions if a.key == "update")
+    assert update.commands[0] == ("cynow", "cd /home/cynow/cynow && git pull --ff-only origin main")
+    assert all(who == "cynow" for who, _ in update.commands)
+
+
+def test_ask_shows_commands_and_takes_only_yes(monkeypatch, capsys):
+    action = repair.Action(
+        "migrate",
+        "apply pending migrations",
+        ["migrations_pending"],
+        [("cynow", "cd /x && python manage.py migrate")],
+    )
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    assert repair.ask(action)
+    monkeypatch.setattr("builtins.input", lambda prompt: "")
+    assert not repair.ask(action)
+    assert "python manage.py migrate" in capsys.readouterr().out
