@@ -2,7 +2,7 @@
 
 from invoke import Collection
 
-from tasks import diagnose, fix_permissions, info, logs, repair, restart, status
+from tasks import diagnose, fix_permissions, info, logs, reboot, repair, restart, status
 from tasks.settings import DEFAULTS
 
 ns = Collection()
@@ -10,6 +10,7 @@ ns.add_task(diagnose.diagnose)
 ns.add_task(fix_permissions.fix_permissions)
 ns.add_task(info.info)
 ns.add_task(logs.logs)
+ns.add_task(reboot.reboot)
 ns.add_task(repair.repair)
 ns.add_task(restart.restart)
 ns.add_task(status.status)

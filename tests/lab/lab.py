@@ -53,6 +53,18 @@ PACKAGES = [
     "netcat-openbsd",
 ]
 MAX_HOSTS = 16
+SUPERVISOR_MARK = "cynow-lab-host"
+# systemd-nspawn exits with 133 when the container reboots (systemd-nspawn@.service restarts
+# it on that status): this loop does the same, so `systemctl reboot` in a lab host is a real
+# reboot on the same overlay. SIGTERM is passed on to nspawn, which powers the container off.
+SUPERVISOR = r"""
+trap 'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0' TERM INT
+while :; do
+  "$@" & child=$!
+  wait "$child"; rc=$?
+  [ "$rc" -eq 133 ] || exit "$rc"
+done
+"""
 BOOT_TIMEOUT = 90.0
 
 
@@ -100,13 +112,14 @@ class Host:
         return self.dir / "nspawn.pid"
 
     def pid(self) -> int | None:
-        """The PID of the systemd-nspawn we started for this host, if it is still that process."""
+        """The PID of the supervisor we started for this host, if it is still that process."""
         try:
             pid = int(self.pidfile.read_text())
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             return None
-        if b"systemd-nspawn" in cmdline[0] and str(self.root).encode() in cmdline:
+        ours = SUPERVISOR_MARK.encode() in cmdline or b"systemd-nspawn" in cmdline[0]
+        if ours and str(self.root).encode() in cmdline:
             return pid
         return None
 
@@ -435,6 +448,10 @@ def up(n: int, wait: bool = True) -> Host:
     with open(host.dir / "console.log", "w") as log:
         proc = subprocess.Popen(
             [
+                "bash",
+                "-c",
+                SUPERVISOR,
+                SUPERVISOR_MARK,
                 "systemd-nspawn",
                 "-b",
                 "--register=no",

@@ -261,3 +261,29 @@ def test_fix_permissions_refuses_a_system_directory(fresh_host, tmp_path):
 def diagnose_cause(host) -> str:
     doc, _ = run(host, "diagnose")
     return doc["verdict"]["cause"]
+
+
+def pid1_started(host) -> str:
+    return host.sh("stat -c %Y /proc/1").stdout.strip()
+
+
+def test_reboot_waits_for_the_host_and_diagnoses(fresh_host):
+    before = pid1_started(fresh_host)
+    doc, r = run(fresh_host, "reboot", "--yes")
+    assert r.returncode == 0, r.stderr
+    assert doc["rebooted"] and doc["diagnosis"]["verdict"]["cause"] == "healthy"
+    assert pid1_started(fresh_host) != before  # a new boot of the same host
+
+
+def test_reboot_is_refused_when_gunicorn_would_not_come_back(fresh_host):
+    fresh_host.sh("systemctl disable gunicorn.service")
+    before = pid1_started(fresh_host)
+    r = fab(*lab_args(fresh_host), "reboot", "--yes", "--target", "lab")
+    assert r.returncode == 1
+    assert "refusing to reboot: gunicorn.service is disabled" in r.stderr
+    assert pid1_started(fresh_host) == before
+
+
+def test_reboot_without_a_terminal_needs_yes(fresh_host):
+    r = fab(*lab_args(fresh_host), "reboot", "--target", "lab")
+    assert r.returncode == 3 and "pass --yes" in r.stderr

@@ -31,3 +31,19 @@ def test_parse_processes_real_ps_output():
     procs = status.parse_processes(text)
     assert [p["pid"] for p in procs] == [30, 41] and procs[1]["ppid"] == 30
     assert procs[0]["args"].endswith("config.wsgi:application") and procs[0]["rss_kb"] == 22528
+
+
+def test_boot_blockers():
+    from tasks.reboot import boot_blockers
+
+    assert (
+        boot_blockers({"gunicorn.service": {"LoadState": "loaded", "UnitFileState": "enabled"}})
+        == []
+    )
+    (msg,) = boot_blockers(
+        {"gunicorn.service": {"LoadState": "loaded", "UnitFileState": "disabled"}}
+    )
+    assert msg.startswith("gunicorn.service is disabled") and "systemctl enable" in msg
+    assert boot_blockers({"nginx.service": {"LoadState": "not-found"}}) == [
+        "nginx.service is not installed"
+    ]
