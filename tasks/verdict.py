@@ -35,6 +35,20 @@ CAUSES: dict[str, str] = {
     "healthy": "every check passed and the health URLs answer through nginx",
 }
 PRIORITY = list(CAUSES)
+# The cynow-ops command that applies a cause's fix, shown first; the shell commands follow.
+FAB_FIX = {
+    "nginx_stopped": "fab repair",
+    "unit_not_reloaded": "fab restart",
+    "socket_permission_denied": "fab fix-permissions",
+    "code_outdated": "fab repair",
+    "missing_dependency": "fab repair",
+    "database_unwritable": "fab fix-permissions",
+    "migrations_pending": "fab repair",
+    "gunicorn_start_limit_hit": "fab restart",
+    "stale_socket": "fab restart --force",
+    "gunicorn_stopped": "fab restart",
+    "static_unreadable": "fab fix-permissions",
+}
 APP_CAUSES = {"code_outdated", "missing_dependency", "settings_error", "app_import_error"}
 
 
@@ -145,7 +159,9 @@ def decide(findings: list[Finding], facts: Facts, s: Settings, failing: list[str
     first, rest = ranked[0], ranked[1:]
     # A crash loop's restarts or a start limit are consequences: once the cause is fixed, the
     # service still needs its reset/start, so those fixes follow the primary one.
-    fix = list(first.fix)
+    fix = ([f"{FAB_FIX[first.cause]}  # or, by hand:"] if first.cause in FAB_FIX else []) + list(
+        first.fix
+    )
     for f in rest:
         if f.cause in ("gunicorn_start_limit_hit", "gunicorn_stopped", "stale_socket"):
             # "start X" adds nothing after "restart X".

@@ -185,7 +185,9 @@ def _inputs_digest(paths: list[Path], extra: str = "") -> str:
 
 def _image_inputs() -> list[Path]:
     app = [p for p in (HERE / "app").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    return app + [HERE / "provision.sh", HERE / "gunicorn.service", HERE / "nginx-site"]
+    return app + [
+        HERE / n for n in ("provision.sh", "gunicorn.service", "nginx-site", "wheelhouse.txt")
+    ]
 
 
 def image_dir() -> Path:
@@ -249,6 +251,8 @@ def _wheels() -> Path:
             str(wheels),
             "-r",
             str(HERE / "app" / "requirements.txt"),
+            "-r",
+            str(HERE / "wheelhouse.txt"),
         ],
         capture_output=True,
         text=True,

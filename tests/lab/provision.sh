@@ -41,8 +41,11 @@ su cynow -c "cd '$work' && git init -q -b main && git add -A && git commit -q -m
 rm -rf "$work"
 su cynow -c "git clone -q /srv/git/cynow.git $APP"
 
-# The venv in the checkout, from wheels fetched on the lab's host (no network needed here).
-su cynow -c "python3 -m venv $APP/venv && $APP/venv/bin/pip install -q --no-index --find-links $SRC/wheels -r $APP/requirements.txt"
+# The lab's package index: wheels fetched on the lab's host, kept in /opt/wheels, and pip told
+# to use them (a host with no network, as if behind a mirror). Then the venv in the checkout.
+cp -r "$SRC/wheels" /opt/wheels && chmod -R a+rX /opt/wheels
+printf '[global]\nno-index = true\nfind-links = /opt/wheels\ndisable-pip-version-check = true\n' > /etc/pip.conf
+su cynow -c "python3 -m venv $APP/venv && $APP/venv/bin/pip install -q -r $APP/requirements.txt"
 echo "DJANGO_SECRET_KEY=lab-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$APP/.env"
 chown cynow:cynow "$APP/.env" && chmod 0640 "$APP/.env"
 

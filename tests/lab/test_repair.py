@@ -17,7 +17,7 @@ from tests.lab.helpers import (
     server_pull,
     wait_for,
 )
-from tests.lab.test_diagnose import ORDERS_URLS
+from tests.lab.test_diagnose import ORDERS_URLS, ORIGINAL_VIEWS
 
 pytestmark = pytest.mark.lab
 
@@ -64,7 +64,22 @@ def break_start_limit(h):
     h.sh(f"mv /root/env.bak {APP}/.env")
 
 
+def break_dependency(h):
+    views = "import markdown  # noqa: F401\n" + ORIGINAL_VIEWS
+    push_commit(
+        h,
+        {
+            "orders/views.py": views,
+            "requirements.txt": "Django==4.2.30\ngunicorn==23.0.0\nMarkdown==3.7\n",
+        },
+        "orders: markdown notes",
+    )
+    server_pull(h)
+    restart_gunicorn(h)
+
+
 BREAKS = {
+    "missing_dependency": break_dependency,
     "gunicorn_stopped": lambda h: h.sh("systemctl stop gunicorn.service"),
     "stale_socket": lambda h: (
         h.sh("kill -9 $(systemctl show -p MainPID --value gunicorn.service)"),
