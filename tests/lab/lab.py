@@ -359,9 +359,9 @@ def write_fabric_config() -> None:
         "cynow:",
         "  targets:",
     ]
+    # Every possible host, booted or not: `--target lab` must never fall back to the repo's
+    # fabric.yaml, whose lab target names the default lab root.
     for n in range(1, MAX_HOSTS + 1):
-        if not (Host(n).dir / "ssh_host_ed25519_key.pub").exists():
-            continue
         for name in (["lab"] if n == 1 else []) + [f"lab{n}"]:
             lines += [
                 f"    {name}:",
