@@ -277,9 +277,32 @@ def required_files_script(project_dir: str, files: list[str]) -> str:
 # The Django probe: one interpreter does the guide's step 8 (import the WSGI app as gunicorn
 # would, `check`, the migration plan, the database file) and prints one JSON line.
 DJANGO_PROBE = r"""
-import importlib, json, os, sys, traceback
+import importlib, json, os, shlex, subprocess, sys, traceback
 sys.path.insert(0, os.getcwd())
-out = {"python": sys.version.split()[0], "executable": sys.executable}
+out = {"python": sys.version.split()[0], "executable": sys.executable, "env_unreadable": []}
+# The unit's Environment= and EnvironmentFile=, as gunicorn gets them from systemd: without
+# them a secret passed that way would look like a settings error.
+try:
+    show = subprocess.run(["systemctl", "show", "-p", "Environment", "-p", "EnvironmentFiles",
+                           UNIT], capture_output=True, text=True, timeout=10).stdout
+except Exception:
+    show = ""
+for line in show.splitlines():
+    key, _, value = line.partition("=")
+    if key == "Environment":
+        for pair in shlex.split(value):
+            k, _, v = pair.partition("=")
+            os.environ[k] = v
+    elif key == "EnvironmentFiles" and value:
+        path = value.split(" (")[0]
+        try:
+            for raw in open(path).read().splitlines():
+                raw = raw.strip()
+                if raw and not raw.startswith("#") and "=" in raw:
+                    k, _, v = raw.partition("=")
+                    os.environ[k.strip()] = v.strip().strip("\"'")
+        except OSError:
+            out["env_unreadable"].append(path)
 def err(e):
     name = getattr(e, "name", None)
     top = (name or "").split(".")[0]
@@ -343,9 +366,9 @@ print("CYNOW-PROBE " + json.dumps(out))
 """
 
 
-def django_probe(project_dir: str, python: str, wsgi: str, timeout: float = 60) -> str:
+def django_probe(project_dir: str, python: str, wsgi: str, unit: str, timeout: float = 60) -> str:
     settings_module = wsgi.split(".")[0] + ".settings"
-    script = f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\n" + DJANGO_PROBE
+    script = f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\nUNIT = {unit!r}\n" + DJANGO_PROBE
     return (
         # -B: importing the app must not write __pycache__ into the checkout (read-only).
         f"cd {q(project_dir)} && timeout {timeout:g} {q(python)} -B -c {q(script)} 2>&1 "

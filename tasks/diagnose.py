@@ -58,7 +58,7 @@ def first_round(s: Settings) -> dict[str, dict]:
     slow or possibly hanging ones run alone; the rest share a channel per identity."""
     return {
         "probe": dict(
-            command=commands.django_probe(s.project_dir, s.python, s.wsgi),
+            command=commands.django_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit),
             user=s.app_user,
             alone=True,
         ),

@@ -459,3 +459,34 @@ def test_diagnose_changes_nothing_on_the_server(fresh_host, broken):
     assert (check(doc, "http.manual")["status"] == "ok") is broken
     after = fresh_host.sh(SNAPSHOT).stdout
     assert after.splitlines() == before.splitlines()
+
+
+MOVE_SECRET = (
+    "cd /home/cynow/cynow && secret=$(cut -d= -f2 .env) && rm .env && mkdir -p /etc/cynow && "
+    'echo "DJANGO_SECRET_KEY=$secret" > /etc/cynow/env && chgrp www-data /etc/cynow/env && '
+    "chmod {mode} /etc/cynow/env && mkdir -p /etc/systemd/system/gunicorn.service.d && "
+    "printf '[Service]\\nEnvironmentFile=/etc/cynow/env\\n' > "
+    "/etc/systemd/system/gunicorn.service.d/env.conf && systemctl daemon-reload"
+)
+
+
+def test_the_units_environment_file_is_used(fresh_host):
+    # The secret moved from .env to the unit's EnvironmentFile: a working setup, not an error.
+    fresh_host.sh(MOVE_SECRET.format(mode="640"))
+    restart_gunicorn(fresh_host)
+    doc, r = diagnose(fresh_host)
+    assert_cause(doc, r, "healthy")
+
+
+def test_an_unreadable_environment_file_is_said(fresh_host):
+    fresh_host.sh(MOVE_SECRET.format(mode="600"))
+    restart_gunicorn(fresh_host)
+    doc, r = diagnose(fresh_host)
+    # The site works (systemd reads the file as root); the import without it cannot be tested,
+    # and the report says why instead of blaming the settings.
+    assert_cause(doc, r, "healthy")
+    wsgi = check(doc, "django.wsgi")
+    assert wsgi["status"] == "warn"
+    assert any(
+        "EnvironmentFile /etc/cynow/env is not readable by cynow" in e for e in wsgi["evidence"]
+    )
