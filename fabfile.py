@@ -2,10 +2,22 @@
 
 from invoke import Collection
 
-from tasks import diagnose, fix_permissions, info, logs, reboot, repair, restart, status
+from tasks import (
+    deploy,
+    diagnose,
+    fix_permissions,
+    info,
+    logs,
+    reboot,
+    repair,
+    restart,
+    status,
+)
 from tasks.settings import DEFAULTS
 
 ns = Collection()
+ns.add_task(deploy.deploy)
+ns.add_task(deploy.rollback)
 ns.add_task(diagnose.diagnose)
 ns.add_task(fix_permissions.fix_permissions)
 ns.add_task(info.info)

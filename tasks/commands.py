@@ -549,3 +549,96 @@ def follow_script(unit: str, nginx_log: str, django_log: str) -> str:
         )
         + " & wait"
     )
+
+
+# -- deploy ------------------------------------------------------------------------------------
+
+
+def lock_take(state_dir: str, owner: str) -> str:
+    """mkdir is atomic: exactly one deploy gets the lock. Exit 3 (and the holder) when held."""
+    lock = f"{state_dir}/deploy.lock"
+    return (
+        f"mkdir -p {q(state_dir)} && if mkdir {q(lock)} 2>/dev/null; then "
+        f"printf '%s\\n' {q(owner)} > {q(lock + '/owner')}; else cat {q(lock + '/owner')} "
+        "2>/dev/null; exit 3; fi"
+    )
+
+
+def lock_write(state_dir: str, name: str, text: str) -> str:
+    return f"printf '%s\\n' {q(text)} > {q(f'{state_dir}/deploy.lock/{name}')}"
+
+
+def lock_read(state_dir: str) -> str:
+    lock = f"{state_dir}/deploy.lock"
+    return (
+        f"if [ -d {q(lock)} ]; then echo held; cat {q(lock + '/owner')} 2>/dev/null; "
+        f"echo '--state--'; cat {q(lock + '/state')} 2>/dev/null; fi"
+    )
+
+
+def lock_release(state_dir: str) -> str:
+    return f"rm -rf -- {q(state_dir + '/deploy.lock')}"
+
+
+def history_append(state_dir: str, line: str) -> str:
+    return f"printf '%s\\n' {q(line)} >> {q(state_dir + '/history.jsonl')}"
+
+
+def history_read(state_dir: str, n: int = 200) -> str:
+    return f"tail -n {int(n)} {q(state_dir + '/history.jsonl')} 2>/dev/null; true"
+
+
+def in_project(project_dir: str, *argv: object) -> str:
+    return f"cd {q(project_dir)} && {join(*argv)}"
+
+
+# Migration state of every app (the latest applied migration, or "zero"), the plan to the
+# code's leaves and whether each planned migration can be reversed; with the WSGI import and
+# the system checks: what a deploy validates before traffic sees the new code.
+DEPLOY_PROBE = r"""
+import importlib, json, os, sys, traceback
+sys.path.insert(0, os.getcwd())
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
+out = {}
+try:
+    mod, _, attr = WSGI.partition(":")
+    getattr(importlib.import_module(mod), attr)
+    from django.core import checks
+    bad = [str(m) for m in checks.run_checks() if m.is_serious()]
+    out["check"] = bad
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    ex = MigrationExecutor(connection)
+    graph, applied = ex.loader.graph, ex.loader.applied_migrations
+    state = {}
+    for app in sorted(ex.loader.migrated_apps):
+        done = [n for n in applied if n[0] == app and n in graph.nodes]
+        state[app] = max(done, key=lambda n: len(graph.forwards_plan(n)))[1] if done else "zero"
+    out["state"] = state
+    plan = ex.migration_plan(graph.leaf_nodes())
+    def reversible(m):
+        for op in m.operations:
+            if not op.reversible:
+                return False
+            code = getattr(op, "reverse_code", True)
+            sql = getattr(op, "reverse_sql", True)
+            if code is None or sql is None:
+                return False
+        return True
+    out["plan"] = [{"app": m.app_label, "name": m.name, "reversible": reversible(m)}
+                   for m, back in plan if not back]
+except BaseException as e:
+    out["error"] = {"type": type(e).__name__, "message": str(e).splitlines()[0] if str(e) else "",
+                    "traceback": traceback.format_exc().splitlines()[-8:]}
+print("CYNOW-DEPLOY " + json.dumps(out))
+"""
+
+
+def deploy_probe(project_dir: str, python: str, wsgi: str) -> str:
+    settings_module = wsgi.split(".")[0] + ".settings"
+    script = f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\n" + DEPLOY_PROBE
+    return f"cd {q(project_dir)} && timeout 120 {q(python)} -B -c {q(script)} 2>&1 | tail -n 40"
+
+
+def migrate_to(project_dir: str, python: str, app: str, name: str) -> str:
+    return in_project(project_dir, python, "manage.py", "migrate", app, name, "--noinput")

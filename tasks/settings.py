@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "wsgi": "config.wsgi:application",
     "required_files": ["orders/urls.py"],
     "static_root": "/home/cynow/cynow/static",
+    # Deploys: the lock, the deploy in progress and the history live here on the server.
+    "state_dir": "/var/lib/cynow-ops",
+    "requirements": "requirements.txt",
+    "health_timeout": 30,
     # Diagnosis: how far back logs matter, and how long a health request may take.
     "log_window_minutes": 15,
     "http_timeout": 10,
@@ -242,6 +246,9 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "wsgi": _wsgi,
     "required_files": _list_of(_rel_path),
     "static_root": _abs_path,
+    "state_dir": _abs_path,
+    "requirements": _rel_path,
+    "health_timeout": _positive,
     "log_window_minutes": _positive,
     "http_timeout": _positive,
     "connect_timeout": _positive,
@@ -276,6 +283,9 @@ class Settings:
     wsgi: str
     required_files: list
     static_root: str
+    state_dir: str
+    requirements: str
+    health_timeout: float
     log_window_minutes: float
     http_timeout: float
     connect_timeout: float

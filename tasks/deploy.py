@@ -1,0 +1,690 @@
+"""`fab deploy` and `fab rollback`: the guide's update sequence as one list of steps, each with
+its undo beside it, health-gated, rolled back in reverse on any failure.
+
+    DEPLOY = lock, preflight, fetch, required files, code(+undo), requirements(+undo), validate,
+             migrate(+undo), collectstatic, reload, health
+
+On a failure the undos of the steps that completed run in reverse (migrations back with the new
+code still checked out, since the migration files live in it; then the code; then the venv),
+followed by collectstatic, reload and the health gate on the old code. The server keeps a record
+of the deploy in progress inside the lock, so an interrupted deploy can be rolled back.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json as jsonlib
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from fabric import task
+
+from tasks import commands
+from tasks.cli import COMMON_HELP, console, guarded, load, print_json
+from tasks.connect import make_connection, target_hosts
+from tasks.errors import ExitCode, OpsError
+from tasks.restart import health, unit_state
+from tasks.runner import Remote
+from tasks.settings import Settings
+
+SCHEMA = "cynow-ops.deploy.v1"
+MIN_FREE_KB = 200 * 1024
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, output: str = ""):
+        super().__init__(message)
+        self.message, self.output = message, output
+
+
+class Refused(StepFailed):
+    """Stopped before changing anything (lock held, dirty checkout, diverged history...)."""
+
+
+@dataclass
+class Ctx:
+    remote: Remote
+    s: Settings
+    by: str
+    allow_irreversible: bool = False
+    full_restart: bool = False
+    old_commit: str = ""
+    new_commit: str = ""
+    commits: list = field(default_factory=list)
+    migrations_before: dict = field(default_factory=dict)
+    plan: list = field(default_factory=list)
+    requirements_changed: bool = False
+    reload_workers: list = field(default_factory=list)  # old workers a HUP must retire
+    journal_cursor: str = ""  # the journal's position at the reload, for the traceback check
+    check_journal: bool = True  # off while undoing: the new code's last requests may log
+
+    def run(self, command: str, *, root=False, app=False, timeout=600, ok=True):
+        out = self.remote.run(
+            command, root=root, user=self.s.app_user if app else None, timeout=timeout
+        )
+        if ok and not out.ok:
+            tail = (out.stdout + out.stderr).strip().splitlines()[-8:]
+            raise StepFailed(f"`{command[:120]}` failed (exit {out.exited})", "\n".join(tail))
+        return out
+
+    def git(self, *args, ok=True):
+        return self.run(commands.git(self.s.project_dir, *args), app=True, ok=ok)
+
+    def manage(self, *args, timeout=600):
+        return self.run(
+            commands.in_project(self.s.project_dir, self.s.python, "manage.py", *args),
+            app=True,
+            timeout=timeout,
+        )
+
+    def state_json(self) -> str:
+        return jsonlib.dumps(
+            {
+                "from": self.old_commit,
+                "to": self.new_commit,
+                "migrations_before": self.migrations_before,
+                "requirements_changed": self.requirements_changed,
+                "by": self.by,
+                "started": now(),
+            }
+        )
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def probe(ctx: Ctx) -> dict:
+    out = ctx.run(
+        commands.deploy_probe(ctx.s.project_dir, ctx.s.python, ctx.s.wsgi), app=True, ok=False
+    )
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("CYNOW-DEPLOY "):
+            return jsonlib.loads(line[len("CYNOW-DEPLOY ") :])
+    raise StepFailed("the Django probe printed no report", out.stdout[-500:])
+
+
+# -- the steps: do, and the undo beside it ------------------------------------------------------
+
+
+def take_lock(ctx: Ctx) -> str:
+    out = ctx.run(
+        commands.lock_take(ctx.s.state_dir, f"{ctx.by} since {now()}"), root=True, ok=False
+    )
+    if out.exited == 3:
+        holder = out.stdout.strip() or "unknown"
+        raise Refused(
+            f"another deploy holds the lock ({holder}); if it was interrupted, "
+            "`fab rollback` restores the state it recorded"
+        )
+    if not out.ok:
+        raise StepFailed("could not take the deploy lock", out.stderr)
+    return f"held by {ctx.by}"
+
+
+def preflight(ctx: Ctx) -> str:
+    s = ctx.s
+    ctx.old_commit = ctx.git("rev-parse", "HEAD").stdout.strip()
+    dirty = ctx.git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
+    if dirty.stdout.strip():
+        raise Refused(
+            "the checkout has uncommitted changes; commit or discard them first:\n"
+            + dirty.stdout.strip()
+        )
+    free = ctx.run(f"df --output=avail -k {commands.q(s.project_dir)} | tail -n 1").stdout
+    if free.strip().isdigit() and int(free) < MIN_FREE_KB:
+        raise Refused(f"only {int(free) // 1024} MB free under {s.project_dir}")
+    p = probe(ctx)
+    ctx.migrations_before = p.get("state", {})
+    ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
+    return f"at {ctx.old_commit[:12]}, migrations recorded for {len(ctx.migrations_before)} apps"
+
+
+def fetch(ctx: Ctx) -> str:
+    s = ctx.s
+    ref = f"refs/heads/{s.git_branch}"
+    out = ctx.run(
+        commands.git(
+            s.project_dir,
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            s.git_remote,
+            f"+{ref}:refs/remotes/{s.git_remote}/{s.git_branch}",
+        ),
+        app=True,
+        timeout=120,
+        ok=False,
+    )
+    if not out.ok:
+        raise Refused(
+            f"cannot fetch {s.git_remote} {s.git_branch}: "
+            + (out.stderr.strip().splitlines() or ["no answer"])[-1]
+        )
+    ctx.new_commit = ctx.git("rev-parse", f"{s.git_remote}/{s.git_branch}").stdout.strip()
+    if ctx.new_commit == ctx.old_commit:
+        return "already up to date"
+    ancestor = ctx.git("merge-base", "--is-ancestor", ctx.old_commit, ctx.new_commit, ok=False)
+    if ancestor.exited != 0:
+        raise Refused(
+            f"{s.git_remote}/{s.git_branch} has diverged from the deployed commit "
+            f"{ctx.old_commit[:12]}; deploys only fast-forward"
+        )
+    ctx.commits = (
+        ctx.git("log", "--format=%h %s", f"{ctx.old_commit}..{ctx.new_commit}")
+        .stdout.strip()
+        .splitlines()
+    )
+    changed = ctx.git("diff", "--name-only", ctx.old_commit, ctx.new_commit).stdout.split()
+    ctx.requirements_changed = s.requirements in changed
+    ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
+    return f"{len(ctx.commits)} new commit(s): " + "; ".join(ctx.commits[:5])
+
+
+def required_files(ctx: Ctx) -> str:
+    missing = [
+        f
+        for f in ctx.s.required_files
+        if ctx.git("cat-file", "-e", f"{ctx.new_commit}:{f}", ok=False).exited != 0
+    ]
+    if missing:
+        raise Refused("the new commit lacks " + ", ".join(missing))
+    return ", ".join(ctx.s.required_files) or "none required"
+
+
+def update_code(ctx: Ctx) -> str:
+    ctx.git("merge", "--ff-only", "--quiet", ctx.new_commit)
+    return f"{ctx.old_commit[:12]} -> {ctx.new_commit[:12]}"
+
+
+def restore_code(ctx: Ctx) -> str:
+    ctx.git("reset", "--hard", "--quiet", ctx.old_commit)
+    return f"back at {ctx.old_commit[:12]}"
+
+
+def install_requirements(ctx: Ctx) -> str:
+    if not ctx.requirements_changed:
+        return "unchanged"
+    ctx.run(
+        commands.in_project(
+            ctx.s.project_dir, f"{ctx.s.venv}/bin/pip", "install", "-q", "-r", ctx.s.requirements
+        ),
+        app=True,
+        timeout=900,
+    )
+    return f"installed {ctx.s.requirements}"
+
+
+def restore_requirements(ctx: Ctx) -> str:
+    if not ctx.requirements_changed:
+        return "unchanged"
+    # The old file, from git: the checkout may still hold the new one at this point.
+    old = f"{ctx.old_commit}:{ctx.s.requirements}"
+    ctx.run(
+        commands.git(ctx.s.project_dir, "show", old)
+        + " > /tmp/cynow-ops-requirements.txt"
+        + " && "
+        + commands.join(
+            f"{ctx.s.venv}/bin/pip", "install", "-q", "-r", "/tmp/cynow-ops-requirements.txt"
+        )
+        + "; rc=$?; rm -f /tmp/cynow-ops-requirements.txt; exit $rc",
+        app=True,
+        timeout=900,
+    )
+    return "old requirements reinstalled"
+
+
+def validate(ctx: Ctx) -> str:
+    p = probe(ctx)
+    if "error" in p:
+        e = p["error"]
+        raise StepFailed(
+            f"the new code does not load: {e['type']}: {e['message']}",
+            "\n".join(e.get("traceback", [])),
+        )
+    if p.get("check"):
+        raise StepFailed("manage.py check: " + p["check"][0], "\n".join(p["check"]))
+    ctx.plan = p.get("plan", [])
+    bad = [f"{m['app']}.{m['name']}" for m in ctx.plan if not m["reversible"]]
+    if bad and not ctx.allow_irreversible:
+        raise StepFailed(
+            "irreversible migration(s) " + ", ".join(bad) + ": a rollback could "
+            "not undo them; deploy with --allow-irreversible if that is accepted"
+        )
+    return (
+        f"check ok; {len(ctx.plan)} migration(s) to apply: "
+        + ", ".join(f"{m['app']}.{m['name']}" for m in ctx.plan)
+        if ctx.plan
+        else "check ok; no migration to apply"
+    )
+
+
+def migrate(ctx: Ctx) -> str:
+    if not ctx.plan:
+        return "nothing to apply"
+    ctx.manage("migrate", "--noinput")
+    return f"applied {len(ctx.plan)}"
+
+
+def unmigrate(ctx: Ctx) -> str:
+    """Every app back to its recorded migration, newest apps first; the new code is still
+    checked out, so the migration files to reverse are there."""
+    back = []
+    now_state = probe(ctx).get("state", {})
+    for app in sorted(now_state, reverse=True):
+        target = ctx.migrations_before.get(app, "zero")
+        if now_state[app] != target:
+            ctx.run(commands.migrate_to(ctx.s.project_dir, ctx.s.python, app, target), app=True)
+            back.append(f"{app} -> {target}")
+    return "; ".join(back) or "nothing to reverse"
+
+
+def collectstatic(ctx: Ctx) -> str:
+    out = ctx.manage("collectstatic", "--noinput")
+    return (out.stdout.strip().splitlines() or ["done"])[-1]
+
+
+def reload(ctx: Ctx) -> str:
+    unit = ctx.s.gunicorn_unit
+    st = unit_state(ctx.remote)
+    if st["reload_needed"]:
+        ctx.run(commands.systemctl("daemon-reload", unit), root=True)
+    if ctx.full_restart or st["reload_needed"] or st["active"] != "active":
+        ctx.run(commands.systemctl("reset-failed", unit), root=True, ok=False)
+        ctx.journal_cursor = journal_cursor(ctx)
+        ctx.run(commands.systemctl("restart", unit), root=True)
+        ctx.reload_workers = []
+        return "full restart"
+    ctx.reload_workers = [p for p in st["pids"] if p != st["main_pid"]]
+    ctx.journal_cursor = journal_cursor(ctx)
+    ctx.run(commands.hup_main(unit), root=True)
+    return f"HUP to the master (pid {st['main_pid']}): new workers, socket kept"
+
+
+def journal_cursor(ctx: Ctx) -> str:
+    out = ctx.run(
+        commands.join(
+            "journalctl", "-u", ctx.s.gunicorn_unit, "-n", "0", "--show-cursor", "--no-pager"
+        ),
+        root=True,
+        ok=False,
+    )
+    return next(
+        (ln.split("cursor: ", 1)[1] for ln in out.stdout.splitlines() if "cursor: " in ln), ""
+    )
+
+
+def health_gate(ctx: Ctx) -> str:
+    ok, detail = health(ctx.remote, timeout=ctx.s.health_timeout, since_pids=ctx.reload_workers)
+    if not ok:
+        raise StepFailed(f"health gate: {detail}")
+    if ctx.check_journal and ctx.journal_cursor:
+        tb = ctx.run(
+            commands.join(
+                "journalctl",
+                "--no-pager",
+                "-u",
+                ctx.s.gunicorn_unit,
+                f"--after-cursor={ctx.journal_cursor}",
+            )
+            + " | grep -c Traceback; true",
+            root=True,
+        ).stdout.strip()
+        if tb.isdigit() and int(tb):
+            raise StepFailed(f"health gate: {tb} traceback(s) in the journal since the reload")
+    return detail
+
+
+DEPLOY = [
+    ("lock", take_lock, None),
+    ("preflight", preflight, None),
+    ("fetch", fetch, None),
+    ("required files", required_files, None),
+    ("code", update_code, restore_code),
+    ("requirements", install_requirements, restore_requirements),
+    ("validate", validate, None),
+    ("migrate", migrate, unmigrate),
+    ("collectstatic", collectstatic, None),
+    ("reload", reload, None),
+    ("health", health_gate, None),
+]
+# After the undos, the old code is served again.
+AFTER_UNDO = [("collectstatic", collectstatic), ("reload", reload), ("health", health_gate)]
+
+
+@dataclass
+class Outcome:
+    host: str
+    result: str  # deployed | up-to-date | refused | rolled-back | rollback-failed | planned
+    old: str = ""
+    new: str = ""
+    failed_step: str = ""
+    error: str = ""
+    output: str = ""
+    steps: list = field(default_factory=list)
+    undo: list = field(default_factory=list)
+    commits: list = field(default_factory=list)
+    recovery_seconds: float | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return int(
+            ExitCode.OK
+            if self.result in ("deployed", "up-to-date", "planned", "rolled-back-by-request")
+            else ExitCode.PROBLEM
+        )
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "exit_code": self.exit_code, **self.__dict__}
+
+
+def _step(ctx: Ctx, name: str, fn, log: list, show) -> None:
+    t0 = time.monotonic()
+    try:
+        detail = fn(ctx)
+    except StepFailed as e:
+        log.append(
+            {
+                "step": name,
+                "ok": False,
+                "seconds": round(time.monotonic() - t0, 2),
+                "detail": e.message,
+            }
+        )
+        show(log[-1])
+        raise
+    log.append(
+        {"step": name, "ok": True, "seconds": round(time.monotonic() - t0, 2), "detail": detail}
+    )
+    show(log[-1])
+
+
+def undo_all(ctx: Ctx, done: list, o: Outcome, show) -> None:
+    """Undo the completed steps in reverse, then serve the old code again."""
+    t0 = time.monotonic()
+    ctx.check_journal = False
+    todo = [(n, u) for n, _, u in reversed(DEPLOY) if n in done and u] + AFTER_UNDO
+    try:
+        for name, fn in todo:
+            _step(
+                ctx,
+                f"undo {name}" if fn not in dict(AFTER_UNDO).values() else name,
+                fn,
+                o.undo,
+                show,
+            )
+        o.result = "rolled-back"
+    except StepFailed as e:
+        o.result, o.error = "rollback-failed", o.error + f"; rollback: {e.message}"
+    o.recovery_seconds = round(time.monotonic() - t0, 2)
+
+
+def record(ctx: Ctx, o: Outcome, started: str) -> None:
+    line = jsonlib.dumps(
+        {
+            "started": started,
+            "ended": now(),
+            "by": ctx.by,
+            "result": o.result,
+            "from": ctx.old_commit,
+            "to": ctx.new_commit,
+            "failed_step": o.failed_step,
+            "error": o.error,
+            "migrations_before": ctx.migrations_before,
+            "requirements_changed": ctx.requirements_changed,
+            "steps": [(x["step"], x["seconds"]) for x in o.steps + o.undo],
+        }
+    )
+    ctx.run(commands.history_append(ctx.s.state_dir, line), root=True, ok=False)
+
+
+def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
+    o = Outcome(ctx.remote.name, "deployed")
+    started = now()
+    if dry_run:
+        return plan_only(ctx, o, show)
+    done: list[str] = []
+    locked = False
+    try:
+        for name, do, _undo in DEPLOY:
+            _step(ctx, name, do, o.steps, show)
+            done.append(name)
+            locked = True
+            if name == "fetch" and ctx.new_commit == ctx.old_commit:
+                o.result = "up-to-date"
+                break
+    except Refused as e:
+        o.result, o.failed_step, o.error, o.output = "refused", name, e.message, e.output
+        if name == "lock":
+            return o  # not ours to release
+    except StepFailed as e:
+        o.failed_step, o.error, o.output = name, e.message, e.output
+        done.append(name)  # a failed step may have half-happened: its undo runs too
+        undo_all(ctx, done, o, show)
+    o.old, o.new, o.commits = ctx.old_commit, ctx.new_commit, ctx.commits
+    if locked:
+        record(ctx, o, started)
+        if o.result != "rollback-failed":
+            ctx.run(commands.lock_release(ctx.s.state_dir), root=True, ok=False)
+    return o
+
+
+def plan_only(ctx: Ctx, o: Outcome, show) -> Outcome:
+    """--dry-run: what a deploy would do. Fetches objects; changes no file, ref or service."""
+    s = ctx.s
+    ctx.old_commit = ctx.git("rev-parse", "HEAD").stdout.strip()
+    remote = ctx.git("ls-remote", s.git_remote, f"refs/heads/{s.git_branch}").stdout.split()
+    ctx.new_commit = remote[0] if remote else ""
+    if not ctx.new_commit:
+        raise OpsError(f"cannot read {s.git_remote}/{s.git_branch}")
+    ctx.git(
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--refmap=",
+        s.git_remote,
+        f"refs/heads/{s.git_branch}",
+        ok=False,
+    )
+    o.result, o.old, o.new = "planned", ctx.old_commit, ctx.new_commit
+    if ctx.new_commit == ctx.old_commit:
+        o.steps.append({"step": "plan", "ok": True, "seconds": 0, "detail": "already up to date"})
+        return o
+    rng = f"{ctx.old_commit}..{ctx.new_commit}"
+    ok = ctx.git("merge-base", "--is-ancestor", ctx.old_commit, ctx.new_commit, ok=False)
+    o.commits = ctx.git("log", "--format=%h %s", rng).stdout.strip().splitlines()
+    files = ctx.git("diff", "--name-only", ctx.old_commit, ctx.new_commit).stdout.split()
+    migrations = [
+        f
+        for f in ctx.git(
+            "diff", "--name-only", "--diff-filter=A", ctx.old_commit, ctx.new_commit
+        ).stdout.split()
+        if "/migrations/" in f and f.endswith(".py") and "__init__" not in f
+    ]
+    details = [
+        f"{len(o.commits)} commit(s) {ctx.old_commit[:12]}..{ctx.new_commit[:12]}"
+        + ("" if ok.exited == 0 else " (DIVERGED: deploy would refuse)"),
+        f"{len(files)} file(s) changed: " + ", ".join(files[:10]),
+        "migrations to apply: " + (", ".join(migrations) or "none"),
+        "requirements: "
+        + ("changed, would be installed" if s.requirements in files else "unchanged"),
+    ]
+    for d in details:
+        o.steps.append({"step": "plan", "ok": True, "seconds": 0, "detail": d})
+        show(o.steps[-1])
+    return o
+
+
+def who() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except Exception:  # noqa: BLE001 (no user name is not a reason to stop a deploy)
+        return "unknown"
+
+
+def _shower(json: bool):
+    if json:
+        return lambda entry: None
+    c = console()
+
+    def show(entry):
+        mark = "[green]✓[/]" if entry["ok"] else "[red]✗[/]"
+        from rich.markup import escape
+
+        c.print(
+            f"  {mark} {entry['step']:<18} [dim]{entry['seconds']:>6.2f}s[/]  "
+            f"{escape(str(entry['detail']))}"
+        )
+
+    return show
+
+
+def _finish(outcomes: list[Outcome], json: bool) -> None:
+    if json:
+        print_json(
+            outcomes[0].to_json()
+            if len(outcomes) == 1
+            else {"schema": SCHEMA, "hosts": [o.to_json() for o in outcomes]}
+        )
+    else:
+        c = console()
+        for o in outcomes:
+            colour = "green" if o.exit_code == 0 else "red"
+            c.print(
+                f"[bold {colour}]{o.host}: {o.result}[/]"
+                + (f" at step {o.failed_step}: {o.error}" if o.error else ""),
+                highlight=False,
+            )
+            if o.output:
+                c.print(o.output, markup=False, highlight=False)
+    worst = max(o.exit_code for o in outcomes)
+    if worst:
+        from invoke.exceptions import Exit
+
+        raise Exit(code=worst)
+
+
+def _remotes(c, settings):
+    for host in target_hosts(c, settings):
+        remote = Remote(make_connection(host, c.config, settings), settings)
+        remote.open()
+        try:
+            yield remote
+        finally:
+            remote.close()
+
+
+@task(
+    help={
+        **COMMON_HELP,
+        "dry_run": "print the plan (commits, files, migrations, requirements); change nothing",
+        "restart": "full `systemctl restart` instead of the graceful HUP reload",
+        "allow_irreversible": "deploy even if a migration cannot be reversed",
+    }
+)
+@guarded
+def deploy(c, dry_run=False, restart=False, allow_irreversible=False, target=None, json=False):
+    """Deploy origin/main: the guide's update sequence, health-gated, rolled back on failure.
+
+    Steps: lock, preflight (record commit, migrations; refuse uncommitted changes), fetch
+    (fast-forward only), required files, code, requirements, validate (import, check,
+    reversible migrations), migrate, collectstatic, graceful reload, health gate. On any
+    failure the completed steps are undone in reverse and the old code is served again.
+    Exit codes: 0 deployed (or already up to date, or --dry-run), 1 refused or rolled back,
+    2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    show = _shower(json)
+    outcomes = []
+    for remote in _remotes(c, settings):
+        ctx = Ctx(remote, settings, who(), allow_irreversible, restart)
+        if not json:
+            console().print(f"[bold]cynow-ops deploy: {remote.name}[/]")
+        outcomes.append(deploy_host(ctx, show, dry_run))
+    _finish(outcomes, json)
+
+
+def rollback_host(ctx: Ctx, show) -> Outcome:
+    """Back to the state before the last deploy: the one in progress (interrupted) when the
+    lock holds one, else the last successful deploy of the history."""
+    s = ctx.s
+    o = Outcome(ctx.remote.name, "rolled-back-by-request")
+    lock = ctx.run(commands.lock_read(s.state_dir), root=True).stdout
+    head = lock.split("\n--state--\n")
+    state = {}
+    if lock.startswith("held"):
+        raw = head[1].strip() if len(head) > 1 else ""
+        state = jsonlib.loads(raw) if raw else {}
+        if not state.get("from"):
+            raise OpsError(
+                "a deploy holds the lock but recorded no state; remove "
+                f"{s.state_dir}/deploy.lock by hand once nothing runs"
+            )
+    else:
+        history = [
+            jsonlib.loads(x)
+            for x in ctx.run(commands.history_read(s.state_dir)).stdout.splitlines()
+            if x.strip()
+        ]
+        current = ctx.git("rev-parse", "HEAD").stdout.strip()
+        last = next(
+            (h for h in reversed(history) if h["result"] == "deployed" and h["to"] == current), None
+        )
+        if last is None:
+            raise OpsError(
+                "no successful deploy in the history brought the server to "
+                f"{current[:12]}: nothing to roll back to"
+            )
+        state = last
+        _step(ctx, "lock", take_lock, o.steps, show)
+    ctx.old_commit, ctx.new_commit = state["from"], state.get("to") or ""
+    ctx.migrations_before = state.get("migrations_before", {})
+    ctx.requirements_changed = bool(state.get("requirements_changed"))
+    started = now()
+    ctx.check_journal = False
+    try:
+        for name, fn in [
+            ("undo migrate", unmigrate),
+            ("undo requirements", restore_requirements),
+            ("undo code", restore_code),
+        ] + AFTER_UNDO:
+            _step(ctx, name, fn, o.steps, show)
+    except StepFailed as e:
+        o.result, o.error, o.output = "rollback-failed", e.message, e.output
+    o.old, o.new = ctx.new_commit, ctx.old_commit
+    record(
+        ctx,
+        Outcome(
+            o.host,
+            "rollback" if o.result != "rollback-failed" else o.result,
+            error=o.error,
+            steps=o.steps,
+        ),
+        started,
+    )
+    if o.result != "rollback-failed":
+        ctx.run(commands.lock_release(s.state_dir), root=True, ok=False)
+    return o
+
+
+@task(help=COMMON_HELP)
+@guarded
+def rollback(c, target=None, json=False):
+    """Return to the state before the last deploy (or the interrupted one), health-gated.
+
+    Migrations back to what was recorded before that deploy, the code back to its commit, the
+    old requirements when they had changed, collectstatic, reload, health gate.
+    Exit codes: 0 rolled back and healthy, 1 failed, 2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    show = _shower(json)
+    outcomes = []
+    for remote in _remotes(c, settings):
+        ctx = Ctx(remote, settings, who())
+        if not json:
+            console().print(f"[bold]cynow-ops rollback: {remote.name}[/]")
+        outcomes.append(rollback_host(ctx, show))
+    _finish(outcomes, json)

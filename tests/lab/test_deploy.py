@@ -1,0 +1,274 @@
+"""`fab deploy` and `fab rollback` on the lab, with a fault injected at each step: afterwards the
+site answers 200 at the old commit, every app is at its old migration, rows are intact, the lock
+is released (or held with a way out) and the history says what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.lab import lab
+from tests.lab.helpers import APP, FAB, REPO, fab_json, lab_args, push_commit
+
+pytestmark = pytest.mark.lab
+
+MODEL = (
+    open(REPO / "tests/lab/app/orders/models.py")
+    .read()
+    .replace(
+        "    created = models.DateTimeField(auto_now_add=True)\n",
+        "    created = models.DateTimeField(auto_now_add=True)\n"
+        '    note = models.CharField(max_length=200, default="")\n',
+    )
+)
+ADD_NOTE = (
+    "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
+    '    dependencies = [("orders", "0001_initial")]\n'
+    "    operations = [migrations.AddField(model_name='order', name='note', "
+    "field=models.CharField(default='', max_length=200))]\n"
+)
+
+
+def run_python(after: str, body: str, reverse: str = "migrations.RunPython.noop") -> str:
+    return (
+        "from django.db import migrations\n\n\n"
+        f"def forward(apps, schema_editor):\n    {body}\n\n\n"
+        "class Migration(migrations.Migration):\n"
+        f'    dependencies = [("orders", "{after}")]\n'
+        f"    operations = [migrations.RunPython(forward, {reverse})]\n"
+    )
+
+
+VIEWS = open(REPO / "tests/lab/app/orders/views.py").read()
+URLS = open(REPO / "tests/lab/app/orders/urls.py").read()
+
+
+def deploy(host, *extra):
+    return fab_json(*lab_args(host), "deploy", "--target", "lab", *extra)
+
+
+def state(host) -> dict:
+    """What a deploy must leave as it found it when it fails."""
+    out = host.sh(
+        f"cd {APP} && sudo -u cynow git rev-parse HEAD && sudo -u cynow venv/bin/python manage.py "
+        "showmigrations orders | tr -d ' ' && sqlite3 db.sqlite3 "
+        "'select id, customer, quantity from orders_order order by id' && "
+        "ls /var/lib/cynow-ops/deploy.lock 2>&1 | head -1"
+    ).stdout
+    return {"text": out}
+
+
+def get(host, path="/cynow/orders/") -> int:
+    try:
+        with urllib.request.urlopen(f"http://{host.address}{path}", timeout=20) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def history(host) -> list[dict]:
+    text = host.sh("cat /var/lib/cynow-ops/history.jsonl 2>/dev/null || true").stdout
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_deploy_adds_migration_url_and_static_then_rollback(fresh_host):
+    before = state(fresh_host)
+    new = push_commit(
+        fresh_host,
+        {
+            "orders/models.py": MODEL,
+            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/urls.py": URLS.replace(
+                'urlpatterns = [path("", views.order_list, name="list")]',
+                'urlpatterns = [path("", views.order_list, name="list"), '
+                'path("count/", views.count, name="count")]',
+            ),
+            "orders/views.py": VIEWS + "\n\ndef count(request):\n"
+            '    return HttpResponse(f"{Order.objects.count()}\\n", content_type="text/plain")\n',
+            "orders/static/orders/new.css": "p { color: black; }\n",
+        },
+        "orders: notes, count, new.css",
+    )
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert doc["result"] == "deployed" and doc["new"] == new
+    assert [s["step"] for s in doc["steps"]][-2:] == ["reload", "health"]
+    assert get(fresh_host, "/cynow/orders/count/") == 200
+    assert get(fresh_host, "/cynow/static/orders/new.css") == 200
+    assert "[X]0002_order_note" in state(fresh_host)["text"]
+    assert history(fresh_host)[-1]["result"] == "deployed"
+
+    doc, r = fab_json(*lab_args(fresh_host), "rollback", "--target", "lab")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert state(fresh_host) == before
+    assert get(fresh_host, "/cynow/orders/count/") == 404
+    assert get(fresh_host) == 200
+    assert history(fresh_host)[-1]["result"] == "rollback"
+
+
+def test_second_migration_failing_rolls_everything_back(fresh_host):
+    before = state(fresh_host)
+    push_commit(
+        fresh_host,
+        {
+            "orders/models.py": MODEL,
+            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/migrations/0003_fill.py": run_python(
+                "0002_order_note", 'raise RuntimeError("data migration failed")'
+            ),
+        },
+        "orders: notes and a broken data migration",
+    )
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1
+    assert doc["result"] == "rolled-back" and doc["failed_step"] == "migrate"
+    assert "data migration failed" in doc["output"]
+    undone = {s["step"]: s["detail"] for s in doc["undo"]}
+    assert undone["undo migrate"] == "orders -> 0001_initial"
+    assert state(fresh_host) == before
+    assert get(fresh_host) == 200
+    h = history(fresh_host)[-1]
+    assert h["result"] == "rolled-back" and h["failed_step"] == "migrate"
+    assert doc["recovery_seconds"] is not None
+
+
+def test_required_file_missing_is_refused_before_any_change(fresh_host):
+    before = state(fresh_host)
+    push_commit(fresh_host, {"orders/urls.py": None}, "orders: restructure (forgot urls.py)")
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["result"] == "refused"
+    assert doc["failed_step"] == "required files" and "lacks orders/urls.py" in doc["error"]
+    assert state(fresh_host) == before
+
+
+def test_diverged_history_is_refused(fresh_host):
+    fresh_host.sh(
+        f"cd {APP} && git commit -q --allow-empty -m 'hotfix made on the server'", user="cynow"
+    )
+    before = state(fresh_host)
+    push_commit(fresh_host, {"README": "x\n"}, "docs")
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["result"] == "refused"
+    assert "has diverged" in doc["error"]
+    assert state(fresh_host) == before
+
+
+def test_missing_package_fails_validation_and_code_returns(fresh_host):
+    before = state(fresh_host)
+    push_commit(
+        fresh_host,
+        {"orders/views.py": "import markdown_that_does_not_exist\n" + VIEWS},
+        "orders: a package nobody installed",
+    )
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["failed_step"] == "validate"
+    assert "No module named 'markdown_that_does_not_exist'" in doc["error"]
+    assert state(fresh_host) == before and get(fresh_host) == 200
+
+
+def test_health_gate_500_rolls_back(fresh_host):
+    before = state(fresh_host)
+    broken = VIEWS.replace("    lines = [", '    raise RuntimeError("boom")\n    lines = [')
+    push_commit(fresh_host, {"orders/views.py": broken}, "orders: a view that fails")
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["failed_step"] == "health"
+    assert "500" in doc["error"]
+    assert state(fresh_host) == before and get(fresh_host) == 200
+
+
+def test_irreversible_migration_is_refused_unless_allowed(fresh_host):
+    before = state(fresh_host)
+    push_commit(
+        fresh_host,
+        {"orders/migrations/0002_once.py": run_python("0001_initial", "pass", reverse="None")},
+        "orders: a one-way data migration",
+    )
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["failed_step"] == "validate"
+    assert "irreversible migration(s) orders.0002_once" in doc["error"]
+    assert state(fresh_host) == before
+    doc, r = deploy(fresh_host, "--allow-irreversible")
+    assert r.returncode == 0 and doc["result"] == "deployed"
+
+
+def test_a_second_deploy_is_refused_while_one_runs(fresh_host):
+    fresh_host.sh(
+        "mkdir -p /var/lib/cynow-ops/deploy.lock && "
+        "echo 'alice@laptop since 2026-11-27T10:00:00+00:00' > "
+        "/var/lib/cynow-ops/deploy.lock/owner"
+    )
+    push_commit(fresh_host, {"README": "x\n"}, "docs")
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["result"] == "refused"
+    assert "another deploy holds the lock (alice@laptop since" in doc["error"]
+    assert fresh_host.sh("cat /var/lib/cynow-ops/deploy.lock/owner").stdout.startswith("alice")
+
+
+def test_dry_run_changes_nothing(fresh_host):
+    before = state(fresh_host)
+    push_commit(
+        fresh_host,
+        {"orders/models.py": MODEL, "orders/migrations/0002_order_note.py": ADD_NOTE},
+        "orders: notes",
+    )
+    doc, r = deploy(fresh_host, "--dry-run")
+    assert r.returncode == 0 and doc["result"] == "planned"
+    details = " ".join(s["detail"] for s in doc["steps"])
+    assert "migrations to apply: orders/migrations/0002_order_note.py" in details
+    assert "requirements: unchanged" in details
+    assert state(fresh_host) == before and history(fresh_host) == []
+
+
+def test_killed_client_leaves_a_recoverable_deploy(fresh_host):
+    before = state(fresh_host)
+    push_commit(
+        fresh_host,
+        {
+            "orders/models.py": MODEL,
+            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/migrations/0003_slow.py": run_python(
+                "0002_order_note", "import time; time.sleep(8)"
+            ),
+        },
+        "orders: notes and a slow data migration",
+    )
+    cmd = [
+        FAB,
+        "-r",
+        str(REPO),
+        "-f",
+        str(lab.fabric_config_path()),
+        *lab_args(fresh_host),
+        "deploy",
+        "--target",
+        "lab",
+        "--json",
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ)
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until the slow migration runs
+            if "manage.py migrate" in fresh_host.sh("pgrep -af manage.py || true").stdout:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the deploy never reached migrate")
+    finally:
+        proc.send_signal(signal.SIGKILL)  # the laptop closed: the process this test started
+        proc.wait()
+    fresh_host.sh("sleep 9")  # the server-side migrate finishes on its own
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and "another deploy holds the lock" in doc["error"]
+    assert "fab rollback" in doc["error"]
+    doc, r = fab_json(*lab_args(fresh_host), "rollback", "--target", "lab")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert state(fresh_host) == before and get(fresh_host) == 200
