@@ -70,6 +70,7 @@ def health(remote: Remote, timeout: float = HEALTH_TIMEOUT, since_pids=()) -> tu
     s = remote.settings
     deadline = time.monotonic() + timeout
     last = ""
+    errors_seen = 0
     while True:
         replies = http.parse_http(
             remote.run(
@@ -86,7 +87,18 @@ def health(remote: Remote, timeout: float = HEALTH_TIMEOUT, since_pids=()) -> tu
         if not bad and not old:
             return True, ", ".join(f"{u} {http.describe(r)}" for u, r in replies["nginx"].items())
         last = "; ".join(bad) or f"old workers still running: {sorted(old)}"
-        if time.monotonic() > deadline:
+        # A 500 is the app answering with an error, not a worker still booting (that is a
+        # 502 or a refused connection): twice in a row is enough to stop waiting.
+        errors_seen = (
+            errors_seen + 1
+            if any(
+                r.get("code", 0) >= 500 and r.get("code") not in (502, 503, 504)
+                for via in ("socket", "nginx")
+                for r in replies[via].values()
+            )
+            else 0
+        )
+        if errors_seen >= 2 or time.monotonic() > deadline:
             return False, last
         time.sleep(0.3)
 

@@ -1,0 +1,154 @@
+"""Benchmark: requests that fail while the site is updated, under a steady bounded load.
+
+    sudo .venv/bin/python bench/deploy_load.py [--runs 3] [--clients 4]
+
+Each run, on a pristine lab host with 4 clients hitting /cynow/ through nginx (loopback only,
+bounded in count and time):
+  - baseline: the guide's way, `git pull` + `systemctl restart gunicorn`;
+  - `fab deploy` of a new commit (graceful HUP reload);
+  - `fab deploy` of a commit whose health gate fails, i.e. an automatic rollback;
+and the time from the failed step to a healthy site (the rollback's recovery_seconds).
+Results: bench/results/deploy_load.json. Run by hand, never as a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "guard"))
+
+import netguard  # noqa: E402
+
+netguard.install()
+
+from tests.lab import lab  # noqa: E402
+from tests.lab.helpers import APP, LabHost, push_commit  # noqa: E402
+
+MAX_REQUESTS = 20000  # per client; the load also stops after 60 s whatever happens
+
+
+class Load:
+    def __init__(self, url: str, clients: int):
+        self.url, self.ok, self.failed = url, 0, 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.client) for _ in range(clients)]
+
+    def client(self):
+        end = time.monotonic() + 60
+        for _ in range(MAX_REQUESTS):
+            if self.stop.is_set() or time.monotonic() > end:
+                return
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as r:
+                    good = r.status == 200
+            except (urllib.error.URLError, OSError):
+                good = False
+            with self.lock:
+                self.ok += good
+                self.failed += not good
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def fab(host: LabHost, *args: str) -> dict:
+    cmd = [
+        str(Path(sys.executable).parent / "fab"),
+        "-r",
+        str(REPO),
+        "-f",
+        str(lab.fabric_config_path()),
+        "-H",
+        f"cynow@{host.address}",
+        *args,
+        "--target",
+        "lab",
+        "--json",
+    ]
+    env = {
+        **os.environ,
+        "CYNOW_OPS_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "PYTHONPATH": str(REPO / "tests" / "guard"),
+    }
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    return json.loads(r.stdout)
+
+
+def one_run(n: int, clients: int) -> dict:
+    host = LabHost(lab.reset(n))
+    url = f"http://{host.address}/cynow/"
+    out = {}
+    views = (REPO / "tests/lab/app/orders/views.py").read_text()
+
+    push_commit(host, {"orders/views.py": views + "\n# v2\n"}, "v2")
+    with Load(url, clients) as load:
+        host.sh(
+            f"cd {APP} && sudo -u cynow git pull -q --ff-only origin main && "
+            "systemctl restart gunicorn.service && sleep 1"
+        )
+    out["guide_restart"] = (load.ok, load.failed)
+
+    push_commit(host, {"orders/views.py": views + "\n# v3\n"}, "v3")
+    with Load(url, clients) as load:
+        doc = fab(host, "deploy")
+    assert doc["result"] == "deployed", doc
+    out["fab_deploy"] = (load.ok, load.failed)
+
+    broken = views.replace("    lines = [", '    raise RuntimeError("boom")\n    lines = [')
+    push_commit(host, {"orders/views.py": broken}, "v4 broken")
+    with Load(url, clients) as load:
+        doc = fab(host, "deploy")
+    assert doc["result"] == "rolled-back", doc
+    out["fab_deploy_rolled_back"] = (load.ok, load.failed)
+    out["recovery_seconds"] = doc["recovery_seconds"]
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--host", type=int, default=3)
+    args = p.parse_args()
+    reason = lab.why_unavailable()
+    if reason:
+        raise SystemExit(f"bench: {reason}")
+    lab.build()
+    runs = [one_run(args.host, args.clients) for _ in range(args.runs)]
+    lab.down(args.host)
+    print(f"{'variant':<26}{'failed / requests (each run)':<44}median failed")
+    for key in ("guide_restart", "fab_deploy", "fab_deploy_rolled_back"):
+        cells = [f"{f}/{o + f}" for o, f in (r[key] for r in runs)]
+        print(f"{key:<26}{'  '.join(cells):<44}{statistics.median(r[key][1] for r in runs)}")
+    rec = [r["recovery_seconds"] for r in runs]
+    print(f"recovery (failed step -> healthy), s: {rec}, median {statistics.median(rec):.2f}")
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "deploy_load.json").write_text(json.dumps({"runs": runs}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
