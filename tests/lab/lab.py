@@ -414,7 +414,14 @@ def wait_ready(host: Host, proc: subprocess.Popen, timeout: float = BOOT_TIMEOUT
     while time.monotonic() - start < timeout:
         if proc.poll() is not None:
             raise LabError(f"{host.name} stopped while booting; see {host.dir / 'console.log'}")
-        if _ssh_banner(host.address) and _http_status(f"http://{host.address}/cynow/") == 200:
+        # Ask nginx only once gunicorn's socket exists: a request before that would leave a
+        # "(2: No such file or directory)" line in the fresh host's nginx error log.
+        sock = host.root / "home/cynow/cynow/gunicorn.sock"
+        if (
+            sock.is_socket()
+            and _ssh_banner(host.address)
+            and _http_status(f"http://{host.address}/cynow/") == 200
+        ):
             return time.monotonic() - start
         time.sleep(0.2)
     raise LabError(f"{host.name} not ready after {timeout:.0f}s; see {host.dir / 'console.log'}")

@@ -73,7 +73,8 @@ def test_healthy_lab(fresh_host):
     doc, r = diagnose(fresh_host)
     assert_cause(doc, r, "healthy")
     assert doc["schema"] == "cynow-ops.diagnose.v1"
-    assert {c["status"] for c in doc["checks"]} <= {"ok", "skipped"}
+    odd = [(c["id"], c["summary"]) for c in doc["checks"] if c["status"] not in ("ok", "skipped")]
+    assert odd == []
     steps = {c["step"] for c in doc["checks"]}
     assert steps == set(range(1, 10))
 
