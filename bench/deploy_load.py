@@ -17,12 +17,7 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,68 +27,16 @@ sys.path.insert(0, str(REPO / "tests" / "guard"))
 import netguard  # noqa: E402
 
 netguard.install()
+os.environ.setdefault("CYNOW_OPS_ALLOWED_NETWORKS", "127.0.0.0/8")
+os.environ["PYTHONPATH"] = str(REPO / "tests" / "guard")
 
 from tests.lab import lab  # noqa: E402
-from tests.lab.helpers import APP, LabHost, push_commit  # noqa: E402
-
-MAX_REQUESTS = 20000  # per client; the load also stops after 60 s whatever happens
-
-
-class Load:
-    def __init__(self, url: str, clients: int):
-        self.url, self.ok, self.failed = url, 0, 0
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.client) for _ in range(clients)]
-
-    def client(self):
-        end = time.monotonic() + 60
-        for _ in range(MAX_REQUESTS):
-            if self.stop.is_set() or time.monotonic() > end:
-                return
-            try:
-                with urllib.request.urlopen(self.url, timeout=10) as r:
-                    good = r.status == 200
-            except (urllib.error.URLError, OSError):
-                good = False
-            with self.lock:
-                self.ok += good
-                self.failed += not good
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc):
-        time.sleep(0.5)
-        self.stop.set()
-        for t in self.threads:
-            t.join()
+from tests.lab.helpers import APP, LabHost, Load, fab_json, push_commit  # noqa: E402
 
 
 def fab(host: LabHost, *args: str) -> dict:
-    cmd = [
-        str(Path(sys.executable).parent / "fab"),
-        "-r",
-        str(REPO),
-        "-f",
-        str(lab.fabric_config_path()),
-        "-H",
-        f"cynow@{host.address}",
-        *args,
-        "--target",
-        "lab",
-        "--json",
-    ]
-    env = {
-        **os.environ,
-        "CYNOW_OPS_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "PYTHONPATH": str(REPO / "tests" / "guard"),
-    }
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    return json.loads(r.stdout)
+    doc, _ = fab_json("-H", f"cynow@{host.address}", *args, "--target", "lab")
+    return doc
 
 
 def one_run(n: int, clients: int) -> dict:

@@ -31,7 +31,7 @@ from tasks import commands, diagnose  # noqa: E402
 from tasks.checks.base import Facts  # noqa: E402
 from tasks.settings import resolve  # noqa: E402
 from tests.lab import lab  # noqa: E402
-from tests.lab.helpers import LabHost  # noqa: E402
+from tests.lab.helpers import LabHost, fab_argv  # noqa: E402
 
 
 def baseline_script(user: str) -> str:
@@ -76,19 +76,7 @@ def main() -> int:
         "COLUMNS": "120",
         "PYTHONPATH": str(REPO / "tests" / "guard"),
     }
-    fab = [
-        str(Path(sys.executable).parent / "fab"),
-        "-r",
-        str(REPO),
-        "-f",
-        str(lab.fabric_config_path()),
-        "-H",
-        f"cynow@{host.address}",
-        "diagnose",
-        "--target",
-        "lab",
-        "--json",
-    ]
+    fab = fab_argv("-H", f"cynow@{host.address}", "diagnose", "--target", "lab", "--json")
     ssh = LabHost(host).ssh_argv("cynow") + ["bash", "-s"]
     script = baseline_script("cynow")
     samples = {"ssh_script": [], "fab_diagnose": [], "fab_diagnose_1_channel": []}

@@ -64,3 +64,26 @@ def load(c, target: str | None) -> Settings:
 def print_json(document: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+def each_host(c, settings: Settings, work: Callable, render: Callable, json: bool) -> list:
+    """work(remote) on every target host in turn; each result rendered unless --json."""
+    results = []
+    for remote in remotes(c, settings):
+        result = work(remote)
+        results.append(result)
+        if not json:
+            render(result)
+    return results
+
+
+def emit(
+    results: list, schema: str, json: bool, failed: Callable = lambda r: False, single: bool = True
+) -> None:
+    """The --json document (one host: its own document when `single`; else {"schema",
+    "hosts"}), then exit 1 when any host's result failed."""
+    if json:
+        docs = [r.to_json() if hasattr(r, "to_json") else r for r in results]
+        print_json(docs[0] if single and len(docs) == 1 else {"schema": schema, "hosts": docs})
+    if any(failed(r) for r in results):
+        raise Exit(code=1)

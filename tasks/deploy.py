@@ -22,8 +22,7 @@ from datetime import UTC, datetime
 from fabric import task
 
 from tasks import commands
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json
-from tasks.connect import make_connection, target_hosts
+from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
 from tasks.errors import ExitCode, OpsError
 from tasks.restart import health, unit_state
 from tasks.runner import Remote
@@ -567,16 +566,6 @@ def _finish(outcomes: list[Outcome], json: bool) -> None:
         raise Exit(code=worst)
 
 
-def _remotes(c, settings):
-    for host in target_hosts(c, settings):
-        remote = Remote(make_connection(host, c.config, settings), settings)
-        remote.open()
-        try:
-            yield remote
-        finally:
-            remote.close()
-
-
 @task(
     help={
         **COMMON_HELP,
@@ -599,7 +588,7 @@ def deploy(c, dry_run=False, restart=False, allow_irreversible=False, target=Non
     settings = load(c, target)
     show = _shower(json)
     outcomes = []
-    for remote in _remotes(c, settings):
+    for remote in remotes(c, settings):
         ctx = Ctx(remote, settings, who(), allow_irreversible, restart)
         if not json:
             console().print(f"[bold]cynow-ops deploy: {remote.name}[/]")
@@ -682,7 +671,7 @@ def rollback(c, target=None, json=False):
     settings = load(c, target)
     show = _shower(json)
     outcomes = []
-    for remote in _remotes(c, settings):
+    for remote in remotes(c, settings):
         ctx = Ctx(remote, settings, who())
         if not json:
             console().print(f"[bold]cynow-ops rollback: {remote.name}[/]")

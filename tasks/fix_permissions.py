@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from fabric import task
 
 from tasks import commands
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
-from tasks.errors import ConfigError, ExitCode
+from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.errors import ConfigError
 from tasks.runner import Remote
 from tasks.settings import Settings
 
@@ -336,19 +336,5 @@ def fix_permissions(c, dry_run=False, target=None, json=False):
     """
     settings = load(c, target)
     scope(settings)  # refuse a bad scope before connecting
-    outcomes = []
-    for remote in remotes(c, settings):
-        o = fix_host(remote, dry_run)
-        outcomes.append(o)
-        if not json:
-            render(o)
-    if json:
-        print_json(
-            outcomes[0].to_json()
-            if len(outcomes) == 1
-            else {"schema": SCHEMA, "hosts": [o.to_json() for o in outcomes]}
-        )
-    if any(o.remaining or o.errors for o in outcomes):
-        from invoke.exceptions import Exit
-
-        raise Exit(code=int(ExitCode.PROBLEM))
+    outcomes = each_host(c, settings, lambda r: fix_host(r, dry_run), render, json)
+    emit(outcomes, SCHEMA, json, failed=lambda o: o.remaining or o.errors)

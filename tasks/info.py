@@ -5,7 +5,7 @@ from __future__ import annotations
 from fabric import task
 
 from tasks import commands, parse
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
+from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
 from tasks.settings import Settings
 
@@ -84,11 +84,4 @@ def info(c, target=None, json=False):
     Read-only. Exit codes: 0 shown, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
-    hosts = []
-    for remote in remotes(c, settings):
-        facts = gather(remote)
-        hosts.append(facts)
-        if not json:
-            render(facts)
-    if json:
-        print_json({"schema": SCHEMA, "hosts": hosts})
+    emit(each_host(c, settings, gather, render, json), SCHEMA, json, single=False)

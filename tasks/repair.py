@@ -14,10 +14,9 @@ from dataclasses import asdict, dataclass, field
 from fabric import task
 
 from tasks import commands
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json
-from tasks.connect import make_connection, target_hosts
+from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
-from tasks.errors import ConfigError, ExitCode
+from tasks.errors import ConfigError
 from tasks.fix_permissions import fix_host
 from tasks.restart import health
 from tasks.runner import Remote
@@ -264,24 +263,6 @@ def repair(c, yes=False, target=None, json=False):
     """
     settings = load(c, target)
     _non_interactive(yes, json)
-    outcomes = []
-    for host in target_hosts(c, settings):
-        remote = Remote(make_connection(host, c.config, settings), settings)
-        try:
-            remote.open()
-            o = repair_host(remote, yes, (lambda r, o: None) if json else show_plan)
-        finally:
-            remote.close()
-        outcomes.append(o)
-        if not json:
-            render(o)
-    if json:
-        print_json(
-            outcomes[0].to_json()
-            if len(outcomes) == 1
-            else {"schema": SCHEMA, "hosts": [o.to_json() for o in outcomes]}
-        )
-    if not all(o.healthy for o in outcomes):
-        from invoke.exceptions import Exit
-
-        raise Exit(code=int(ExitCode.PROBLEM))
+    show = (lambda r, o: None) if json else show_plan
+    outcomes = each_host(c, settings, lambda r: repair_host(r, yes, show), render, json)
+    emit(outcomes, SCHEMA, json, failed=lambda o: not o.healthy)

@@ -11,8 +11,7 @@ from fabric import task
 
 from tasks import commands, parse
 from tasks.checks import http
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
-from tasks.errors import ExitCode
+from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
 
 SCHEMA = "cynow-ops.restart.v1"
@@ -224,20 +223,5 @@ def restart(c, force=False, target=None, json=False):
     Exit codes: 0 healthy afterwards, 1 not healthy, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
-    outcomes = []
-    for remote in remotes(c, settings):
-        o = restart_host(remote, force)
-        outcomes.append(o)
-        if not json:
-            render(o)
-    if json:
-        doc = (
-            outcomes[0].to_json()
-            if len(outcomes) == 1
-            else {"schema": SCHEMA, "hosts": [o.to_json() for o in outcomes]}
-        )
-        print_json(doc)
-    if not all(o.healthy for o in outcomes):
-        from invoke.exceptions import Exit
-
-        raise Exit(code=int(ExitCode.PROBLEM))
+    outcomes = each_host(c, settings, lambda r: restart_host(r, force), render, json)
+    emit(outcomes, SCHEMA, json, failed=lambda o: not o.healthy)

@@ -6,7 +6,7 @@ from fabric import task
 
 from tasks import commands, parse
 from tasks.checks import listener
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
+from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
 
 SCHEMA = "cynow-ops.status.v1"
@@ -130,11 +130,4 @@ def status(c, target=None, json=False):
     shown, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
-    hosts = []
-    for remote in remotes(c, settings):
-        st = gather(remote)
-        hosts.append(st)
-        if not json:
-            render(st)
-    if json:
-        print_json({"schema": SCHEMA, "hosts": hosts})
+    emit(each_host(c, settings, gather, render, json), SCHEMA, json, single=False)

@@ -6,6 +6,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +55,51 @@ class LabHost:
         )
 
 
+class Load:
+    """A bounded load on loopback: `clients` threads asking `url` until stopped (at most
+    `seconds` and `per_client` requests each), counting answers that are not 200."""
+
+    def __init__(self, url: str, clients: int = 4, seconds: float = 60, per_client: int = 20000):
+        self.url, self.seconds, self.per_client = url, seconds, per_client
+        self.ok = self.failed = 0
+        self.stop = threading.Event()
+        self.count = threading.Lock()
+        self.threads = [threading.Thread(target=self.client) for _ in range(clients)]
+
+    def client(self):
+        end = time.monotonic() + self.seconds
+        for _ in range(self.per_client):
+            if self.stop.is_set() or time.monotonic() > end:
+                return
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as r:
+                    good = r.status == 200
+            except (urllib.error.URLError, OSError):
+                good = False
+            with self.count:
+                self.ok += good
+                self.failed += not good
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.5)
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def fab_argv(*args: str) -> list[str]:
+    """`fab` of this repo with the lab's runtime config (unless the caller brings its own -f),
+    so `--target lab` follows CYNOW_LAB_ROOT."""
+    own = "-f" in args or not lab.fabric_config_path().exists()
+    return [FAB, "-r", str(REPO), *([] if own else ["-f", str(lab.fabric_config_path())]), *args]
+
+
 def fab(
     *args: str, home: str | Path | None = None, env: dict | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess:
@@ -60,12 +109,8 @@ def fab(
         e["HOME"] = str(home)
     e.update(env or {})
     e.setdefault("COLUMNS", "120")
-    # The lab's own runtime config, so `--target lab` follows CYNOW_LAB_ROOT (a test that brings
-    # its own -f names no lab target).
-    own = "-f" in args or not lab.fabric_config_path().exists()
-    lab_cfg = [] if own else ["-f", str(lab.fabric_config_path())]
     return subprocess.run(
-        [FAB, "-r", str(REPO), *lab_cfg, *args],
+        fab_argv(*args),
         capture_output=True,
         text=True,
         env=e,

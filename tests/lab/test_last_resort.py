@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +11,7 @@ import urllib.request
 import pytest
 
 from tests.lab import lab
-from tests.lab.helpers import FAB, REPO, fab, fab_json, lab_args
+from tests.lab.helpers import FAB, REPO, Load, fab, fab_json, lab_args
 
 pytestmark = pytest.mark.lab
 
@@ -35,41 +34,9 @@ def test_status(fresh_host):
     assert len(st["commit"]) == 40 and st["branch"] == "main"
 
 
-class Load:
-    """A bounded load on loopback: 4 clients through nginx until stopped (30 s at most)."""
-
-    def __init__(self, host):
-        self.url = f"http://{host.address}/cynow/"
-        self.ok = self.failed = 0
-        self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self.client) for _ in range(4)]
-
-    def client(self):
-        deadline = time.monotonic() + 30
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url, timeout=10) as r:
-                    self.ok += r.status == 200
-                    self.failed += r.status != 200
-            except (urllib.error.URLError, OSError):
-                self.failed += 1
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        time.sleep(0.5)
-        return self
-
-    def __exit__(self, *exc):
-        time.sleep(0.5)
-        self.stop.set()
-        for t in self.threads:
-            t.join()
-
-
 def test_graceful_restart_drops_no_request(fresh_host):
     before, _ = run(fresh_host, "status")
-    with Load(fresh_host) as load:
+    with Load(f"http://{fresh_host.address}/cynow/") as load:
         doc, r = run(fresh_host, "restart")
     assert r.returncode == 0, r.stderr
     assert doc["mode"] == "graceful" and doc["healthy"]
