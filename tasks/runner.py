@@ -151,9 +151,18 @@ class Remote:
                     raise
                 time.sleep(0.02 * 2**attempt)
 
+    def _trace(self, command: str) -> None:
+        """CYNOW_OPS_TRACE=FILE keeps every command line sent (NUL-separated): the deploy
+        benchmark replays them as one plain ssh script. Passwords are never in a command."""
+        path = os.environ.get("CYNOW_OPS_TRACE")
+        if path:
+            with open(path, "a") as f:
+                f.write(command + "\0")
+
     def _exec(self, command: str, timeout: float | None) -> Result:
         """One command on its own channel, read until it exits. Lighter than Fabric's Runner
         (no polling threads per stream), which matters with many channels at once."""
+        self._trace(command)
         chan = self.conn.client.get_transport().open_session(timeout=self.conn.connect_timeout)
         out, err = bytearray(), bytearray()
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -143,7 +143,9 @@ def trusting_home(tmp_path: Path) -> Path:
 APP = "/home/cynow/cynow"
 
 
-def push_commit(host: LabHost, files: dict[str, str | None], message: str) -> str:
+def push_commit(
+    host: LabHost, files: dict[str, str | None], message: str, when: str | None = None
+) -> str:
     """A developer's commit on origin/main (the lab's bare repo): path -> new text, None deletes.
     Returns the new commit id."""
     import base64
@@ -157,7 +159,9 @@ def push_commit(host: LabHost, files: dict[str, str | None], message: str) -> st
             lines.append(f"mkdir -p \"$(dirname '{path}')\" && echo {blob} | base64 -d > '{path}'")
     lines += [
         "git add -A",
-        f"git commit -q -m '{message}'",
+        # `when` fixes the dates: the same change on the same parent is then the same commit.
+        (f"GIT_AUTHOR_DATE='{when}' GIT_COMMITTER_DATE='{when}' " if when else "")
+        + f"git commit -q -m '{message}'",
         "git push -q origin main",
         "git rev-parse HEAD",
         'rm -rf "$tmp"',
