@@ -15,20 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "guard"))
-
-import netguard  # noqa: E402
-
-netguard.install()
-os.environ.setdefault("CYNOW_OPS_ALLOWED_NETWORKS", "127.0.0.0/8")
-os.environ["PYTHONPATH"] = str(REPO / "tests" / "guard")
+from loopback import REPO  # noqa: E402  (first: the network guard)
 
 from tests.lab import lab  # noqa: E402
 from tests.lab.helpers import APP, LabHost, Load, fab_json, push_commit  # noqa: E402

@@ -17,15 +17,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "guard"))
-
-import netguard  # noqa: E402
-
-netguard.install()  # benchmarks stay on loopback too
+from loopback import REPO  # noqa: E402  (first: the network guard)
 
 from tasks import commands, diagnose  # noqa: E402
 from tasks.checks.base import Facts  # noqa: E402
@@ -37,8 +30,9 @@ from tests.lab.helpers import LabHost, fab_argv  # noqa: E402
 def baseline_script(user: str) -> str:
     """Every command of one healthy diagnosis, in order, wrapped for sudo as the tool does."""
     s = resolve({})
-    jobs = list(diagnose.first_round(s).values()) + list(diagnose.second_round(Facts(), s).values())
-    jobs = [j for j in jobs if "gunicorn --workers 1" not in j["command"]]  # no manual run
+    second = diagnose.second_round(Facts(), s)
+    second.pop("manual", None)  # a healthy host needs no by-hand gunicorn run
+    jobs = list(diagnose.first_round(s).values()) + list(second.values())
     parts = []
     for j in jobs:
         cmd = j["command"]
