@@ -456,32 +456,46 @@ def up(n: int, wait: bool = True) -> Host:
     _personalise(host)
     write_known_hosts()
     write_fabric_config()
-    with open(host.dir / "console.log", "w") as log:
-        proc = subprocess.Popen(
-            [
-                "bash",
-                "-c",
-                SUPERVISOR,
-                SUPERVISOR_MARK,
-                "systemd-nspawn",
-                "-b",
-                "--register=no",
-                "--keep-unit",
-                "-q",
-                "-D",
-                str(host.root),
-                "-M",
-                f"cynow-{host.name}",
-                "--console=passive",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    host.pidfile.write_text(f"{proc.pid}\n")
-    if wait:
-        wait_ready(host, proc)
+    argv = [
+        "bash",
+        "-c",
+        SUPERVISOR,
+        SUPERVISOR_MARK,
+        "systemd-nspawn",
+        "-b",
+        "--register=no",
+        "--keep-unit",
+        "-q",
+        "-D",
+        str(host.root),
+        "-M",
+        f"cynow-{host.name}",
+        "--console=passive",
+    ]
+    console = host.dir / "console.log"
+    console.write_text("")
+    for attempt in range(3):
+        with open(console, "a") as log:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        host.pidfile.write_text(f"{proc.pid}\n")
+        if not wait:
+            break
+        try:
+            wait_ready(host, proc)
+            break
+        except LabError:
+            # nspawn can refuse a directory its previous instance has only just released
+            # ("currently busy"): try again a moment later, twice.
+            if proc.poll() is None or attempt == 2:
+                tail = " | ".join(console.read_text().strip().splitlines()[-3:])
+                raise LabError(f"{host.name} did not boot: {tail}") from None
+            time.sleep(1)
     return host
 
 
