@@ -272,3 +272,65 @@ def test_killed_client_leaves_a_recoverable_deploy(fresh_host):
     doc, r = fab_json(*lab_args(fresh_host), "rollback", "--target", "lab")
     assert r.returncode == 0, r.stdout + r.stderr
     assert state(fresh_host) == before and get(fresh_host) == 200
+
+
+def test_origin_unreachable_is_refused(fresh_host):
+    before = state(fresh_host)
+    push_commit(fresh_host, {"README": "x\n"}, "docs")
+    fresh_host.sh("mv /srv/git/cynow.git /srv/git/cynow.git.away")  # origin gone
+    try:
+        doc, r = deploy(fresh_host)
+    finally:
+        fresh_host.sh("mv /srv/git/cynow.git.away /srv/git/cynow.git")
+    assert r.returncode == 1 and doc["result"] == "refused" and doc["failed_step"] == "fetch"
+    assert "cannot fetch origin main" in doc["error"]
+    assert state(fresh_host) == before
+    assert history(fresh_host)[-1]["result"] == "refused"
+
+
+def test_collectstatic_failing_rolls_back(fresh_host):
+    # The static tree belongs to root (collectstatic once run with sudo): a new file cannot
+    # be copied in.
+    fresh_host.sh(f"chown -R root:root {APP}/static && chmod -R 755 {APP}/static")
+    before = state(fresh_host)
+    push_commit(fresh_host, {"orders/static/orders/new.css": "p {}\n"}, "orders: new.css")
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["failed_step"] == "collectstatic"
+    assert doc["result"] == "rolled-back"
+    assert state(fresh_host) == before and get(fresh_host) == 200
+
+
+def test_workers_failing_to_boot_after_the_reload_roll_back(fresh_host):
+    before = state(fresh_host)
+    # gunicorn reads ./gunicorn.conf.py at boot: a hook that fails makes every new worker fail
+    # after the reload, although the app itself imports fine (validate passes).
+    conf = "def post_worker_init(worker):\n    raise RuntimeError('worker init failed')\n"
+    push_commit(fresh_host, {"gunicorn.conf.py": conf}, "gunicorn: worker hook")
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["failed_step"] == "health"
+    assert doc["result"] == "rolled-back"
+    assert state(fresh_host) == before and get(fresh_host) == 200
+
+
+def test_requirements_changed_are_restored_on_failure(fresh_host):
+    before = state(fresh_host)
+    push_commit(
+        fresh_host,
+        {
+            "requirements.txt": "Django==4.2.30\ngunicorn==23.0.0\nMarkdown==3.7\n",
+            "orders/models.py": MODEL,
+            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/migrations/0003_fill.py": run_python(
+                "0002_order_note", 'raise RuntimeError("data migration failed")'
+            ),
+        },
+        "orders: markdown notes, and a broken data migration",
+    )
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 1 and doc["failed_step"] == "migrate"
+    steps = {s["step"]: s for s in doc["steps"] + doc["undo"]}
+    assert steps["requirements"]["detail"] == "installed requirements.txt"
+    assert steps["undo requirements"]["detail"] == "old requirements reinstalled"
+    assert state(fresh_host) == before and get(fresh_host) == 200
+    pins = fresh_host.sh(f"{APP}/venv/bin/pip freeze").stdout
+    assert "Django==4.2.30" in pins and "gunicorn==23.0.0" in pins
