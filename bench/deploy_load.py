@@ -18,7 +18,7 @@ import json
 import statistics
 import sys
 
-from loopback import REPO  # noqa: E402  (first: the network guard)
+from loopback import REPO, ready_lab  # noqa: E402  (first: the network guard)
 
 from tests.lab import lab  # noqa: E402
 from tests.lab.helpers import APP, LabHost, Load, fab_json, push_commit  # noqa: E402
@@ -65,10 +65,7 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--host", type=int, default=3)
     args = p.parse_args()
-    reason = lab.why_unavailable()
-    if reason:
-        raise SystemExit(f"bench: {reason}")
-    lab.build()
+    ready_lab()
     runs = [one_run(args.host, args.clients) for _ in range(args.runs)]
     lab.down(args.host)
     print(f"{'variant':<26}{'failed / requests (each run)':<44}median failed")

@@ -22,36 +22,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from loopback import REPO  # noqa: E402  (first: the network guard)
+from loopback import REPO, ready_lab  # noqa: E402  (first: the network guard)
 
 from tests.lab import lab  # noqa: E402
-from tests.lab.helpers import LabHost, fab_argv, push_commit  # noqa: E402
-
-MIGRATION = (
-    "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
-    '    dependencies = [("orders", "0001_initial")]\n'
-    "    operations = [migrations.AddField(model_name='order', name='note', "
-    "field=models.CharField(default='', max_length=200))]\n"
+from tests.lab.helpers import (  # noqa: E402
+    NOTE_MIGRATION,
+    NOTE_MODEL,
+    LabHost,
+    fab_argv,
+    push_commit,
 )
 
 
 def new_commit(host: LabHost) -> None:
-    model = (
-        (REPO / "tests/lab/app/orders/models.py")
-        .read_text()
-        .replace(
-            "    created = models.DateTimeField(auto_now_add=True)\n",
-            "    created = models.DateTimeField(auto_now_add=True)\n"
-            '    note = models.CharField(max_length=200, default="")\n',
-        )
-    )
     views = (REPO / "tests/lab/app/orders/views.py").read_text() + "\n# v2\n"
     push_commit(
         host,
         {
-            "orders/models.py": model,
+            "orders/models.py": NOTE_MODEL,
             "orders/views.py": views,
-            "orders/migrations/0002_order_note.py": MIGRATION,
+            "orders/migrations/0002_order_note.py": NOTE_MIGRATION,
         },
         "orders: notes",
         when="2026-11-27T12:00:00+00:00",
@@ -98,10 +88,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--host", type=int, default=3)
     args = p.parse_args()
-    reason = lab.why_unavailable()
-    if reason:
-        raise SystemExit(f"bench: {reason}")
-    lab.build()
+    ready_lab()
     runs = [one_run(args.host) for _ in range(args.runs)]
     lab.down(args.host)
     fab_m = statistics.median(r[0] for r in runs)

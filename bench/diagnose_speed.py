@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from loopback import REPO  # noqa: E402  (first: the network guard)
+from loopback import REPO, ready_lab  # noqa: E402  (first: the network guard)
 
 from tasks import commands, diagnose  # noqa: E402
 from tasks.checks.base import Facts  # noqa: E402
@@ -60,10 +60,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=7)
     p.add_argument("--host", type=int, default=1)
     args = p.parse_args()
-    reason = lab.why_unavailable()
-    if reason:
-        raise SystemExit(f"bench: {reason}")
-    lab.build()
+    ready_lab()
     host = lab.reset(args.host)  # pristine and healthy: every run reads the same state
     env = {
         "CYNOW_OPS_ALLOWED_NETWORKS": "127.0.0.0/8",

@@ -14,3 +14,14 @@ import netguard  # noqa: E402
 netguard.install()
 os.environ.setdefault("CYNOW_OPS_ALLOWED_NETWORKS", "127.0.0.0/8")
 os.environ["PYTHONPATH"] = str(GUARD)
+
+
+def ready_lab():
+    """The lab module, its image built; or exit with the reason it cannot run here."""
+    from tests.lab import lab
+
+    reason = lab.why_unavailable()
+    if reason:
+        raise SystemExit(f"bench: {reason}")
+    lab.build()
+    return lab

@@ -142,6 +142,23 @@ def trusting_home(tmp_path: Path) -> Path:
 
 APP = "/home/cynow/cynow"
 
+# A typical change with a migration: a `note` field on Order (model and migration files).
+NOTE_MODEL = (
+    (REPO / "tests/lab/app/orders/models.py")
+    .read_text()
+    .replace(
+        "    created = models.DateTimeField(auto_now_add=True)\n",
+        "    created = models.DateTimeField(auto_now_add=True)\n"
+        '    note = models.CharField(max_length=200, default="")\n',
+    )
+)
+NOTE_MIGRATION = (
+    "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
+    '    dependencies = [("orders", "0001_initial")]\n'
+    "    operations = [migrations.AddField(model_name='order', name='note', "
+    "field=models.CharField(default='', max_length=200))]\n"
+)
+
 
 def push_commit(
     host: LabHost, files: dict[str, str | None], message: str, when: str | None = None

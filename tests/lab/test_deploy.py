@@ -14,26 +14,18 @@ import urllib.request
 
 import pytest
 
-from tests.lab import lab
-from tests.lab.helpers import APP, FAB, REPO, fab_json, lab_args, push_commit
+from tests.lab.helpers import (
+    APP,
+    NOTE_MIGRATION,
+    NOTE_MODEL,
+    REPO,
+    fab_argv,
+    fab_json,
+    lab_args,
+    push_commit,
+)
 
 pytestmark = pytest.mark.lab
-
-MODEL = (
-    open(REPO / "tests/lab/app/orders/models.py")
-    .read()
-    .replace(
-        "    created = models.DateTimeField(auto_now_add=True)\n",
-        "    created = models.DateTimeField(auto_now_add=True)\n"
-        '    note = models.CharField(max_length=200, default="")\n',
-    )
-)
-ADD_NOTE = (
-    "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
-    '    dependencies = [("orders", "0001_initial")]\n'
-    "    operations = [migrations.AddField(model_name='order', name='note', "
-    "field=models.CharField(default='', max_length=200))]\n"
-)
 
 
 def run_python(after: str, body: str, reverse: str = "migrations.RunPython.noop") -> str:
@@ -83,8 +75,8 @@ def test_deploy_adds_migration_url_and_static_then_rollback(fresh_host):
     new = push_commit(
         fresh_host,
         {
-            "orders/models.py": MODEL,
-            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/models.py": NOTE_MODEL,
+            "orders/migrations/0002_order_note.py": NOTE_MIGRATION,
             "orders/urls.py": URLS.replace(
                 'urlpatterns = [path("", views.order_list, name="list")]',
                 'urlpatterns = [path("", views.order_list, name="list"), '
@@ -118,8 +110,8 @@ def test_second_migration_failing_rolls_everything_back(fresh_host):
     push_commit(
         fresh_host,
         {
-            "orders/models.py": MODEL,
-            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/models.py": NOTE_MODEL,
+            "orders/migrations/0002_order_note.py": NOTE_MIGRATION,
             "orders/migrations/0003_fill.py": run_python(
                 "0002_order_note", 'raise RuntimeError("data migration failed")'
             ),
@@ -215,7 +207,7 @@ def test_dry_run_changes_nothing(fresh_host):
     before = state(fresh_host)
     push_commit(
         fresh_host,
-        {"orders/models.py": MODEL, "orders/migrations/0002_order_note.py": ADD_NOTE},
+        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
         "orders: notes",
     )
     doc, r = deploy(fresh_host, "--dry-run")
@@ -231,26 +223,21 @@ def test_killed_client_leaves_a_recoverable_deploy(fresh_host):
     push_commit(
         fresh_host,
         {
-            "orders/models.py": MODEL,
-            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/models.py": NOTE_MODEL,
+            "orders/migrations/0002_order_note.py": NOTE_MIGRATION,
             "orders/migrations/0003_slow.py": run_python(
                 "0002_order_note", "import time; time.sleep(8)"
             ),
         },
         "orders: notes and a slow data migration",
     )
-    cmd = [
-        FAB,
-        "-r",
-        str(REPO),
-        "-f",
-        str(lab.fabric_config_path()),
+    cmd = fab_argv(
         *lab_args(fresh_host),
         "deploy",
         "--target",
         "lab",
         "--json",
-    ]
+    )
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ)
     )
@@ -318,8 +305,8 @@ def test_requirements_changed_are_restored_on_failure(fresh_host):
         fresh_host,
         {
             "requirements.txt": "Django==4.2.30\ngunicorn==23.0.0\nMarkdown==3.7\n",
-            "orders/models.py": MODEL,
-            "orders/migrations/0002_order_note.py": ADD_NOTE,
+            "orders/models.py": NOTE_MODEL,
+            "orders/migrations/0002_order_note.py": NOTE_MIGRATION,
             "orders/migrations/0003_fill.py": run_python(
                 "0002_order_note", 'raise RuntimeError("data migration failed")'
             ),

@@ -11,6 +11,8 @@ import pytest
 
 from tests.lab.helpers import (
     APP,
+    NOTE_MIGRATION,
+    NOTE_MODEL,
     curl_nginx,
     fab,
     fab_json,
@@ -163,22 +165,9 @@ def test_settings_error(fresh_host):
 
 
 def test_migrations_pending(fresh_host):
-    model = (
-        "from django.db import models\n\n\nclass Order(models.Model):\n"
-        "    customer = models.CharField(max_length=100)\n"
-        "    quantity = models.PositiveIntegerField(default=1)\n"
-        "    created = models.DateTimeField(auto_now_add=True)\n"
-        '    note = models.CharField(max_length=200, default="")\n'
-    )
-    migration = (
-        "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
-        '    dependencies = [("orders", "0001_initial")]\n'
-        "    operations = [migrations.AddField(model_name='order', name='note', "
-        "field=models.CharField(default='', max_length=200))]\n"
-    )
     push_commit(
         fresh_host,
-        {"orders/models.py": model, "orders/migrations/0002_order_note.py": migration},
+        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
         "orders: notes",
     )
     server_pull(fresh_host)

@@ -10,8 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.lab import lab
-from tests.lab.helpers import FAB, REPO, Load, fab, fab_json, lab_args
+from tests.lab.helpers import Load, fab, fab_argv, fab_json, lab_args
 
 pytestmark = pytest.mark.lab
 
@@ -121,18 +120,13 @@ def test_logs_bad_since_is_one_line_exit_3(fresh_host):
 
 
 def test_logs_follow_streams_and_leaves_nothing_behind(fresh_host):
-    cmd = [
-        FAB,
-        "-r",
-        str(REPO),
-        "-f",
-        str(lab.fabric_config_path()),
+    cmd = fab_argv(
         *lab_args(fresh_host),
         "logs",
         "--follow",
         "--target",
         "lab",
-    ]
+    )
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,

@@ -9,6 +9,8 @@ import pytest
 
 from tests.lab.helpers import (
     APP,
+    NOTE_MIGRATION,
+    NOTE_MODEL,
     fab,
     fab_json,
     lab_args,
@@ -21,20 +23,6 @@ from tests.lab.test_diagnose import ORDERS_URLS, ORIGINAL_VIEWS
 
 pytestmark = pytest.mark.lab
 
-MIGRATION = (
-    "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
-    '    dependencies = [("orders", "0001_initial")]\n'
-    "    operations = [migrations.AddField(model_name='order', name='note', "
-    "field=models.CharField(default='', max_length=200))]\n"
-)
-MODEL = (
-    "from django.db import models\n\n\nclass Order(models.Model):\n"
-    "    customer = models.CharField(max_length=100)\n"
-    "    quantity = models.PositiveIntegerField(default=1)\n"
-    "    created = models.DateTimeField(auto_now_add=True)\n"
-    '    note = models.CharField(max_length=200, default="")\n'
-)
-
 
 def break_code_outdated(h):
     push_commit(h, {"orders/urls.py": None}, "orders: restructure urls")
@@ -46,7 +34,7 @@ def break_code_outdated(h):
 def break_migrations(h):
     push_commit(
         h,
-        {"orders/models.py": MODEL, "orders/migrations/0002_order_note.py": MIGRATION},
+        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
         "orders: notes",
     )
     server_pull(h)
