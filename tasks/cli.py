@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ from invoke.exceptions import Exit
 
 from tasks.connect import make_connection, settings_for, target_hosts
 from tasks.errors import OpsError
+from tasks.fleet import Fleet, host_error, worst_exit
 from tasks.runner import Remote
 from tasks.settings import Settings
 
@@ -19,6 +21,9 @@ from tasks.settings import Settings
 COMMON_HELP = {
     "target": "named target from cynow.targets (fabric.yaml or a -f file); -H overrides its hosts",
     "json": "print one JSON document on stdout instead of the report (schema in the README)",
+}
+PARALLEL_HELP = {
+    "parallel": "with several hosts: work on at most N at once (default 10); 1 = one after another"
 }
 
 
@@ -66,24 +71,57 @@ def print_json(document: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def each_host(c, settings: Settings, work: Callable, render: Callable, json: bool) -> list:
-    """work(remote) on every target host in turn; each result rendered unless --json."""
-    results = []
-    for remote in remotes(c, settings):
-        result = work(remote)
-        results.append(result)
+def each_host(
+    c,
+    settings: Settings,
+    work: Callable,
+    render: Callable,
+    json: bool,
+    parallel: int = 1,
+) -> list:
+    """work(remote) on every target host, `parallel` at a time, each result rendered as it
+    arrives unless --json. One host: its connection error is the run's one-line error (exit 2).
+    Several: an unusable host is reported as its own result (HostError) and the others go on."""
+    fleet = Fleet.of(c, settings)
+    if len(fleet) == 1:
+        remote = Remote(fleet[0], settings)
+        remote.open()
+        try:
+            result = work(remote)
+        finally:
+            remote.close()
         if not json:
             render(result)
-    return results
+        return [result]
+    printing = threading.Lock()
+
+    def done(remote: Remote, value) -> None:
+        if json:
+            return
+        from rich.markup import escape
+
+        with printing:  # one host's report at a time, under its name
+            console().rule(f"[bold]{remote.name}[/]", align="left")
+            if isinstance(value, OpsError):
+                console().print(f"[red]{remote.name}: {escape(value.message)}[/]")
+            else:
+                render(value)
+
+    results = fleet.each(work, parallel, done)
+    return [
+        host_error(Remote(cxn, settings).name, v) if isinstance(v, OpsError) else v
+        for cxn, v in results.items()
+    ]
 
 
 def emit(
     results: list, schema: str, json: bool, failed: Callable = lambda r: False, single: bool = True
 ) -> None:
     """The --json document (one host: its own document when `single`; else {"schema",
-    "hosts"}), then exit 1 when any host's result failed."""
+    "hosts"}), then exit with the worst host's code: 2 a host could not be used, 1 failed."""
     if json:
         docs = [r.to_json() if hasattr(r, "to_json") else r for r in results]
         print_json(docs[0] if single and len(docs) == 1 else {"schema": schema, "hosts": docs})
-    if any(failed(r) for r in results):
-        raise Exit(code=1)
+    code = worst_exit(results, failed)
+    if code:
+        raise Exit(code=code)

@@ -19,7 +19,8 @@ import paramiko
 from fabric import Connection
 
 from tasks.errors import ConfigError, ConnectError
-from tasks.settings import Settings, resolve
+from tasks.executor import CLI_HOSTS_KEY
+from tasks.settings import Settings, cli_host, resolve
 
 ALLOWED_NETWORKS_ENV = "CYNOW_OPS_ALLOWED_NETWORKS"
 DEFAULT_USER_KNOWN_HOSTS = ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
@@ -62,6 +63,10 @@ def target_hosts(c, settings: Settings) -> list[str | dict]:
 
     Never the local machine: with neither -H nor a target this is an error.
     """
+    cli = c.config.get(CLI_HOSTS_KEY)
+    if cli:
+        # `-H a,b,c`, handed over whole by tasks.executor: checked like a target's hosts.
+        return [cli_host(h) for h in cli]
     if isinstance(c, Connection):
         # Fabric parsed -H user@host:port into parts: keep them apart (an IPv6 address has
         # colons of its own) and keep the alias, so ssh_config still applies.

@@ -8,6 +8,7 @@ down, runs it by hand on a temporary socket (guide step 7). Evaluation is pure (
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,9 +18,10 @@ from fabric import task
 from tasks import commands
 from tasks.checks import code, django, http, listener, logs, nginx, permissions, services, unit
 from tasks.checks.base import FAIL, CheckResult, Facts
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json
-from tasks.connect import make_connection, target_hosts
-from tasks.errors import ConnectError, ExitCode
+from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, guarded, load, print_json
+from tasks.connect import describe
+from tasks.errors import ConnectError, ExitCode, OpsError
+from tasks.fleet import Fleet, parse_parallel
 from tasks.runner import Output, Remote
 from tasks.settings import Settings
 from tasks.verdict import CAUSES, Verdict, decide
@@ -240,7 +242,7 @@ def diagnose_host(remote: Remote) -> Report:
     return Report(remote.name, s.target, verdict, checks, time.monotonic() - t0, started)
 
 
-def unreachable(host: str, s: Settings, error: ConnectError, started: str) -> Report:
+def unreachable(host: str, s: Settings, error: OpsError, started: str) -> Report:
     v = Verdict(
         "unreachable",
         CAUSES["unreachable"],
@@ -251,45 +253,94 @@ def unreachable(host: str, s: Settings, error: ConnectError, started: str) -> Re
     return Report(host, s.target, v, [], 0.0, started)
 
 
-@task(help=COMMON_HELP)
+@task(help={**COMMON_HELP, **PARALLEL_HELP})
 @guarded
-def diagnose(c, target=None, json=False):
+def diagnose(c, target=None, json=False, parallel=None):
     """Find why CYNOW answers 502: every guide step, read-only, one cause with its fix.
 
-    Exit codes: 0 healthy, 1 a problem was found, 2 could not diagnose (unreachable,
-    authentication, host key, sudo), 3 bad configuration.
+    Several hosts (-H a,b,c or a target's list) are diagnosed at once, at most --parallel at a
+    time: a line per host as it finishes, a table of hosts by guide step, a verdict per host.
+    Exit codes (the worst host's): 0 healthy, 1 a problem was found, 2 could not diagnose
+    (unreachable, authentication, host key, sudo), 3 bad configuration.
     """
     settings = load(c, target)
-    reports = []
-    for host in target_hosts(c, settings):
-        started = datetime.now(UTC).isoformat(timespec="seconds")
-        remote = Remote(make_connection(host, c.config, settings), settings)
-        try:
-            if json or not console().is_terminal:
-                remote.open()
-                report = diagnose_host(remote)
-            else:
-                with console().status(f"diagnosing {remote.name}…"):
-                    remote.open()
-                    report = diagnose_host(remote)
-        except ConnectError as e:
-            report = unreachable(remote.name, settings, e, started)
-            if not json:
-                console(stderr=True).print(f"cynow-ops: {e.message}")
-        finally:
-            remote.close()
-        reports.append(report)
-        if not json:
-            from tasks.report import render
-
-            render(report)
+    parallel = parse_parallel(parallel)
+    fleet = Fleet.of(c, settings)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    if len(fleet) == 1:
+        reports = [one_host(Remote(fleet[0], settings), json)]
+    else:
+        reports = many_hosts(fleet, parallel, json, started)
     if json:
         if len(reports) == 1:
             print_json(reports[0].to_json())
         else:
-            print_json({"schema": MULTI_SCHEMA, "hosts": [r.to_json() for r in reports]})
+            print_json(
+                {
+                    "schema": MULTI_SCHEMA,
+                    "exit_code": max(r.exit_code for r in reports),
+                    "hosts": [r.to_json() for r in reports],
+                }
+            )
     worst = max(r.exit_code for r in reports)
     if worst:
         from invoke.exceptions import Exit
 
         raise Exit(code=worst)
+
+
+def one_host(remote: Remote, json: bool) -> Report:
+    """One host: the full checklist and its verdict, with a spinner on a terminal."""
+    settings = remote.settings
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        if json or not console().is_terminal:
+            remote.open()
+            report = diagnose_host(remote)
+        else:
+            with console().status(f"diagnosing {remote.name}…"):
+                remote.open()
+                report = diagnose_host(remote)
+    except ConnectError as e:
+        report = unreachable(remote.name, settings, e, started)
+        if not json:
+            console(stderr=True).print(f"cynow-ops: {e.message}")
+    finally:
+        remote.close()
+    if not json:
+        from tasks.report import render
+
+        render(report)
+    return report
+
+
+def many_hosts(fleet: Fleet, parallel: int, json: bool, started: str) -> list[Report]:
+    """Every host concurrently (at most `parallel`), a line per host as it ends, then the
+    table and each verdict."""
+    printing = threading.Lock()
+
+    def done(remote: Remote, value) -> None:
+        if json:
+            return
+        from tasks.report import host_line
+
+        with printing:
+            if isinstance(value, OpsError):
+                console().print(f"[bold]{remote.name}[/] [red]unreachable:[/] {value.message}")
+            else:
+                console().print(host_line(value))
+
+    if not json:
+        console().print(
+            f"[bold]cynow-ops diagnose:[/] {len(fleet)} hosts, at most {parallel} at once"
+        )
+    results = fleet.each(diagnose_host, parallel, done)
+    reports = [
+        unreachable(describe(cxn), fleet.settings, v, started) if isinstance(v, OpsError) else v
+        for cxn, v in results.items()
+    ]
+    if not json:
+        from tasks.report import render_fleet
+
+        render_fleet(reports)
+    return reports

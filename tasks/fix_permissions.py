@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field, replace
 from fabric import task
 
 from tasks import commands
-from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.errors import ConfigError
+from tasks.fleet import parse_parallel
 from tasks.runner import Remote
 from tasks.settings import Settings
 
@@ -318,10 +319,14 @@ def render(o: Outcome) -> None:
 
 @task(
     name="fix-permissions",
-    help={**COMMON_HELP, "dry_run": "list each change (path, before -> after), change nothing"},
+    help={
+        **COMMON_HELP,
+        **PARALLEL_HELP,
+        "dry_run": "list each change (path, before -> after), change nothing",
+    },
 )
 @guarded
-def fix_permissions(c, dry_run=False, target=None, json=False):
+def fix_permissions(c, dry_run=False, target=None, json=False, parallel=None):
     """Fix owners and modes for the socket, static files, database and logs (not chmod -R 755).
 
     The project, static and log trees owned by the app user and group; www-data can pass every
@@ -336,5 +341,7 @@ def fix_permissions(c, dry_run=False, target=None, json=False):
     """
     settings = load(c, target)
     scope(settings)  # refuse a bad scope before connecting
-    outcomes = each_host(c, settings, lambda r: fix_host(r, dry_run), render, json)
+    outcomes = each_host(
+        c, settings, lambda r: fix_host(r, dry_run), render, json, parse_parallel(parallel)
+    )
     emit(outcomes, SCHEMA, json, failed=lambda o: o.remaining or o.errors)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fabric import task
 
 from tasks import commands, parse
-from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
+from tasks.fleet import parse_parallel
 from tasks.runner import Remote
 from tasks.settings import Settings
 
@@ -76,12 +77,13 @@ def render(facts: dict) -> None:
     console().print(table)
 
 
-@task(help=COMMON_HELP)
+@task(help={**COMMON_HELP, **PARALLEL_HELP})
 @guarded
-def info(c, target=None, json=False):
+def info(c, target=None, json=False, parallel=None):
     """Show what the target is: OS, systemd, venv Python, deployed commit, unit states.
 
     Read-only. Exit codes: 0 shown, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
-    emit(each_host(c, settings, gather, render, json), SCHEMA, json, single=False)
+    work = each_host(c, settings, gather, render, json, parse_parallel(parallel))
+    emit(work, SCHEMA, json, single=False)

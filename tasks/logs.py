@@ -11,6 +11,7 @@ from tasks import catalogue, commands, parse
 from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
 from tasks.errors import ConfigError
 from tasks.runner import Remote
+from tasks.settings import whole_number
 
 SCHEMA = "cynow-ops.logs.v1"
 _STAMP = {
@@ -115,15 +116,13 @@ def follow_logs(remote: Remote, known: bool) -> None:
     }
 )
 @guarded
-def logs(c, since=None, n=50, follow=False, known=False, target=None, json=False):
+def logs(c, since=None, n=None, follow=False, known=False, target=None, json=False):
     """Show gunicorn's journal, nginx's error log and the Django log (--since, -n, --follow).
 
     Exit codes: 0 shown, 2 could not connect, 3 bad configuration or --since.
     """
     settings = load(c, target)
-    n = int(n)
-    if n < 1:
-        raise ConfigError("-n must be at least 1")
+    n = whole_number("-n", n, 50)
     docs = []
     for remote in remotes(c, settings):
         if follow:

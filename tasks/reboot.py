@@ -15,6 +15,7 @@ from tasks.connect import make_connection, target_hosts
 from tasks.diagnose import diagnose_host
 from tasks.errors import ConfigError, ConnectError, ExitCode, OpsError
 from tasks.runner import Remote
+from tasks.settings import whole_number
 
 SCHEMA = "cynow-ops.reboot.v1"
 BOOTS_AT_START = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
@@ -73,13 +74,14 @@ def confirm(name: str) -> bool:
     }
 )
 @guarded
-def reboot(c, yes=False, wait=300, target=None, json=False):
+def reboot(c, yes=False, wait=None, target=None, json=False):
     """Reboot the server (confirmed, and only if gunicorn and nginx start at boot), wait, diagnose.
 
     Exit codes: 0 back and healthy, 1 refused (a service would not start at boot) or back but
     not healthy, 2 could not connect or the host did not come back, 3 bad configuration.
     """
     settings = load(c, target)
+    wait = whole_number("--wait", wait, 300)  # before anything reboots
     if not yes and (json or not sys.stdin.isatty()):
         raise ConfigError("reboot needs a confirmation: run it in a terminal, or pass --yes")
     docs, worst = [], 0
@@ -114,7 +116,7 @@ def reboot(c, yes=False, wait=300, target=None, json=False):
         t0 = time.monotonic()
         if not json:
             console().print(f"{remote.name}: rebooting…")
-        remote = wait_back(host, c, settings, mark, float(wait))
+        remote = wait_back(host, c, settings, mark, wait)
         doc.update(rebooted=True, back_after=round(time.monotonic() - t0, 1))
         try:
             report = diagnose_host(remote)

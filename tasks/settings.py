@@ -226,6 +226,26 @@ def _host(key: str, v: Any) -> str:
     return v
 
 
+def whole_number(flag: str, value: Any, default: int) -> int:
+    """A task's numeric flag, taken as text so a bad value is a one-line error (exit 3) rather
+    than invoke's int() traceback; not given: `default`."""
+    if value is None:
+        return default
+    text = str(value).strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{flag} must be a whole number, 1 or more, not {value!r}")
+    return int(text)
+
+
+def cli_host(v: str) -> str:
+    """One host of `-H a,b,c`, held to the same form as a target's hosts."""
+    if not _HOST.match(v) or "\n" in v:
+        raise ConfigError(
+            f"-H: {v!r} is not [user@]host[:port]; write hosts like cynow@10.0.0.5,cynow@host:2222"
+        )
+    return v
+
+
 CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "app_user": _name,
     "app_group": _name,

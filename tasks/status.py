@@ -6,7 +6,8 @@ from fabric import task
 
 from tasks import commands, parse
 from tasks.checks import listener
-from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
+from tasks.fleet import parse_parallel
 from tasks.runner import Remote
 
 SCHEMA = "cynow-ops.status.v1"
@@ -120,9 +121,9 @@ def render(st: dict) -> None:
     )
 
 
-@task(help=COMMON_HELP)
+@task(help={**COMMON_HELP, **PARALLEL_HELP})
 @guarded
-def status(c, target=None, json=False):
+def status(c, target=None, json=False, parallel=None):
     """Show services, gunicorn's processes, the socket and the deployed commit.
 
     Read-only: the guide's `systemctl status`, `ps aux | grep gunicorn` and `ls -l` of the
@@ -130,4 +131,5 @@ def status(c, target=None, json=False):
     shown, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
-    emit(each_host(c, settings, gather, render, json), SCHEMA, json, single=False)
+    work = each_host(c, settings, gather, render, json, parse_parallel(parallel))
+    emit(work, SCHEMA, json, single=False)
