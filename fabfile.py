@@ -3,7 +3,6 @@
 from invoke import Collection
 
 from tasks import (
-    deploy,
     diagnose,
     fix_permissions,
     info,
@@ -11,13 +10,14 @@ from tasks import (
     reboot,
     repair,
     restart,
+    rollout,
     status,
 )
 from tasks.settings import DEFAULTS
 
 ns = Collection()
-ns.add_task(deploy.deploy)
-ns.add_task(deploy.rollback)
+ns.add_task(rollout.deploy)
+ns.add_task(rollout.rollback)
 ns.add_task(diagnose.diagnose)
 ns.add_task(fix_permissions.fix_permissions)
 ns.add_task(info.info)

@@ -12,17 +12,12 @@ of the deploy in progress inside the lock, so an interrupted deploy can be rolle
 
 from __future__ import annotations
 
-import getpass
 import json as jsonlib
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from fabric import task
-
 from tasks import commands
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
 from tasks.errors import ExitCode, OpsError
 from tasks.restart import health, unit_state
 from tasks.runner import Remote
@@ -517,85 +512,6 @@ def plan_only(ctx: Ctx, o: Outcome, show) -> Outcome:
     return o
 
 
-def who() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:  # noqa: BLE001 (no user name is not a reason to stop a deploy)
-        return "unknown"
-
-
-def _shower(json: bool):
-    if json:
-        return lambda entry: None
-    c = console()
-
-    def show(entry):
-        mark = "[green]✓[/]" if entry["ok"] else "[red]✗[/]"
-        from rich.markup import escape
-
-        c.print(
-            f"  {mark} {entry['step']:<18} [dim]{entry['seconds']:>6.2f}s[/]  "
-            f"{escape(str(entry['detail']))}"
-        )
-
-    return show
-
-
-def _finish(outcomes: list[Outcome], json: bool) -> None:
-    if json:
-        print_json(
-            outcomes[0].to_json()
-            if len(outcomes) == 1
-            else {"schema": SCHEMA, "hosts": [o.to_json() for o in outcomes]}
-        )
-    else:
-        c = console()
-        for o in outcomes:
-            colour = "green" if o.exit_code == 0 else "red"
-            c.print(
-                f"[bold {colour}]{o.host}: {o.result}[/]"
-                + (f" at step {o.failed_step}: {o.error}" if o.error else ""),
-                highlight=False,
-            )
-            if o.output:
-                c.print(o.output, markup=False, highlight=False)
-    worst = max(o.exit_code for o in outcomes)
-    if worst:
-        from invoke.exceptions import Exit
-
-        raise Exit(code=worst)
-
-
-@task(
-    help={
-        **COMMON_HELP,
-        "dry_run": "print the plan (commits, files, migrations, requirements); change nothing",
-        "restart": "full `systemctl restart` instead of the graceful HUP reload",
-        "allow_irreversible": "deploy even if a migration cannot be reversed",
-    }
-)
-@guarded
-def deploy(c, dry_run=False, restart=False, allow_irreversible=False, target=None, json=False):
-    """Deploy origin/main: the guide's update sequence, health-gated, rolled back on failure.
-
-    Steps: lock, preflight (record commit, migrations; refuse uncommitted changes), fetch
-    (fast-forward only), required files, code, requirements, validate (import, check,
-    reversible migrations), migrate, collectstatic, graceful reload, health gate. On any
-    failure the completed steps are undone in reverse and the old code is served again.
-    Exit codes: 0 deployed (or already up to date, or --dry-run), 1 refused or rolled back,
-    2 could not connect, 3 bad configuration.
-    """
-    settings = load(c, target)
-    show = _shower(json)
-    outcomes = []
-    for remote in remotes(c, settings):
-        ctx = Ctx(remote, settings, who(), allow_irreversible, restart)
-        if not json:
-            console().print(f"[bold]cynow-ops deploy: {remote.name}[/]")
-        outcomes.append(deploy_host(ctx, show, dry_run))
-    _finish(outcomes, json)
-
-
 def rollback_host(ctx: Ctx, show) -> Outcome:
     """Back to the state before the last deploy: the one in progress (interrupted) when the
     lock holds one, else the last successful deploy of the history."""
@@ -657,23 +573,3 @@ def rollback_host(ctx: Ctx, show) -> Outcome:
     if o.result != "rollback-failed":
         ctx.run(commands.lock_release(s.state_dir), root=True, ok=False)
     return o
-
-
-@task(help=COMMON_HELP)
-@guarded
-def rollback(c, target=None, json=False):
-    """Return to the state before the last deploy (or the interrupted one), health-gated.
-
-    Migrations back to what was recorded before that deploy, the code back to its commit, the
-    old requirements when they had changed, collectstatic, reload, health gate.
-    Exit codes: 0 rolled back and healthy, 1 failed, 2 could not connect, 3 bad configuration.
-    """
-    settings = load(c, target)
-    show = _shower(json)
-    outcomes = []
-    for remote in remotes(c, settings):
-        ctx = Ctx(remote, settings, who())
-        if not json:
-            console().print(f"[bold]cynow-ops rollback: {remote.name}[/]")
-        outcomes.append(rollback_host(ctx, show))
-    _finish(outcomes, json)

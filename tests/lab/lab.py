@@ -474,7 +474,7 @@ def up(n: int, wait: bool = True) -> Host:
     ]
     console = host.dir / "console.log"
     console.write_text("")
-    for attempt in range(3):
+    for attempt in range(5):
         with open(console, "a") as log:
             proc = subprocess.Popen(
                 argv,
@@ -491,11 +491,11 @@ def up(n: int, wait: bool = True) -> Host:
             break
         except LabError:
             # nspawn can refuse a directory its previous instance has only just released
-            # ("currently busy"): try again a moment later, twice.
-            if proc.poll() is None or attempt == 2:
+            # ("currently busy"): try again, waiting a little longer each time.
+            if proc.poll() is None or attempt == 4:
                 tail = " | ".join(console.read_text().strip().splitlines()[-3:])
                 raise LabError(f"{host.name} did not boot: {tail}") from None
-            time.sleep(1)
+            time.sleep(1 + attempt)
     return host
 
 
@@ -511,16 +511,58 @@ def down(n: int, timeout: float = 30.0) -> None:
     pid = host.pid()
     if pid:
         os.kill(pid, signal.SIGTERM)
+        # The supervisor leads its own process group (start_new_session): wait for the whole
+        # group, nspawn included, or the next boot finds the directory still locked ("busy").
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and host.pid():
+        while time.monotonic() < deadline and _group_alive(pid):
             time.sleep(0.1)
-        if host.pid():
-            os.kill(pid, signal.SIGKILL)
-            while host.pid():
+        if _group_alive(pid):
+            os.killpg(pid, signal.SIGKILL)  # our group only: the supervisor and its nspawn
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _group_alive(pid):
                 time.sleep(0.1)
         _reap(pid)
+    for stray in _nspawns_of(host):
+        # An nspawn whose supervisor was killed (an interrupted run): ours, found by the host's
+        # own root directory on its command line. Left alone it keeps the directory "busy".
+        os.kill(stray, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and stray in _nspawns_of(host):
+            time.sleep(0.1)
+        if stray in _nspawns_of(host):
+            os.kill(stray, signal.SIGKILL)
     host.pidfile.unlink(missing_ok=True)
     _unmount(host)
+
+
+def _nspawns_of(host: Host) -> list[int]:
+    """PIDs of systemd-nspawn processes booting this host's root."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"systemd-nspawn") and str(host.root).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def _group_alive(pgid: int) -> bool:
+    """Does any process of this process group still run (zombies aside)?"""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def _reap(pid: int) -> None:
