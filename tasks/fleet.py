@@ -75,8 +75,15 @@ class Fleet(Group):
         if parallel <= 1 or len(self) == 1:
             values = [one(cxn) for cxn in self]
         else:
-            with ThreadPoolExecutor(max_workers=min(parallel, len(self))) as pool:
+            pool = ThreadPoolExecutor(max_workers=min(parallel, len(self)))
+            try:
                 values = list(pool.map(one, self))
+            except KeyboardInterrupt:
+                # Ctrl-C: hosts not started yet are never started; those under way finish
+                # their conversation (a deploy ends deployed or rolled back, not half-done).
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown()
         return GroupResult(zip(self, values, strict=True))
 
 

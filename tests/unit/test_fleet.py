@@ -149,3 +149,29 @@ def test_worst_exit_code():
     assert worst_exit([ok, ok], lambda r: r == bad) == 0
     assert worst_exit([ok, bad], lambda r: r == bad) == 1
     assert worst_exit([bad, HostError("h", "unreachable", 2)], lambda r: r == bad) == 2
+
+
+def test_ctrl_c_starts_no_further_host(mocker):
+    mocker.patch("tasks.fleet.Remote.open")
+    started = []
+
+    def work(remote):
+        started.append(remote.conn.host)
+        if remote.conn.host.endswith(".10"):
+            raise KeyboardInterrupt
+        time.sleep(0.2)  # the hosts under way finish
+        return "done"
+
+    with pytest.raises(KeyboardInterrupt):
+        _fleet(6).each(work, parallel=2)
+    assert len(started) <= 3  # the interrupted host, the one beside it, at most one more
+
+
+def test_a_target_naming_several_hosts_is_a_fleet():
+    cynow = {"targets": {"web": {"hosts": ["cynow@127.0.0.21", "cynow@127.0.0.22:2222"]}}}
+    c = type("C", (), {})()
+    c.config = Config(overrides={"cynow": cynow})
+    settings = resolve(cynow, "web")
+    f = Fleet.of(c, settings)
+    assert [(x.host, x.port) for x in f] == [("127.0.0.21", 22), ("127.0.0.22", 2222)]
+    assert f.names() == ["cynow@127.0.0.21", "cynow@127.0.0.22:2222"]
