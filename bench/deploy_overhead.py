@@ -6,8 +6,12 @@ over one plain `ssh` session, measured in the same run (issue #4's target: <= 1.
 Each run deploys the same new commit (a view change and a migration) to a pristine lab host
 with CYNOW_OPS_TRACE set, which records every command line the tool sent; then resets the host,
 pushes the same commit and replays those command lines, in order, as one script through one
-`ssh`. The replay does not wait between health polls (the tool sleeps 0.3 s while new workers
-boot), so the script is a lower bound. Results: bench/results/deploy_overhead.json.
+`ssh`. Each recorded command is one round trip of the tool (a step's script, a state write, a
+health poll); the replay runs the same scripts, including the health gate's wait for the old
+workers, which happens inside its script on the server. The tool's own pause between two health
+polls (when a first poll is not yet healthy) is not replayed: the script is a lower bound.
+Runs on lab host 2 (hosts 3 and up belong to other work). Results:
+bench/results/deploy_overhead.json.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ def one_run(n: int) -> tuple[float, float, int]:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--host", type=int, default=3)
+    p.add_argument("--host", type=int, default=2)
     args = p.parse_args()
     ready_lab()
     runs = [one_run(args.host) for _ in range(args.runs)]
@@ -102,7 +106,7 @@ def main() -> int:
         f"{'fab deploy':<34}{fab_m:>10.3f}{fab_m / ssh_m:>10.2f}   "
         + " ".join(f"{r[0]:.2f}" for r in runs)
     )
-    print(f"remote commands per deploy: {runs[0][2]}")
+    print(f"remote commands (round trips) per deploy: {runs[0][2]}")
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "deploy_overhead.json").write_text(

@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tasks import commands
+from tasks import commands, parse
 from tasks.errors import ExitCode, OpsError
-from tasks.restart import health, unit_state
-from tasks.runner import Remote
+from tasks.restart import health
+from tasks.runner import Output, Remote
 from tasks.settings import Settings
 
 SCHEMA = "cynow-ops.deploy.v1"
@@ -51,6 +51,7 @@ class Ctx:
     plan: list = field(default_factory=list)
     requirements_changed: bool = False
     reload_workers: list = field(default_factory=list)  # old workers a HUP must retire
+    reload_master: int = 0  # the master a HUP kept: gone afterwards means the reload failed
     journal_cursor: str = ""  # the journal's position at the reload, for the traceback check
     check_journal: bool = True  # off while undoing: the new code's last requests may log
 
@@ -62,6 +63,11 @@ class Ctx:
             tail = (out.stdout + out.stderr).strip().splitlines()[-8:]
             raise StepFailed(f"`{command[:120]}` failed (exit {out.exited})", "\n".join(tail))
         return out
+
+    def script(self, script: str, *, root=False, app=False, timeout=600) -> Parts:
+        """A step's commands as one remote script (commands.batch or .sequence): one round
+        trip, whose parts are then read one by one."""
+        return Parts(self.run(script, root=root, app=app, timeout=timeout, ok=False))
 
     def git(self, *args, ok=True):
         return self.run(commands.git(self.s.project_dir, *args), app=True, ok=ok)
@@ -94,13 +100,65 @@ def probe(ctx: Ctx) -> dict:
     out = ctx.run(
         commands.deploy_probe(ctx.s.project_dir, ctx.s.python, ctx.s.wsgi), app=True, ok=False
     )
-    for line in reversed(out.stdout.splitlines()):
+    return read_probe(out.stdout)
+
+
+# -- pure readers of the steps' scripts ---------------------------------------------------------
+
+
+class Parts:
+    """The output of a commands.batch/sequence script, part by part: each as the Output of its
+    own command (its output, its exit status, and the whole script's stderr)."""
+
+    def __init__(self, out: Output):
+        self.out = out
+        self.parts = {
+            name: Output(name, text, out.stderr, code, out.seconds)
+            for name, (text, code) in parse.batch(out.stdout).items()
+        }
+
+    def get(self, name: str) -> Output:
+        """The part; one that did not run (an earlier part of a sequence failed, or the script
+        was cut off) is an empty output with exit status 255."""
+        return self.parts.get(name) or Output(name, "", self.out.stderr, 255, self.out.seconds)
+
+    def need(self, name: str, what: str) -> Output:
+        """The part, which must have succeeded; else StepFailed saying `what` failed."""
+        part = self.get(name)
+        if not part.ok:
+            status = f"exit {part.exited}" if name in self.parts else "did not run"
+            tail = (part.stdout + part.stderr).strip().splitlines()[-8:]
+            raise StepFailed(f"{what} failed ({status})", "\n".join(tail))
+        return part
+
+
+def read_probe(stdout: str) -> dict:
+    """The Django probe's report (its last CYNOW-DEPLOY line)."""
+    for line in reversed(stdout.splitlines()):
         if line.startswith("CYNOW-DEPLOY "):
             return jsonlib.loads(line[len("CYNOW-DEPLOY ") :])
-    raise StepFailed("the Django probe printed no report", out.stdout[-500:])
+    raise StepFailed("the Django probe printed no report", stdout[-500:])
+
+
+def read_reload(parts: Parts) -> dict:
+    """What commands.reload_script did: `hup` or `restart`, the master and the processes
+    before it, and the journal's position just before the signal."""
+    props = parse.key_values(parts.get("show").stdout)
+    text = parts.get("reload").stdout
+    return {
+        "mode": parse.key_values(text).get("mode", ""),
+        "main_pid": int(props.get("MainPID") or 0),
+        "pids": sorted(int(p) for p in parts.get("pids").stdout.split() if p.isdigit()),
+        "cursor": next(
+            (ln.split("cursor: ", 1)[1] for ln in text.splitlines() if "cursor: " in ln), ""
+        ),
+    }
 
 
 # -- the steps: do, and the undo beside it ------------------------------------------------------
+# Each step sends its commands as one script (commands.*_script, read back with Parts): one round
+# trip, since each costs a channel, often a sudo and a shell. A step that records state in the
+# lock (root) after reading as the app user takes a second one.
 
 
 def take_lock(ctx: Ctx) -> str:
@@ -120,17 +178,17 @@ def take_lock(ctx: Ctx) -> str:
 
 def preflight(ctx: Ctx) -> str:
     s = ctx.s
-    ctx.old_commit = ctx.git("rev-parse", "HEAD").stdout.strip()
-    dirty = ctx.git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
-    if dirty.stdout.strip():
+    parts = ctx.script(commands.preflight_script(s.project_dir, s.python, s.wsgi), app=True)
+    ctx.old_commit = parts.need("head", "reading the deployed commit").stdout.strip()
+    dirty = parts.need("dirty", "git status").stdout.strip()
+    if dirty:
         raise Refused(
-            "the checkout has uncommitted changes; commit or discard them first:\n"
-            + dirty.stdout.strip()
+            "the checkout has uncommitted changes; commit or discard them first:\n" + dirty
         )
-    free = ctx.run(f"df --output=avail -k {commands.q(s.project_dir)} | tail -n 1").stdout
-    if free.strip().isdigit() and int(free) < MIN_FREE_KB:
+    free = parts.need("free", "df").stdout.strip()
+    if free.isdigit() and int(free) < MIN_FREE_KB:
         raise Refused(f"only {int(free) // 1024} MB free under {s.project_dir}")
-    p = probe(ctx)
+    p = read_probe(parts.get("probe").stdout)
     ctx.migrations_before = p.get("state", {})
     ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
     return f"at {ctx.old_commit[:12]}, migrations recorded for {len(ctx.migrations_before)} apps"
@@ -138,54 +196,47 @@ def preflight(ctx: Ctx) -> str:
 
 def fetch(ctx: Ctx) -> str:
     s = ctx.s
-    ref = f"refs/heads/{s.git_branch}"
-    out = ctx.run(
-        commands.git(
-            s.project_dir,
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            s.git_remote,
-            f"+{ref}:refs/remotes/{s.git_remote}/{s.git_branch}",
-        ),
+    parts = ctx.script(
+        commands.fetch_script(s.project_dir, s.git_remote, s.git_branch, ctx.old_commit),
         app=True,
         timeout=120,
-        ok=False,
     )
-    if not out.ok:
+    fetched = parts.get("fetch")
+    if not fetched.ok:
         raise Refused(
             f"cannot fetch {s.git_remote} {s.git_branch}: "
-            + (out.stderr.strip().splitlines() or ["no answer"])[-1]
+            + (fetched.stderr.strip().splitlines() or ["no answer"])[-1]
         )
-    ctx.new_commit = ctx.git("rev-parse", f"{s.git_remote}/{s.git_branch}").stdout.strip()
+    ctx.new_commit = parts.need("new", f"reading {s.git_remote}/{s.git_branch}").stdout.strip()
     if ctx.new_commit == ctx.old_commit:
         return "already up to date"
-    ancestor = ctx.git("merge-base", "--is-ancestor", ctx.old_commit, ctx.new_commit, ok=False)
-    if ancestor.exited != 0:
+    if parts.get("ancestor").exited != 0:
         raise Refused(
             f"{s.git_remote}/{s.git_branch} has diverged from the deployed commit "
             f"{ctx.old_commit[:12]}; deploys only fast-forward"
         )
-    ctx.commits = (
-        ctx.git("log", "--format=%h %s", f"{ctx.old_commit}..{ctx.new_commit}")
-        .stdout.strip()
-        .splitlines()
-    )
-    changed = ctx.git("diff", "--name-only", ctx.old_commit, ctx.new_commit).stdout.split()
+    ctx.commits = parts.need("log", "git log").stdout.strip().splitlines()
+    changed = parts.need("diff", "git diff").stdout.split()
     ctx.requirements_changed = s.requirements in changed
     ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
     return f"{len(ctx.commits)} new commit(s): " + "; ".join(ctx.commits[:5])
 
 
 def required_files(ctx: Ctx) -> str:
-    missing = [
-        f
-        for f in ctx.s.required_files
-        if ctx.git("cat-file", "-e", f"{ctx.new_commit}:{f}", ok=False).exited != 0
-    ]
+    files = ctx.s.required_files
+    if not files:
+        return "none required"
+    out = ctx.run(
+        commands.files_in_commit_script(ctx.s.project_dir, ctx.new_commit, files),
+        app=True,
+        ok=False,
+    )
+    # Only a file the script saw counts as present: whatever else happened, it is missing.
+    present = out.stdout.splitlines()
+    missing = [f for f in files if f"present {f}" not in present]
     if missing:
         raise Refused("the new commit lacks " + ", ".join(missing))
-    return ", ".join(ctx.s.required_files) or "none required"
+    return ", ".join(files)
 
 
 def update_code(ctx: Ctx) -> str:
@@ -265,14 +316,19 @@ def migrate(ctx: Ctx) -> str:
 def unmigrate(ctx: Ctx) -> str:
     """Every app back to its recorded migration, newest apps first; the new code is still
     checked out, so the migration files to reverse are there."""
-    back = []
     now_state = probe(ctx).get("state", {})
-    for app in sorted(now_state, reverse=True):
-        target = ctx.migrations_before.get(app, "zero")
-        if now_state[app] != target:
-            ctx.run(commands.migrate_to(ctx.s.project_dir, ctx.s.python, app, target), app=True)
-            back.append(f"{app} -> {target}")
-    return "; ".join(back) or "nothing to reverse"
+    back = [
+        (app, ctx.migrations_before.get(app, "zero"))
+        for app in sorted(now_state, reverse=True)
+        if now_state[app] != ctx.migrations_before.get(app, "zero")
+    ]
+    if back:
+        parts = ctx.script(
+            commands.unmigrate_script(ctx.s.project_dir, ctx.s.python, back), app=True
+        )
+        for i, (app, target) in enumerate(back):
+            parts.need(str(i), f"manage.py migrate {app} {target}")
+    return "; ".join(f"{app} -> {target}" for app, target in back) or "nothing to reverse"
 
 
 def collectstatic(ctx: Ctx) -> str:
@@ -281,53 +337,32 @@ def collectstatic(ctx: Ctx) -> str:
 
 
 def reload(ctx: Ctx) -> str:
-    unit = ctx.s.gunicorn_unit
-    st = unit_state(ctx.remote)
-    if st["reload_needed"]:
-        ctx.run(commands.systemctl("daemon-reload", unit), root=True)
-    if ctx.full_restart or st["reload_needed"] or st["active"] != "active":
-        ctx.run(commands.systemctl("reset-failed", unit), root=True, ok=False)
-        ctx.journal_cursor = journal_cursor(ctx)
-        ctx.run(commands.systemctl("restart", unit), root=True)
-        ctx.reload_workers = []
+    """HUP to the master (graceful) unless --restart, a stopped unit or a changed unit file ask
+    for a full restart; the server decides between them in the same round trip."""
+    parts = ctx.script(
+        commands.reload_script(ctx.s.gunicorn_unit, graceful=not ctx.full_restart), root=True
+    )
+    parts.need("reload", "reloading gunicorn")
+    r = read_reload(parts)
+    ctx.journal_cursor = r["cursor"]
+    if r["mode"] != "hup":
+        ctx.reload_workers, ctx.reload_master = [], 0
         return "full restart"
-    ctx.reload_workers = [p for p in st["pids"] if p != st["main_pid"]]
-    ctx.journal_cursor = journal_cursor(ctx)
-    ctx.run(commands.hup_main(unit), root=True)
-    return f"HUP to the master (pid {st['main_pid']}): new workers, socket kept"
-
-
-def journal_cursor(ctx: Ctx) -> str:
-    out = ctx.run(
-        commands.join(
-            "journalctl", "-u", ctx.s.gunicorn_unit, "-n", "0", "--show-cursor", "--no-pager"
-        ),
-        root=True,
-        ok=False,
-    )
-    return next(
-        (ln.split("cursor: ", 1)[1] for ln in out.stdout.splitlines() if "cursor: " in ln), ""
-    )
+    ctx.reload_workers = [p for p in r["pids"] if p != r["main_pid"]]
+    ctx.reload_master = r["main_pid"]
+    return f"HUP to the master (pid {r['main_pid']}): new workers, socket kept"
 
 
 def health_gate(ctx: Ctx) -> str:
-    ok, detail = health(ctx.remote, timeout=ctx.s.health_timeout, since_pids=ctx.reload_workers)
+    ok, detail = health(
+        ctx.remote,
+        timeout=ctx.s.health_timeout,
+        since_pids=ctx.reload_workers,
+        main_pid=ctx.reload_master,
+        journal_after=ctx.journal_cursor if ctx.check_journal else "",
+    )
     if not ok:
         raise StepFailed(f"health gate: {detail}")
-    if ctx.check_journal and ctx.journal_cursor:
-        tb = ctx.run(
-            commands.join(
-                "journalctl",
-                "--no-pager",
-                "-u",
-                ctx.s.gunicorn_unit,
-                f"--after-cursor={ctx.journal_cursor}",
-            )
-            + " | grep -c Traceback; true",
-            root=True,
-        ).stdout.strip()
-        if tb.isdigit() and int(tb):
-            raise StepFailed(f"health gate: {tb} traceback(s) in the journal since the reload")
     return detail
 
 
@@ -415,7 +450,8 @@ def undo_all(ctx: Ctx, done: list, o: Outcome, show) -> None:
     o.recovery_seconds = round(time.monotonic() - t0, 2)
 
 
-def record(ctx: Ctx, o: Outcome, started: str) -> None:
+def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> None:
+    """The history line, and the lock released when `release`, in one round trip."""
     line = jsonlib.dumps(
         {
             "started": started,
@@ -431,7 +467,7 @@ def record(ctx: Ctx, o: Outcome, started: str) -> None:
             "steps": [(x["step"], x["seconds"]) for x in o.steps + o.undo],
         }
     )
-    ctx.run(commands.history_append(ctx.s.state_dir, line), root=True, ok=False)
+    ctx.run(commands.deploy_end(ctx.s.state_dir, line, release), root=True, ok=False)
 
 
 def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
@@ -459,48 +495,40 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
         undo_all(ctx, done, o, show)
     o.old, o.new, o.commits = ctx.old_commit, ctx.new_commit, ctx.commits
     if locked:
-        record(ctx, o, started)
-        if o.result != "rollback-failed":
-            ctx.run(commands.lock_release(ctx.s.state_dir), root=True, ok=False)
+        # A failed rollback keeps the lock: `fab rollback` finds the state it recorded there.
+        record(ctx, o, started, release=o.result != "rollback-failed")
     return o
 
 
 def plan_only(ctx: Ctx, o: Outcome, show) -> Outcome:
     """--dry-run: what a deploy would do. Fetches objects; changes no file, ref or service."""
     s = ctx.s
-    ctx.old_commit = ctx.git("rev-parse", "HEAD").stdout.strip()
-    remote = ctx.git("ls-remote", s.git_remote, f"refs/heads/{s.git_branch}").stdout.split()
+    heads = ctx.script(commands.plan_heads(s.project_dir, s.git_remote, s.git_branch), app=True)
+    ctx.old_commit = heads.need("head", "reading the deployed commit").stdout.strip()
+    remote = heads.need("remote", f"git ls-remote {s.git_remote}").stdout.split()
     ctx.new_commit = remote[0] if remote else ""
     if not ctx.new_commit:
         raise OpsError(f"cannot read {s.git_remote}/{s.git_branch}")
-    ctx.git(
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--no-write-fetch-head",
-        "--refmap=",
-        s.git_remote,
-        f"refs/heads/{s.git_branch}",
-        ok=False,
-    )
     o.result, o.old, o.new = "planned", ctx.old_commit, ctx.new_commit
     if ctx.new_commit == ctx.old_commit:
         o.steps.append({"step": "plan", "ok": True, "seconds": 0, "detail": "already up to date"})
         return o
-    rng = f"{ctx.old_commit}..{ctx.new_commit}"
-    ok = ctx.git("merge-base", "--is-ancestor", ctx.old_commit, ctx.new_commit, ok=False)
-    o.commits = ctx.git("log", "--format=%h %s", rng).stdout.strip().splitlines()
-    files = ctx.git("diff", "--name-only", ctx.old_commit, ctx.new_commit).stdout.split()
+    parts = ctx.script(
+        commands.plan_script(
+            s.project_dir, s.git_remote, s.git_branch, ctx.old_commit, ctx.new_commit
+        ),
+        app=True,
+    )
+    o.commits = parts.need("log", "git log").stdout.strip().splitlines()
+    files = parts.need("diff", "git diff").stdout.split()
     migrations = [
         f
-        for f in ctx.git(
-            "diff", "--name-only", "--diff-filter=A", ctx.old_commit, ctx.new_commit
-        ).stdout.split()
+        for f in parts.need("added", "git diff --diff-filter=A").stdout.split()
         if "/migrations/" in f and f.endswith(".py") and "__init__" not in f
     ]
     details = [
         f"{len(o.commits)} commit(s) {ctx.old_commit[:12]}..{ctx.new_commit[:12]}"
-        + ("" if ok.exited == 0 else " (DIVERGED: deploy would refuse)"),
+        + ("" if parts.get("ancestor").ok else " (DIVERGED: deploy would refuse)"),
         f"{len(files)} file(s) changed: " + ", ".join(files[:10]),
         "migrations to apply: " + (", ".join(migrations) or "none"),
         "requirements: "
@@ -569,7 +597,6 @@ def rollback_host(ctx: Ctx, show) -> Outcome:
             steps=o.steps,
         ),
         started,
+        release=o.result != "rollback-failed",
     )
-    if o.result != "rollback-failed":
-        ctx.run(commands.lock_release(s.state_dir), root=True, ok=False)
     return o

@@ -97,3 +97,28 @@ def test_since_is_quoted():
     assert commands.since_check("10 minutes ago; reboot").startswith(
         "date -d '10 minutes ago; reboot' "
     )
+
+
+def test_sequence_stops_at_the_first_failing_part():
+    from tasks import parse
+
+    script = commands.sequence({"a": "echo one", "b": "echo two; exit 4", "c": "echo never"})
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert out.returncode == 4
+    assert parse.batch(out.stdout) == {"a": ("one\n", 0), "b": ("two\n", 4)}
+
+
+def test_deploy_scripts_quote_what_they_interpolate():
+    s = commands.fetch_script("/srv/my app", "origin", "main", "abc")
+    assert "-C '/srv/my app' fetch --quiet --no-tags origin +refs/heads/main:refs/remotes/" in s
+    s = commands.files_in_commit_script("/p", "abc", ["a b; $(id)"])
+    assert "cat-file -e 'abc:a b; $(id)'" in s and "printf '%s\\n' 'missing a b; $(id)'" in s
+    s = commands.health_script("/s", ["/"], 5, "g.service", journal_after="s=1;i='2")
+    assert "'--after-cursor=s=1;i='\"'\"'2'" in s
+    with pytest.raises(ValueError):
+        commands.wait_gone("g.service", ["41; reboot"], 1)
+    assert (
+        commands.deploy_end("/st", "{}", release=False)
+        == "printf '%s\\n' '{}' >> /st/history.jsonl"
+    )
+    assert commands.deploy_end("/st", "{}", release=True).endswith("; rm -rf -- /st/deploy.lock")
