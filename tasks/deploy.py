@@ -54,6 +54,7 @@ class Ctx:
     reload_master: int = 0  # the master a HUP kept: gone afterwards means the reload failed
     journal_cursor: str = ""  # the journal's position at the reload, for the traceback check
     check_journal: bool = True  # off while undoing: the new code's last requests may log
+    pin: str = ""  # in a rollout after the first batch: the commit the earlier hosts deployed
 
     def run(self, command: str, *, root=False, app=False, timeout=600, ok=True):
         out = self.remote.run(
@@ -208,6 +209,14 @@ def fetch(ctx: Ctx) -> str:
             + (fetched.stderr.strip().splitlines() or ["no answer"])[-1]
         )
     ctx.new_commit = parts.need("new", f"reading {s.git_remote}/{s.git_branch}").stdout.strip()
+    if ctx.pin and ctx.new_commit != ctx.pin:
+        # Later batches must run what the first batch proved healthy, not whatever origin
+        # says now.
+        raise Refused(
+            f"{s.git_remote}/{s.git_branch} is at {ctx.new_commit[:12]} here, but this rollout "
+            f"deploys {ctx.pin[:12]} (what the first batch deployed); origin moved or differs "
+            "between hosts: deploy again once every host's origin has the same commit"
+        )
     if ctx.new_commit == ctx.old_commit:
         return "already up to date"
     if parts.get("ancestor").exited != 0:

@@ -46,6 +46,12 @@ class Fleet(Group):
             seen.add(cxn)
         return fleet
 
+    def only(self, connections) -> Fleet:
+        """Some of these hosts (a batch), with the same settings."""
+        part = Fleet.from_connections(connections)
+        part.settings = self.settings
+        return part
+
     def names(self) -> list[str]:
         return [Remote(cxn, self.settings).name for cxn in self]
 

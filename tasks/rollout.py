@@ -176,6 +176,9 @@ class Rollout:
     def exit_code(self) -> int:
         return max((r.exit_code for r in self.runs), default=0)
 
+    def run(self, host: str) -> HostRun:
+        return next(r for r in self.runs if r.host == host)
+
     def to_json(self) -> dict:
         return {
             "schema": ROLLOUT_SCHEMA,
@@ -191,11 +194,11 @@ class Rollout:
 
 
 def roll(fleet: Fleet, ctx_for, json: bool, batch: str, max_fail: str, on_fail: str) -> Rollout:
+    """Deploy batch after batch until done or past --max-fail (see the module's docstring)."""
     names = fleet.names()
     by_name = dict(zip(names, fleet, strict=True))
     cut = rolling.plan_batches(names, batch)
     out = Rollout(batch, max_fail, on_fail, cut, [HostRun(n) for n in names])
-    runs = {r.host: r for r in out.runs}
     pinned = ""  # the commit the first successful host deployed
     for number, hosts in enumerate(cut, 1):
         if not json:
@@ -204,14 +207,13 @@ def roll(fleet: Fleet, ctx_for, json: bool, batch: str, max_fail: str, on_fail: 
         def work(remote: Remote, pin=pinned) -> Outcome:
             return deploy_host(ctx_for(remote, pin), shower(json, remote.name), False)
 
-        group = Fleet.from_connections(by_name[h] for h in hosts)
-        group.settings = fleet.settings
+        group = fleet.only(by_name[h] for h in hosts)
         for cxn, value in group.each(work, parallel=len(hosts)).items():
-            run = runs[describe(cxn)]
+            run = out.run(describe(cxn))
             run.batch = number
             run.deploy = unusable(run.host, value) if isinstance(value, OpsError) else value
         pinned = pinned or next(
-            (runs[h].deploy.new for h in hosts if runs[h].deploy.result in ON_NEW), ""
+            (out.run(h).deploy.new for h in hosts if out.run(h).deploy.result in ON_NEW), ""
         )
         failed = sum(r.failed for r in out.runs)
         broken = [r.host for r in out.runs if r.deploy and r.deploy.result == "rollback-failed"]
@@ -224,12 +226,12 @@ def roll(fleet: Fleet, ctx_for, json: bool, batch: str, max_fail: str, on_fail: 
             )
             break
     if out.stopped_after is not None and on_fail == "rollback-all":
-        return_all(fleet, out, by_name, json)
-    read_commits(fleet, out, by_name)
+        return_all(fleet, out, by_name, ctx_for, json)
+    read_commits(fleet, out)
     return out
 
 
-def return_all(fleet: Fleet, out: Rollout, by_name: dict, json: bool) -> None:
+def return_all(fleet: Fleet, out: Rollout, by_name: dict, ctx_for, json: bool) -> None:
     """--on-fail rollback-all: every host that got the new commit goes back, latest batch
     first, a batch at a time (each host health-gated)."""
     for number in range(out.stopped_after or 0, 0, -1):
@@ -242,18 +244,15 @@ def return_all(fleet: Fleet, out: Rollout, by_name: dict, json: bool) -> None:
             continue
         if not json:
             console().rule(f"[bold]rollback-all: batch {number}[/]: " + ", ".join(hosts))
-        group = Fleet.from_connections(by_name[h] for h in hosts)
-        group.settings = fleet.settings
-        results = group.each(
-            lambda r: rollback_host(Ctx(r, r.settings, who()), shower(json, r.name)),
-            parallel=len(hosts),
+        results = fleet.only(by_name[h] for h in hosts).each(
+            lambda r: rollback_host(ctx_for(r), shower(json, r.name)), parallel=len(hosts)
         )
         for cxn, value in results.items():
-            run = next(r for r in out.runs if r.host == describe(cxn))
+            run = out.run(describe(cxn))
             run.rollback = unusable(run.host, value) if isinstance(value, OpsError) else value
 
 
-def read_commits(fleet: Fleet, out: Rollout, by_name: dict) -> None:
+def read_commits(fleet: Fleet, out: Rollout) -> None:
     """Which commit each host runs now, read from the host itself (read-only)."""
     s = fleet.settings
 
@@ -262,8 +261,7 @@ def read_commits(fleet: Fleet, out: Rollout, by_name: dict) -> None:
         return o.stdout.strip() if o.ok else ""
 
     for cxn, value in fleet.each(head).items():
-        run = next(r for r in out.runs if r.host == describe(cxn))
-        run.commit = "" if isinstance(value, OpsError) else value
+        out.run(describe(cxn)).commit = "" if isinstance(value, OpsError) else value
 
 
 def render_rollout(out: Rollout) -> None:
@@ -342,7 +340,7 @@ def deploy(
     by = who()
 
     def ctx_for(remote: Remote, pin: str = "") -> Ctx:
-        return Ctx(remote, settings, by, allow_irreversible, restart)
+        return Ctx(remote, settings, by, allow_irreversible, restart, pin=pin)
 
     if len(fleet) == 1 or dry_run:  # a plan reads every host at once; nothing to roll
         several = len(fleet) > 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,6 +81,12 @@ class Remote:
 
     def open(self) -> None:
         open_connection(self.conn, self.settings)
+        # paramiko leaves Nagle on: a channel's open then waits for the ACK of the last close,
+        # which the server delays ~40 ms. Commands are small and latency-bound; send at once.
+        # (A ProxyCommand transport has no TCP socket of its own to tune.)
+        sock = self.conn.client.get_transport().sock
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def close(self) -> None:
         self.conn.close()

@@ -173,3 +173,22 @@ def test_fix_permissions_on_every_host(three):
     assert curl_nginx(three[1]) == 200
     doc, r = many(three, "fix-permissions", "--dry-run", "--parallel", "2")
     assert r.returncode == 0 and [h["changes"] for h in doc["hosts"]] == [[], [], []]
+
+
+def test_later_batches_deploy_only_what_the_first_batch_deployed(three):
+    a, b, c = three
+    old = head(a)
+    new = push_commit(a, {"orders/views.py": REGION_VIEWS}, "Orders: show the region", WHEN)
+    # b's origin has another commit on main (origins drifted apart, or main moved meanwhile).
+    other = push_commit(b, {"README.md": "another change\n"}, "Something else", WHEN)
+    for h in three:
+        h.sh("mkdir -p /etc/cynow && echo north > /etc/cynow/region")
+    doc, r = many(three, "deploy", "--batch", "1", "--max-fail", "1")
+    assert r.returncode == 1
+    rows = [(h["result"], h["commit"]) for h in doc["hosts"]]
+    assert rows[0] == ("deployed", new)
+    assert rows[1] == ("refused", old)  # would have deployed `other`: refused, untouched
+    assert other[:12] in doc["hosts"][1]["deploy"]["error"]
+    # c's origin has nothing new: it would stay on the old commit, not the rollout's either.
+    assert rows[2] == ("refused", old)
+    assert doc["stopped_after_batch"] == 3  # the second failure passed --max-fail 1
