@@ -81,12 +81,18 @@ class Remote:
 
     def open(self) -> None:
         open_connection(self.conn, self.settings)
-        # paramiko leaves Nagle on: a channel's open then waits for the ACK of the last close,
-        # which the server delays ~40 ms. Commands are small and latency-bound; send at once.
-        # (A ProxyCommand transport has no TCP socket of its own to tune.)
-        sock = self.conn.client.get_transport().sock
+        self._nodelay(True)
+
+    def _nodelay(self, on: bool) -> None:
+        """Nagle off for one command after another: paramiko leaves it on, and a channel's open
+        then waits for the ACK of the last close, which the server delays ~40 ms (deploy: 1.4x
+        to 1.1x a plain ssh script). Nagle on for a burst of concurrent channels (`many`): it
+        coalesces their small packets, and diagnose measured 0.79 s with it, 0.90 s without.
+        A ProxyCommand transport has no TCP socket of its own to tune."""
+        transport = self.conn.client.get_transport()
+        sock = transport.sock if transport is not None else None
         if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(on))
 
     def close(self) -> None:
         self.conn.close()
@@ -259,13 +265,18 @@ class Remote:
         for name, kw in sorted(jobs.items(), key=lambda item: not item[1].get("alone")):
             key = name if kw.get("alone") else (bool(kw.get("root")), kw.get("user"))
             groups.setdefault(key, []).append(name)
-        with ThreadPoolExecutor(max_workers=max(1, MAX_CHANNELS)) as pool:
-            futures = {
-                tuple(names): pool.submit(self._run_group, names, jobs) for names in groups.values()
-            }
-            out: dict[str, Output] = {}
-            for f in futures.values():
-                out.update(f.result())
+        self._nodelay(len(groups) == 1)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, MAX_CHANNELS)) as pool:
+                futures = {
+                    tuple(names): pool.submit(self._run_group, names, jobs)
+                    for names in groups.values()
+                }
+                out: dict[str, Output] = {}
+                for f in futures.values():
+                    out.update(f.result())
+        finally:
+            self._nodelay(True)
         return {name: out[name] for name in jobs}
 
     def _run_group(self, names: list[str], jobs: dict[str, dict]) -> dict[str, Output]:
