@@ -609,6 +609,40 @@ def in_project(project_dir: str, *argv: object) -> str:
     return f"cd {q(project_dir)} && {join(*argv)}"
 
 
+def requirements_install(project_dir: str, venv: str, requirements: str) -> str:
+    """The venv's exact state (`pip freeze --all`), then the new requirements installed: one
+    round trip; the freeze is what a rollback restores."""
+    pip = f"{venv}/bin/pip"
+    return sequence(
+        {
+            "freeze": join(pip, "freeze", "--all", "--disable-pip-version-check"),
+            "install": in_project(
+                project_dir, pip, "install", "-q", "--disable-pip-version-check", "-r", requirements
+            ),
+        }
+    )
+
+
+def venv_restore(venv: str, frozen: list[str]) -> str:
+    """The recorded freeze installed again (old versions back), then the venv's freeze as it is
+    now, so the caller can remove what the new requirements added. The list goes through a
+    private temporary file, each line quoted."""
+    pip = f"{venv}/bin/pip"
+    lines = " ".join(q(line) for line in frozen)
+    return sequence(
+        {
+            "install": "tmp=$(mktemp) || exit 1; trap 'rm -f \"$tmp\"' EXIT; "
+            f"printf '%s\\n' {lines} > \"$tmp\" && "
+            f'{join(pip, "install", "-q", "--disable-pip-version-check", "-r")} "$tmp"',
+            "freeze": join(pip, "freeze", "--all", "--disable-pip-version-check"),
+        }
+    )
+
+
+def pip_uninstall(venv: str, names: list[str]) -> str:
+    return join(f"{venv}/bin/pip", "uninstall", "-y", "-q", "--disable-pip-version-check", *names)
+
+
 # Migration state of every app (the latest applied migration, or "zero"), the plan to the
 # code's leaves and whether each planned migration can be reversed; with the WSGI import and
 # the system checks: what a deploy validates before traffic sees the new code.

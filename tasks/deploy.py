@@ -50,6 +50,7 @@ class Ctx:
     migrations_before: dict = field(default_factory=dict)
     plan: list = field(default_factory=list)
     requirements_changed: bool = False
+    venv_before: list = field(default_factory=list)  # `pip freeze --all` before installing
     reload_workers: list = field(default_factory=list)  # old workers a HUP must retire
     reload_master: int = 0  # the master a HUP kept: gone afterwards means the reload failed
     journal_cursor: str = ""  # the journal's position at the reload, for the traceback check
@@ -87,6 +88,7 @@ class Ctx:
                 "to": self.new_commit,
                 "migrations_before": self.migrations_before,
                 "requirements_changed": self.requirements_changed,
+                "venv_before": self.venv_before,
                 "by": self.by,
                 "started": now(),
             }
@@ -261,29 +263,45 @@ def restore_code(ctx: Ctx) -> str:
 def install_requirements(ctx: Ctx) -> str:
     if not ctx.requirements_changed:
         return "unchanged"
-    ctx.run(
-        commands.in_project(
-            ctx.s.project_dir, f"{ctx.s.venv}/bin/pip", "install", "-q", "-r", ctx.s.requirements
-        ),
-        app=True,
-        timeout=900,
+    s = ctx.s
+    parts = ctx.script(
+        commands.requirements_install(s.project_dir, s.venv, s.requirements), app=True, timeout=900
     )
-    return f"installed {ctx.s.requirements}"
+    ctx.venv_before = parts.need("freeze", "pip freeze").stdout.splitlines()
+    # Recorded before judging the install: a half-done install is undone from this freeze,
+    # also by a `fab rollback` after an interrupted deploy.
+    ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
+    parts.need("install", f"pip install -r {s.requirements}")
+    return f"installed {s.requirements}"
 
 
 def restore_requirements(ctx: Ctx) -> str:
+    """The venv as it was: the recorded freeze installed again, then every package the new
+    requirements added removed."""
     if not ctx.requirements_changed:
         return "unchanged"
+    if not ctx.venv_before:
+        return restore_old_file(ctx)  # a deploy recorded before freezes were kept
+    s = ctx.s
+    parts = ctx.script(commands.venv_restore(s.venv, ctx.venv_before), app=True, timeout=900)
+    parts.need("install", "reinstalling the recorded packages")
+    added = parse.added_packages(ctx.venv_before, parts.need("freeze", "pip freeze").lines)
+    if added:
+        ctx.run(commands.pip_uninstall(s.venv, added), app=True, timeout=300)
+    return f"venv restored ({len(ctx.venv_before)} packages" + (
+        f"; removed {', '.join(added)})" if added else ")"
+    )
+
+
+def restore_old_file(ctx: Ctx) -> str:
     # The old file, from git: the checkout may still hold the new one at this point.
     old = f"{ctx.old_commit}:{ctx.s.requirements}"
     ctx.run(
-        commands.git(ctx.s.project_dir, "show", old)
-        + " > /tmp/cynow-ops-requirements.txt"
-        + " && "
-        + commands.join(
-            f"{ctx.s.venv}/bin/pip", "install", "-q", "-r", "/tmp/cynow-ops-requirements.txt"
-        )
-        + "; rc=$?; rm -f /tmp/cynow-ops-requirements.txt; exit $rc",
+        "tmp=$(mktemp) || exit 1; trap 'rm -f \"$tmp\"' EXIT; "
+        + commands.git(ctx.s.project_dir, "show", old)
+        + ' > "$tmp" && '
+        + commands.join(f"{ctx.s.venv}/bin/pip", "install", "-q", "-r")
+        + ' "$tmp"',
         app=True,
         timeout=900,
     )
@@ -473,6 +491,7 @@ def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> None:
             "error": o.error,
             "migrations_before": ctx.migrations_before,
             "requirements_changed": ctx.requirements_changed,
+            "venv_before": ctx.venv_before,  # empty unless the requirements changed
             "steps": [(x["step"], x["seconds"]) for x in o.steps + o.undo],
         }
     )
@@ -585,6 +604,7 @@ def rollback_host(ctx: Ctx, show) -> Outcome:
     ctx.old_commit, ctx.new_commit = state["from"], state.get("to") or ""
     ctx.migrations_before = state.get("migrations_before", {})
     ctx.requirements_changed = bool(state.get("requirements_changed"))
+    ctx.venv_before = state.get("venv_before") or []
     started = now()
     ctx.check_journal = False
     try:

@@ -65,3 +65,22 @@ def batch(text: str, mark: str = "@@cynow-ops@@") -> dict[str, tuple[str, int]]:
         out[name] = (text[m.end() : e.start()], int(e.group(1)))
         pos = e.end()
     return out
+
+
+def frozen_names(lines: list[str]) -> dict[str, str]:
+    """`pip freeze` lines by normalised project name (PEP 503: case, runs of -_. alike);
+    comments and options are left out."""
+    out = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        name = re.split(r"[=<>!~ @;\[]", line, maxsplit=1)[0]
+        out[re.sub(r"[-_.]+", "-", name).lower()] = line
+    return out
+
+
+def added_packages(before: list[str], now: list[str]) -> list[str]:
+    """Projects in the venv now that were not there before: what a restore removes."""
+    old = frozen_names(before)
+    return sorted(name for name in frozen_names(now) if name not in old)

@@ -301,6 +301,7 @@ def test_workers_failing_to_boot_after_the_reload_roll_back(fresh_host):
 
 def test_requirements_changed_are_restored_on_failure(fresh_host):
     before = state(fresh_host)
+    venv_before = fresh_host.sh(f"{APP}/venv/bin/pip freeze --all").stdout
     push_commit(
         fresh_host,
         {
@@ -317,7 +318,27 @@ def test_requirements_changed_are_restored_on_failure(fresh_host):
     assert r.returncode == 1 and doc["failed_step"] == "migrate"
     steps = {s["step"]: s for s in doc["steps"] + doc["undo"]}
     assert steps["requirements"]["detail"] == "installed requirements.txt"
-    assert steps["undo requirements"]["detail"] == "old requirements reinstalled"
+    # The venv exactly as before: the old versions, and the package the new file added gone.
+    assert steps["undo requirements"]["detail"].endswith("; removed markdown)")
     assert state(fresh_host) == before and get(fresh_host) == 200
-    pins = fresh_host.sh(f"{APP}/venv/bin/pip freeze").stdout
-    assert "Django==4.2.30" in pins and "gunicorn==23.0.0" in pins
+    pins = fresh_host.sh(f"{APP}/venv/bin/pip freeze --all").stdout
+    assert pins == venv_before
+    assert "Markdown" not in pins and "Django==4.2.30" in pins and "gunicorn==23.0.0" in pins
+
+
+def test_rollback_of_a_deploy_that_changed_requirements_restores_the_venv(fresh_host):
+    venv_before = fresh_host.sh(f"{APP}/venv/bin/pip freeze --all").stdout
+    push_commit(
+        fresh_host,
+        {"requirements.txt": "Django==4.2.30\ngunicorn==23.0.0\nMarkdown==3.7\n"},
+        "requirements: markdown",
+    )
+    doc, r = deploy(fresh_host)
+    assert r.returncode == 0 and doc["result"] == "deployed", r.stderr
+    assert "Markdown==3.7" in fresh_host.sh(f"{APP}/venv/bin/pip freeze").stdout
+    doc, r = fab_json(*lab_args(fresh_host), "rollback", "--target", "lab")
+    assert r.returncode == 0, r.stderr
+    undo = next(s for s in doc["steps"] if s["step"] == "undo requirements")
+    assert undo["detail"].endswith("; removed markdown)")
+    assert fresh_host.sh(f"{APP}/venv/bin/pip freeze --all").stdout == venv_before
+    assert get(fresh_host) == 200

@@ -473,3 +473,85 @@ def test_health_gives_booting_workers_the_whole_timeout(server, fakes):
     ok, detail = restart.health(remote, 0.5)
     assert not ok and "502" in detail and time.monotonic() - t0 >= 0.5
     assert len(remote.sent) >= 3
+
+
+# A pip that keeps its venv's packages in a file: `install -r F` sets each NAME==VERSION line
+# of F (a line `fail` makes it fail), `uninstall` drops names, `freeze` lists them.
+FAKE_PIP = r"""#!/bin/sh
+db="$(dirname "$0")/../packages"
+touch "$db"
+case "$1" in
+freeze) sort "$db" ;;
+install)
+  shift; while [ "$1" != "-r" ]; do shift; done
+  while read -r line; do
+    [ "$line" = fail ] && exit 1
+    name=${line%%==*}; grep -v "^$name==" "$db" > "$db.new"; echo "$line" >> "$db.new"
+    mv "$db.new" "$db"
+  done < "$2" ;;
+uninstall)
+  shift
+  for a in "$@"; do
+    case "$a" in -*) ;; *) grep -iv "^$a==" "$db" > "$db.new"; mv "$db.new" "$db";; esac
+  done ;;
+esac
+"""
+
+
+def _fake_pip(ctx, packages: str) -> Path:
+    pip = Path(ctx.s.venv) / "bin" / "pip"
+    pip.write_text(FAKE_PIP)
+    pip.chmod(0o755)
+    (Path(ctx.s.venv) / "packages").write_text(packages)
+    return Path(ctx.s.venv) / "packages"
+
+
+def test_requirements_restore_returns_the_venv_exactly(server):
+    ctx, remote, dev, app = server
+    db = _fake_pip(ctx, "Django==4.2.30\npip==23.0\n")
+    new = "Django==5.0\nMarkdown==3.7\n"
+    commit(dev, {"requirements.txt": new}, "markdown")
+    deploy.take_lock(ctx)
+    deploy.preflight(ctx)
+    deploy.fetch(ctx)
+    assert ctx.requirements_changed
+    deploy.update_code(ctx)
+    remote.sent.clear()
+    assert deploy.install_requirements(ctx) == "installed requirements.txt"
+    assert len(remote.sent) == 2  # freeze + install in one script; the freeze into the lock
+    assert ctx.venv_before == ["Django==4.2.30", "pip==23.0"]
+    state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
+    assert state["venv_before"] == ctx.venv_before
+    assert sorted(db.read_text().split()) == ["Django==5.0", "Markdown==3.7", "pip==23.0"]
+    remote.sent.clear()
+    detail = deploy.restore_requirements(ctx)
+    assert detail == "venv restored (2 packages; removed markdown)"
+    assert sorted(db.read_text().split()) == ["Django==4.2.30", "pip==23.0"]
+    assert len(remote.sent) == 2  # reinstall + freeze, then the uninstall
+
+
+def test_a_failed_install_is_recorded_first_so_its_undo_can_run(server):
+    ctx, remote, dev, app = server
+    db = _fake_pip(ctx, "Django==4.2.30\n")
+    commit(dev, {"requirements.txt": "Broken==1.0\nfail\n"}, "broken requirements")
+    deploy.take_lock(ctx)
+    deploy.preflight(ctx)
+    deploy.fetch(ctx)
+    deploy.update_code(ctx)
+    with pytest.raises(deploy.StepFailed, match="pip install -r requirements.txt failed"):
+        deploy.install_requirements(ctx)
+    assert ctx.venv_before == ["Django==4.2.30"]
+    assert "Broken==1.0" in db.read_text()  # half-installed
+    deploy.restore_requirements(ctx)
+    assert db.read_text().split() == ["Django==4.2.30"]
+
+
+def test_an_old_record_without_a_freeze_reinstalls_the_old_file(server):
+    ctx, remote, dev, app = server
+    db = _fake_pip(ctx, "")
+    old = git(app, "rev-parse", "HEAD")
+    commit(dev, {"requirements.txt": "Django==4.2.30\n"}, "pin")
+    ctx.old_commit, ctx.requirements_changed = old, True
+    (app / "requirements.txt").write_text("Django==4.2.30\n")
+    assert deploy.restore_requirements(ctx) == "old requirements reinstalled"
+    assert db.read_text().split() == ["Django"]  # the old commit's file, from git

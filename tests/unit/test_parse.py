@@ -30,3 +30,12 @@ def test_parse_info_real_output():
         "enabled": "enabled",
     }
     assert facts["units"]["gunicorn.socket"]["load"] == "not-found"
+
+
+def test_packages_a_new_requirements_file_added():
+    from tasks import parse
+
+    before = ["Django==4.2.30", "python_dateutil==2.9", "# comment", "-e git+https://x#egg=y"]
+    now = ["django==5.0", "Python-Dateutil==2.9", "Markdown==3.7", "zope.interface @ file:///z"]
+    assert parse.added_packages(before, now) == ["markdown", "zope-interface"]
+    assert parse.frozen_names(["A.b_c==1"]) == {"a-b-c": "A.b_c==1"}
