@@ -11,7 +11,7 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
-from tasks.connect import make_connection, settings_for, target_hosts
+from tasks.connect import allowed_networks, make_connection, settings_for, target_hosts
 from tasks.errors import OpsError
 from tasks.fleet import Fleet, host_error, worst_exit
 from tasks.runner import Remote
@@ -63,6 +63,7 @@ def load(c, target: str | None) -> Settings:
     """Validated settings, or ConfigError before anything is contacted."""
     settings = settings_for(c, target)
     target_hosts(c, settings)  # no target at all is a config error, raised now
+    allowed_networks(settings)  # as is a bad CYNOW_OPS_ALLOWED_NETWORKS
     return settings
 
 

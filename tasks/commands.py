@@ -609,17 +609,20 @@ def in_project(project_dir: str, *argv: object) -> str:
     return f"cd {q(project_dir)} && {join(*argv)}"
 
 
-def requirements_install(project_dir: str, venv: str, requirements: str) -> str:
-    """The venv's exact state (`pip freeze --all`), then the new requirements installed: one
-    round trip; the freeze is what a rollback restores."""
-    pip = f"{venv}/bin/pip"
-    return sequence(
-        {
-            "freeze": join(pip, "freeze", "--all", "--disable-pip-version-check"),
-            "install": in_project(
-                project_dir, pip, "install", "-q", "--disable-pip-version-check", "-r", requirements
-            ),
-        }
+def pip_freeze(venv: str) -> str:
+    """The venv's exact state, pip and setuptools included: what a rollback restores."""
+    return join(f"{venv}/bin/pip", "freeze", "--all", "--disable-pip-version-check")
+
+
+def pip_install(project_dir: str, venv: str, requirements: str) -> str:
+    return in_project(
+        project_dir,
+        f"{venv}/bin/pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "-r",
+        requirements,
     )
 
 
@@ -634,7 +637,7 @@ def venv_restore(venv: str, frozen: list[str]) -> str:
             "install": "tmp=$(mktemp) || exit 1; trap 'rm -f \"$tmp\"' EXIT; "
             f"printf '%s\\n' {lines} > \"$tmp\" && "
             f'{join(pip, "install", "-q", "--disable-pip-version-check", "-r")} "$tmp"',
-            "freeze": join(pip, "freeze", "--all", "--disable-pip-version-check"),
+            "freeze": pip_freeze(venv),
         }
     )
 

@@ -20,7 +20,7 @@ from fabric import Connection
 
 from tasks.errors import ConfigError, ConnectError
 from tasks.executor import CLI_HOSTS_KEY
-from tasks.settings import Settings, cli_host, resolve
+from tasks.settings import Settings, cli_host, host_spec, resolve
 
 ALLOWED_NETWORKS_ENV = "CYNOW_OPS_ALLOWED_NETWORKS"
 DEFAULT_USER_KNOWN_HOSTS = ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]
@@ -64,15 +64,17 @@ def target_hosts(c, settings: Settings) -> list[str | dict]:
     Never the local machine: with neither -H nor a target this is an error.
     """
     cli = c.config.get(CLI_HOSTS_KEY)
-    if cli:
+    if cli is not None:
         # `-H a,b,c`, handed over whole by tasks.executor: checked like a target's hosts.
+        if not cli:
+            raise ConfigError("-H names no host; write e.g. -H cynow@10.0.0.5,cynow@10.0.0.6")
         return [cli_host(h) for h in cli]
     if isinstance(c, Connection):
         # Fabric parsed -H user@host:port into parts: keep them apart (an IPv6 address has
         # colons of its own) and keep the alias, so ssh_config still applies.
         return [{"host": c.original_host, "user": c.user, "port": c.port}]
     if settings.hosts:
-        return list(settings.hosts)
+        return [host_spec(h) for h in settings.hosts]  # validated by settings already
     targets = ", ".join(sorted(getattr(c.config, "cynow", {}).get("targets", {}) or {}))
     raise ConfigError(
         "no target: name a server with `fab -H user@host TASK` or `fab TASK --target NAME`"

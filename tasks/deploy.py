@@ -55,7 +55,7 @@ class Ctx:
     reload_master: int = 0  # the master a HUP kept: gone afterwards means the reload failed
     journal_cursor: str = ""  # the journal's position at the reload, for the traceback check
     check_journal: bool = True  # off while undoing: the new code's last requests may log
-    pin: str = ""  # in a rollout after the first batch: the commit the earlier hosts deployed
+    pin: str = ""  # in a rollout: the one commit every host deploys
 
     def run(self, command: str, *, root=False, app=False, timeout=600, ok=True):
         out = self.remote.run(
@@ -212,12 +212,12 @@ def fetch(ctx: Ctx) -> str:
         )
     ctx.new_commit = parts.need("new", f"reading {s.git_remote}/{s.git_branch}").stdout.strip()
     if ctx.pin and ctx.new_commit != ctx.pin:
-        # Later batches must run what the first batch proved healthy, not whatever origin
-        # says now.
+        # Every host of a rollout runs the same code (the one earlier batches proved healthy),
+        # not whatever its origin says by the time its batch comes.
         raise Refused(
             f"{s.git_remote}/{s.git_branch} is at {ctx.new_commit[:12]} here, but this rollout "
-            f"deploys {ctx.pin[:12]} (what the first batch deployed); origin moved or differs "
-            "between hosts: deploy again once every host's origin has the same commit"
+            f"deploys {ctx.pin[:12]} (main when it began); origin moved or differs between "
+            "hosts: deploy again once every host's origin has the same commit"
         )
     if ctx.new_commit == ctx.old_commit:
         return "already up to date"
@@ -264,14 +264,19 @@ def install_requirements(ctx: Ctx) -> str:
     if not ctx.requirements_changed:
         return "unchanged"
     s = ctx.s
-    parts = ctx.script(
-        commands.requirements_install(s.project_dir, s.venv, s.requirements), app=True, timeout=900
-    )
-    ctx.venv_before = parts.need("freeze", "pip freeze").stdout.splitlines()
-    # Recorded before judging the install: a half-done install is undone from this freeze,
-    # also by a `fab rollback` after an interrupted deploy.
+    frozen = ctx.run(commands.pip_freeze(s.venv), app=True, timeout=120)
+    ctx.venv_before = frozen.stdout.splitlines()
+    # Recorded before pip changes anything: a half-done install is undone from this freeze,
+    # also by a `fab rollback` after a deploy interrupted during the install.
     ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
-    parts.need("install", f"pip install -r {s.requirements}")
+    out = ctx.run(
+        commands.pip_install(s.project_dir, s.venv, s.requirements), app=True, timeout=900, ok=False
+    )
+    if not out.ok:
+        tail = (out.stdout + out.stderr).strip().splitlines()[-8:]
+        raise StepFailed(
+            f"pip install -r {s.requirements} failed (exit {out.exited})", "\n".join(tail)
+        )
     return f"installed {s.requirements}"
 
 
@@ -600,7 +605,11 @@ def rollback_host(ctx: Ctx, show) -> Outcome:
                 f"{current[:12]}: nothing to roll back to"
             )
         state = last
-        _step(ctx, "lock", take_lock, o.steps, show)
+        try:
+            _step(ctx, "lock", take_lock, o.steps, show)
+        except StepFailed as e:  # another deploy took the lock meanwhile: not ours to touch
+            o.result, o.error = "refused", e.message
+            return o
     ctx.old_commit, ctx.new_commit = state["from"], state.get("to") or ""
     ctx.migrations_before = state.get("migrations_before", {})
     ctx.requirements_changed = bool(state.get("requirements_changed"))

@@ -326,7 +326,11 @@ def many_hosts(fleet: Fleet, parallel: int, json: bool, started: str) -> list[Re
 
         with printing:
             if isinstance(value, OpsError):
-                console().print(f"[bold]{remote.name}[/] [red]unreachable:[/] {value.message}")
+                from rich.markup import escape
+
+                console().print(
+                    f"[bold]{escape(remote.name)}[/] [red]unreachable:[/] {escape(value.message)}"
+                )
             else:
                 console().print(host_line(value))
 

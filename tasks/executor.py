@@ -23,10 +23,11 @@ def split_hosts(value: str) -> list[str]:
 
 class Executor(FabricExecutor):
     def expand_calls(self, calls, apply_hosts=True):
-        hosts = split_hosts(self.core[0].args.hosts.value or "") if apply_hosts else []
-        if not hosts or self.core.remainder:
+        given = self.core[0].args.hosts.value if apply_hosts else None
+        if not given or self.core.remainder:
             # No -H, or `fab -H h -- command` (Fabric's own ad-hoc run): Fabric's behaviour.
             return super().expand_calls(calls, apply_hosts)
+        hosts = split_hosts(given)  # may be empty (-H ,): the task says so in one line
         # A config modification outlives the collection config each call loads afterwards.
         self.config[CLI_HOSTS_KEY] = hosts
         return super().expand_calls(calls, apply_hosts=False)

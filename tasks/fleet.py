@@ -9,6 +9,8 @@ reached is one host's result, not the end of the run.
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,37 +62,67 @@ class Fleet(Group):
         work: Callable[[Remote], Any],
         parallel: int = DEFAULT_PARALLEL,
         done: Callable[[Remote, Any], None] | None = None,
+        on_interrupt: Callable[[], None] | None = None,
     ) -> GroupResult:
         """work(remote) on every host over its own opened connection, at most `parallel` at
-        once. An OpsError (unreachable, sudo refused...) becomes that host's value; `done` sees
-        each host's value as it arrives. Results come back in the fleet's order."""
+        once; results in the fleet's order. An error that stops one host (unreachable, sudo
+        refused, a bug) becomes that host's value, an OpsError whose `started` says whether its
+        work had begun; `done` sees each host's value as it arrives.
+
+        With `on_interrupt`, even one host works in a thread, so Ctrl-C reaches only this
+        waiting thread: hosts not started never start, those under way finish their
+        conversation (a deploy ends deployed or rolled back, not half-done), `on_interrupt` is
+        told first, and Interrupted carries what ended. Without it, Ctrl-C interrupts the host
+        at hand (one host's deploy then keeps its record on the server, for `fab rollback`)."""
 
         def one(cxn: Connection) -> Any:
             remote = Remote(cxn, self.settings)
+            started = False
             try:
                 remote.open()
+                started = True
                 value = work(remote)
             except OpsError as e:
                 value = e
+            except Exception as e:  # noqa: BLE001 (one host's failure must not end the others')
+                frame = traceback.extract_tb(e.__traceback__)[-1]
+                value = OpsError(
+                    f"unexpected {type(e).__name__}: {e} "
+                    f"(at {os.path.basename(frame.filename)}:{frame.lineno})"
+                )
             finally:
                 remote.close()
+            if isinstance(value, OpsError):
+                value.started = started
             if done is not None:
                 done(remote, value)
             return value
 
-        if parallel <= 1 or len(self) == 1:
-            values = [one(cxn) for cxn in self]
-        else:
-            pool = ThreadPoolExecutor(max_workers=min(parallel, len(self)))
-            try:
-                values = list(pool.map(one, self))
-            except KeyboardInterrupt:
-                # Ctrl-C: hosts not started yet are never started; those under way finish
-                # their conversation (a deploy ends deployed or rolled back, not half-done).
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-            pool.shutdown()
+        if on_interrupt is None and (parallel <= 1 or len(self) == 1):
+            return GroupResult((cxn, one(cxn)) for cxn in self)
+        pool = ThreadPoolExecutor(max_workers=max(1, min(parallel, len(self))))
+        futures: list = []
+        try:
+            futures += [pool.submit(one, cxn) for cxn in self]
+            values = [f.result() for f in futures]
+        except KeyboardInterrupt:
+            if on_interrupt is not None:
+                on_interrupt()
+            pool.shutdown(wait=True, cancel_futures=True)
+            ended = [(c, f) for c, f in zip(self, futures, strict=False) if f.done()]
+            raise Interrupted(
+                GroupResult((c, f.result()) for c, f in ended if not f.cancelled())
+            ) from None
+        pool.shutdown()
         return GroupResult(zip(self, values, strict=True))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during Fleet.each: `ended` holds the hosts that finished; the rest never began."""
+
+    def __init__(self, ended: GroupResult):
+        super().__init__()
+        self.ended = ended
 
 
 @dataclass

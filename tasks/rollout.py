@@ -10,8 +10,10 @@ One host runs tasks/deploy.py's steps as before. Several hosts roll:
                                                that got the new commit
     read which commit every host runs, and say so
 
-Every host after the first batch must deploy the commit the first batch deployed: if origin
-moves during the rollout, the later hosts refuse rather than run code no earlier batch ran.
+Every host deploys the one commit origin's main pointed to when the rollout began (read from
+the first host that can): if main moves meanwhile, or origins differ, a host refuses rather
+than run code the earlier batches did not. Ctrl-C lets the hosts under way finish (deployed or
+rolled back) and starts no other; the summary says so.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tasks.cli import COMMON_HELP, console, guarded, load, print_json
 from tasks.connect import describe
 from tasks.deploy import SCHEMA, Ctx, Outcome, deploy_host, rollback_host
 from tasks.errors import ExitCode, OpsError
-from tasks.fleet import Fleet, parse_parallel
+from tasks.fleet import Fleet, Interrupted, parse_parallel
 from tasks.runner import Remote
 
 ROLLOUT_SCHEMA = "cynow-ops.rollout.v1"
@@ -93,7 +95,15 @@ def finish(outcomes: list[Outcome], json: bool) -> None:
 
 
 def unusable(host: str, e: OpsError) -> Outcome:
-    """A host the deploy could not even start on: unreachable, host key, sudo."""
+    """A host stopped by an error: before its work began (unreachable, host key, sudo), or
+    during it (connection lost, a bug), when its server may hold a deploy in progress."""
+    if getattr(e, "started", False):
+        return Outcome(
+            host,
+            "interrupted",
+            error=f"{e.message} (during the work: `fab rollback` on this host restores the "
+            "state a deploy in progress recorded)",
+        )
     return Outcome(
         host, "unreachable" if e.code == ExitCode.UNREACHABLE else "error", error=e.message
     )
@@ -114,6 +124,11 @@ def collect(results, several: bool) -> list[Outcome]:
 
 def exit_code(o: Outcome) -> int:
     return int(ExitCode.UNREACHABLE) if o.result == "unreachable" else o.exit_code
+
+
+def say(json: bool, text: str) -> None:
+    if not json:
+        console(stderr=True).print(text, markup=False, highlight=False)
 
 
 def as_json(o: Outcome) -> dict:
@@ -171,10 +186,12 @@ class Rollout:
     runs: list[HostRun]
     stopped_after: int | None = None  # the batch after which the threshold was passed
     reason: str = ""
+    commit: str = ""  # what every host deploys: origin's main as read at the start
+    interrupted: bool = False  # Ctrl-C
 
     @property
     def exit_code(self) -> int:
-        return max((r.exit_code for r in self.runs), default=0)
+        return max([r.exit_code for r in self.runs] + [int(self.interrupted)])
 
     def run(self, host: str) -> HostRun:
         return next(r for r in self.runs if r.host == host)
@@ -187,8 +204,10 @@ class Rollout:
             "max_fail": self.max_fail,
             "on_fail": self.on_fail,
             "batches": self.batches,
+            "commit": self.commit,
             "stopped_after_batch": self.stopped_after,
             "reason": self.reason,
+            "interrupted": self.interrupted,
             "hosts": [r.to_json() for r in self.runs],
         }
 
@@ -199,24 +218,40 @@ def roll(fleet: Fleet, ctx_for, json: bool, batch: str, max_fail: str, on_fail: 
     by_name = dict(zip(names, fleet, strict=True))
     cut = rolling.plan_batches(names, batch)
     out = Rollout(batch, max_fail, on_fail, cut, [HostRun(n) for n in names])
-    pinned = ""  # the commit the first successful host deployed
+    out.commit = origin_commit(fleet)
+
+    def interrupting() -> None:
+        say(
+            json,
+            "interrupted: the hosts under way finish (deployed or rolled back); no other starts",
+        )
+
     for number, hosts in enumerate(cut, 1):
         if not json:
             console().rule(f"[bold]batch {number}/{len(cut)}[/]: " + ", ".join(hosts), align="left")
 
-        def work(remote: Remote, pin=pinned) -> Outcome:
-            return deploy_host(ctx_for(remote, pin), shower(json, remote.name), False)
+        def work(remote: Remote) -> Outcome:
+            return deploy_host(ctx_for(remote, out.commit), shower(json, remote.name), False)
 
-        group = fleet.only(by_name[h] for h in hosts)
-        for cxn, value in group.each(work, parallel=len(hosts)).items():
+        try:
+            results = fleet.only(by_name[h] for h in hosts).each(
+                work, parallel=len(hosts), on_interrupt=interrupting
+            )
+        except Interrupted as e:
+            results, out.interrupted = e.ended, True
+        for cxn, value in results.items():
             run = out.run(describe(cxn))
             run.batch = number
             run.deploy = unusable(run.host, value) if isinstance(value, OpsError) else value
-        pinned = pinned or next(
-            (out.run(h).deploy.new for h in hosts if out.run(h).deploy.result in ON_NEW), ""
+        # Without a commit read at the start, the first host that deployed sets it.
+        out.commit = out.commit or next(
+            (r.deploy.new for r in out.runs if r.deploy and r.deploy.result in ON_NEW), ""
         )
         failed = sum(r.failed for r in out.runs)
         broken = [r.host for r in out.runs if r.deploy and r.deploy.result == "rollback-failed"]
+        if out.interrupted:
+            out.stopped_after, out.reason = number, "interrupted (Ctrl-C)"
+            break
         if broken or rolling.passed(failed, len(names), max_fail):
             out.stopped_after = number
             out.reason = (
@@ -225,20 +260,40 @@ def roll(fleet: Fleet, ctx_for, json: bool, batch: str, max_fail: str, on_fail: 
                 else f"{failed} host(s) failed, more than --max-fail {max_fail} allows"
             )
             break
-    if out.stopped_after is not None and on_fail == "rollback-all":
+    if out.stopped_after is not None and on_fail == "rollback-all" and not out.interrupted:
         return_all(fleet, out, by_name, ctx_for, json)
     read_commits(fleet, out)
     return out
 
 
+def origin_commit(fleet: Fleet) -> str:
+    """origin's main as the first host that can read it sees it now: every host of the rollout
+    deploys this commit, so a main that moves meanwhile (or origins that differ) cannot give
+    hosts different code. Read-only (`git ls-remote`); "" when no host can read it."""
+    s = fleet.settings
+    ref = f"refs/heads/{s.git_branch}"
+
+    def read(remote: Remote) -> str:
+        out = remote.run(
+            commands.git(s.project_dir, "ls-remote", s.git_remote, ref), user=s.app_user
+        )
+        return next((ln.split()[0] for ln in out.lines if ln.endswith("\t" + ref)), "")
+
+    for cxn in fleet:
+        value = fleet.only([cxn]).each(read)[cxn]
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def return_all(fleet: Fleet, out: Rollout, by_name: dict, ctx_for, json: bool) -> None:
-    """--on-fail rollback-all: every host that got the new commit goes back, latest batch
-    first, a batch at a time (each host health-gated)."""
+    """--on-fail rollback-all: every host that got the new commit (or may have: its deploy was
+    cut off) goes back, latest batch first, a batch at a time (each host health-gated)."""
     for number in range(out.stopped_after or 0, 0, -1):
         hosts = [
             r.host
             for r in out.runs
-            if r.batch == number and r.deploy and r.deploy.result == "deployed"
+            if r.batch == number and r.deploy and r.deploy.result in ("deployed", "interrupted")
         ]
         if not hosts:
             continue
@@ -291,8 +346,15 @@ def render_rollout(out: Rollout) -> None:
             + ("; hosts not reached were left untouched" if out.on_fail == "stop" else "")
         )
     else:
-        commits = sorted({r.commit[:12] for r in out.runs})
-        console().print(f"[bold green]every batch done;[/] hosts run {', '.join(commits)}")
+        commits = ", ".join(sorted({r.commit[:12] or "unknown" for r in out.runs}))
+        failed = sum(r.failed for r in out.runs)
+        if failed:
+            console().print(
+                f"[bold yellow]every batch done; {failed} host(s) failed, within --max-fail "
+                f"{escape(out.max_fail)};[/] hosts run {commits}"
+            )
+        else:
+            console().print(f"[bold green]every batch done;[/] hosts run {commits}")
 
 
 # -- the tasks ------------------------------------------------------------------------------------

@@ -92,7 +92,10 @@ class Remote:
         transport = self.conn.client.get_transport()
         sock = transport.sock if transport is not None else None
         if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(on))
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(on))
+            except OSError:
+                pass  # the connection is gone: the command's own error says so
 
     def close(self) -> None:
         self.conn.close()

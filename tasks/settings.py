@@ -66,7 +66,6 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _UNIT = re.compile(r"^[A-Za-z0-9@_.\\:-]+\.(service|socket)$")
 _REMOTE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _WSGI = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
-_HOST = re.compile(r"^(?:[A-Za-z0-9._-]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?$")
 
 
 def _fail(key: str, what: str, fix: str) -> ConfigError:
@@ -217,7 +216,7 @@ def _non_empty(check: Callable[[str, Any], list]) -> Callable[[str, Any], list]:
 
 def _host(key: str, v: Any) -> str:
     v = _str(key, v)
-    if not _HOST.match(v):
+    if host_spec(v) is None:
         raise _fail(
             key,
             f"has an entry that is not [user@]host[:port] ({v!r})",
@@ -232,18 +231,56 @@ def whole_number(flag: str, value: Any, default: int) -> int:
     if value is None:
         return default
     text = str(value).strip()
-    if not text.isdigit() or int(text) < 1:
+    if not re.fullmatch(r"[0-9]{1,9}", text) or int(text) < 1:
         raise ConfigError(f"{flag} must be a whole number, 1 or more, not {value!r}")
     return int(text)
 
 
-def cli_host(v: str) -> str:
+_HOSTNAME = re.compile(r"^[A-Za-z0-9._-]+$")
+_IPV6 = re.compile(r"^[0-9A-Fa-f:.]+$")
+
+
+def host_spec(v: str) -> dict[str, Any] | None:
+    """[user@]host[:port] as Connection arguments, or None when it is not one: an IPv6 address
+    bare (2001:db8::5) or in brackets with a port ([2001:db8::5]:2222), a port in 1-65535.
+    Parsed here because Fabric reads "[v6]:port" as a host name."""
+    user, at, rest = v.rpartition("@")
+    if (at and not user) or "@" in user or (user and not _HOSTNAME.match(user)) or "\n" in v:
+        return None
+    port = None
+    if rest.startswith("["):
+        host, sep, tail = rest[1:].partition("]")
+        if not sep or not _IPV6.match(host) or (tail and not tail.startswith(":")):
+            return None
+        port = tail[1:] or None
+    elif rest.count(":") > 1:
+        host = rest if _IPV6.match(rest) else ""
+    else:
+        host, _, port = rest.partition(":")
+        port = port or (None if ":" not in rest else "")
+        if not _HOSTNAME.match(host or "-bad-"):
+            return None
+    if not host or (port is not None and not (port.isascii() and port.isdigit())):
+        return None
+    if port is not None and not 1 <= int(port) <= 65535:
+        return None
+    spec: dict[str, Any] = {"host": host}
+    if user:
+        spec["user"] = user
+    if port is not None:
+        spec["port"] = int(port)
+    return spec
+
+
+def cli_host(v: str) -> dict[str, Any]:
     """One host of `-H a,b,c`, held to the same form as a target's hosts."""
-    if not _HOST.match(v) or "\n" in v:
+    spec = host_spec(v)
+    if spec is None:
         raise ConfigError(
-            f"-H: {v!r} is not [user@]host[:port]; write hosts like cynow@10.0.0.5,cynow@host:2222"
+            f"-H: {v!r} is not [user@]host[:port]; write hosts like "
+            "cynow@10.0.0.5,cynow@host:2222,cynow@[2001:db8::5]:22"
         )
-    return v
+    return spec
 
 
 CHECKS: dict[str, Callable[[str, Any], Any]] = {

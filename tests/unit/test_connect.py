@@ -77,7 +77,7 @@ def test_a_gateway_is_refused_not_connected_unverified(tmp_path):
 def test_target_hosts_from_settings():
     c = Context(config=Config())
     s = resolve({"targets": {"t": {"hosts": ["a@h1", "h2:23"]}}}, "t")
-    assert connect.target_hosts(c, s) == ["a@h1", "h2:23"]
+    assert connect.target_hosts(c, s) == [{"host": "h1", "user": "a"}, {"host": "h2", "port": 23}]
 
 
 @pytest.mark.parametrize("host", ["10.78.30.98", "192.0.2.1", "::2"])  # refused, never reached

@@ -518,7 +518,7 @@ def test_requirements_restore_returns_the_venv_exactly(server):
     deploy.update_code(ctx)
     remote.sent.clear()
     assert deploy.install_requirements(ctx) == "installed requirements.txt"
-    assert len(remote.sent) == 2  # freeze + install in one script; the freeze into the lock
+    assert len(remote.sent) == 3  # the freeze, written into the lock, then the install
     assert ctx.venv_before == ["Django==4.2.30", "pip==23.0"]
     state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
     assert state["venv_before"] == ctx.venv_before

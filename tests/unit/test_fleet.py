@@ -1,5 +1,6 @@
 """Many hosts: batch planning, failure thresholds, the -H executor, the bounded fleet."""
 
+import signal
 import threading
 import time
 
@@ -9,7 +10,7 @@ from fabric import Config, Connection
 from tasks import rolling
 from tasks.errors import ConfigError, ConnectError
 from tasks.executor import CLI_HOSTS_KEY, split_hosts
-from tasks.fleet import Fleet, HostError, parse_parallel, worst_exit
+from tasks.fleet import Fleet, HostError, Interrupted, parse_parallel, worst_exit
 from tasks.settings import cli_host, resolve, whole_number
 
 H = [f"h{i}" for i in range(1, 11)]
@@ -75,11 +76,53 @@ def test_on_fail_values():
 
 def test_cli_hosts_are_split_and_checked():
     assert split_hosts("a@h1, h2:2222,,") == ["a@h1", "h2:2222"]
-    assert cli_host("cynow@127.0.0.13:22") == "cynow@127.0.0.13:22"
-    with pytest.raises(ConfigError, match="-H"):
-        cli_host("bad host")
-    with pytest.raises(ConfigError, match="-H"):
-        cli_host("h;rm -rf /")
+    assert cli_host("cynow@127.0.0.13:22") == {"host": "127.0.0.13", "user": "cynow", "port": 22}
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("h", {"host": "h"}),
+        ("Admin.x@web-1.example:2222", {"host": "web-1.example", "user": "Admin.x", "port": 2222}),
+        ("2001:db8::5", {"host": "2001:db8::5"}),  # bare IPv6: every colon is the address's
+        ("cynow@[2001:db8::5]:2222", {"host": "2001:db8::5", "user": "cynow", "port": 2222}),
+        ("[::1]", {"host": "::1"}),
+    ],
+)
+def test_host_specs(text, spec):
+    assert cli_host(text) == spec
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bad host",
+        "h;rm -rf /",
+        "h:99999",
+        "h:0",
+        "h:",
+        "a@b@h",
+        "[::1",
+        "[::1]x",
+        "[h]:22",
+        "@h",
+        "h:²",
+        "",
+        "user@",
+        "2001:db8::zz",
+    ],
+)
+def test_bad_hosts_are_one_line_errors(text):
+    with pytest.raises(ConfigError, match="-H") as e:
+        cli_host(text)
+    assert "\n" not in e.value.message
+
+
+def test_an_empty_host_list_is_refused():
+    c = type("C", (), {})()
+    c.config = Config(overrides={CLI_HOSTS_KEY: []})
+    with pytest.raises(ConfigError, match="-H names no host"):
+        Fleet.of(c, resolve({}))
 
 
 @pytest.mark.parametrize(("value", "out"), [(None, 10), ("3", 3), (4, 4)])
@@ -87,7 +130,7 @@ def test_parallel(value, out):
     assert parse_parallel(value) == out
 
 
-@pytest.mark.parametrize("value", ["0", "x", "-2", "1.5"])
+@pytest.mark.parametrize("value", ["0", "x", "-2", "1.5", "²", "99999999999"])
 def test_bad_numbers_are_one_line_errors(value):
     with pytest.raises(ConfigError, match="--parallel must be a whole number"):
         parse_parallel(value)
@@ -151,20 +194,39 @@ def test_worst_exit_code():
     assert worst_exit([bad, HostError("h", "unreachable", 2)], lambda r: r == bad) == 2
 
 
-def test_ctrl_c_starts_no_further_host(mocker):
+def test_ctrl_c_lets_the_hosts_under_way_finish_and_starts_no_other(mocker):
     mocker.patch("tasks.fleet.Remote.open")
-    started = []
+    started, told = [], []
 
     def work(remote):
         started.append(remote.conn.host)
         if remote.conn.host.endswith(".10"):
-            raise KeyboardInterrupt
-        time.sleep(0.2)  # the hosts under way finish
+            time.sleep(0.1)  # both workers busy
+            # What Ctrl-C does: a real SIGINT, which Python handles in the main thread.
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        time.sleep(0.3)  # the hosts under way finish
         return "done"
 
-    with pytest.raises(KeyboardInterrupt):
-        _fleet(6).each(work, parallel=2)
-    assert len(started) <= 3  # the interrupted host, the one beside it, at most one more
+    with pytest.raises(Interrupted) as e:
+        _fleet(6).each(work, parallel=2, on_interrupt=lambda: told.append(1))
+    assert told == [1]
+    assert len(started) == 2  # the two under way; the other four never began
+    assert [c.host for c in e.value.ended] == ["127.0.0.10", "127.0.0.11"]
+    assert set(e.value.ended.values()) == {"done"}
+
+
+def test_a_bug_on_one_host_is_that_hosts_error(mocker):
+    mocker.patch("tasks.fleet.Remote.open")
+
+    def work(remote):
+        if remote.conn.host.endswith(".11"):
+            return {}["missing"]
+        return "ok"
+
+    result = _fleet(3).each(work, parallel=3)
+    err = result.failed[next(iter(result.failed))]
+    assert "unexpected KeyError: 'missing' (at test_fleet.py:" in err.message
+    assert err.started is True and list(result.succeeded.values()) == ["ok", "ok"]
 
 
 def test_a_target_naming_several_hosts_is_a_fleet():
