@@ -5,11 +5,23 @@ other tasks taking the same host lists."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 
 import pytest
 
 from tests.lab import lab
-from tests.lab.helpers import APP, REPO, LabHost, curl_nginx, fab, fab_json, push_commit
+from tests.lab.helpers import (
+    APP,
+    REPO,
+    LabHost,
+    curl_nginx,
+    fab,
+    fab_argv,
+    fab_json,
+    push_commit,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -192,3 +204,26 @@ def test_later_batches_deploy_only_what_the_first_batch_deployed(three):
     # c's origin has nothing new: it would stay on the old commit, not the rollout's either.
     assert rows[2] == ("refused", old)
     assert doc["stopped_after_batch"] == 3  # the second failure passed --max-fail 1
+
+
+def test_ctrl_c_finishes_the_host_under_way_and_starts_no_other(three):
+    a, b, c = three
+    old = head(a)
+    new = _push_region_commit(three)
+    for h in three:
+        h.sh("mkdir -p /etc/cynow && echo north > /etc/cynow/region")
+    argv = fab_argv(*hosts_arg(three), "deploy", "--target", "lab", "--batch", "1")
+    env = {**os.environ, "COLUMNS": "200"}
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for line in p.stdout:  # Ctrl-C once the first host has taken its lock
+        if line.startswith(f"cynow@{a.address} ✓ lock"):
+            p.send_signal(signal.SIGINT)
+            break
+    rest, err = p.communicate(timeout=120)
+    assert p.returncode == 1, err
+    assert "interrupted: the hosts under way finish" in err
+    assert "stopped after batch 1: interrupted (Ctrl-C)" in rest
+    # The host under way finished its deploy; the others never began.
+    assert head(a) == new and curl_nginx(a) == 200
+    assert a.sh("test -e /var/lib/cynow-ops/deploy.lock", check=False).returncode == 1
+    assert head(b) == head(c) == old and history(b) == history(c) == []
