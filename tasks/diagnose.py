@@ -243,6 +243,17 @@ def diagnose_host(remote: Remote) -> Report:
 
 
 def unreachable(host: str, s: Settings, error: OpsError, started: str) -> Report:
+    """The report of a host that could not be diagnosed: unreachable (exit 2), or stopped by
+    an unexpected error, which is said as it is (cause `unknown`, exit 1)."""
+    if not isinstance(error, ConnectError):
+        v = Verdict(
+            "unknown",
+            "the diagnosis of this host stopped: " + error.message,
+            [],
+            [error.message],
+            ["run `fab diagnose` on this host alone; report the error if it persists"],
+        )
+        return Report(host, s.target, v, [], 0.0, started)
     v = Verdict(
         "unreachable",
         CAUSES["unreachable"],

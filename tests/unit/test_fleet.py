@@ -237,3 +237,13 @@ def test_a_target_naming_several_hosts_is_a_fleet():
     f = Fleet.of(c, settings)
     assert [(x.host, x.port) for x in f] == [("127.0.0.21", 22), ("127.0.0.22", 2222)]
     assert f.names() == ["cynow@127.0.0.21", "cynow@127.0.0.22:2222"]
+
+
+def test_a_host_whose_diagnosis_broke_is_not_called_unreachable():
+    from tasks.diagnose import unreachable
+    from tasks.errors import OpsError
+
+    r = unreachable("h", resolve({}), OpsError("unexpected KeyError: 'x' (at a.py:1)"), "")
+    assert (r.verdict.cause, r.exit_code) == ("unknown", 1)
+    r = unreachable("h", resolve({}), ConnectError("h refused the connection"), "")
+    assert (r.verdict.cause, r.exit_code) == ("unreachable", 2)
