@@ -11,7 +11,13 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
-from tasks.connect import allowed_networks, make_connection, settings_for, target_hosts
+from tasks.connect import (
+    allowed_networks,
+    describe,
+    make_connection,
+    settings_for,
+    target_hosts,
+)
 from tasks.errors import OpsError
 from tasks.fleet import Fleet, host_error, worst_exit
 from tasks.runner import Remote
@@ -22,6 +28,8 @@ COMMON_HELP = {
     "target": "named target from cynow.targets (fabric.yaml or a -f file); -H overrides its hosts",
     "json": "print one JSON document on stdout instead of the report (schema in the README)",
 }
+# One host's lines at a time, whichever thread prints them (tasks over several hosts).
+PRINTING = threading.Lock()
 PARALLEL_HELP = {
     "parallel": "with several hosts: work on at most N at once (default 10); 1 = one after another"
 }
@@ -94,14 +102,13 @@ def each_host(
         if not json:
             render(result)
         return [result]
-    printing = threading.Lock()
 
     def done(remote: Remote, value) -> None:
         if json:
             return
         from rich.markup import escape
 
-        with printing:  # one host's report at a time, under its name
+        with PRINTING:  # one host's report at a time, under its name
             console().rule(f"[bold]{remote.name}[/]", align="left")
             if isinstance(value, OpsError):
                 console().print(f"[red]{remote.name}: {escape(value.message)}[/]")
@@ -110,8 +117,7 @@ def each_host(
 
     results = fleet.each(work, parallel, done)
     return [
-        host_error(Remote(cxn, settings).name, v) if isinstance(v, OpsError) else v
-        for cxn, v in results.items()
+        host_error(describe(cxn), v) if isinstance(v, OpsError) else v for cxn, v in results.items()
     ]
 
 

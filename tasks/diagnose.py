@@ -8,7 +8,6 @@ down, runs it by hand on a temporary socket (guide step 7). Evaluation is pure (
 from __future__ import annotations
 
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from fabric import task
 from tasks import commands
 from tasks.checks import code, django, http, listener, logs, nginx, permissions, services, unit
 from tasks.checks.base import FAIL, CheckResult, Facts
-from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, guarded, load, print_json
+from tasks.cli import COMMON_HELP, PARALLEL_HELP, PRINTING, console, guarded, load, print_json
 from tasks.connect import describe
 from tasks.errors import ConnectError, ExitCode, OpsError
 from tasks.fleet import Fleet, parse_parallel
@@ -279,7 +278,7 @@ def diagnose(c, target=None, json=False, parallel=None):
     fleet = Fleet.of(c, settings)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     if len(fleet) == 1:
-        reports = [one_host(Remote(fleet[0], settings), json)]
+        reports = [one_host(Remote(fleet[0], settings), json, started)]
     else:
         reports = many_hosts(fleet, parallel, json, started)
     if json:
@@ -300,10 +299,9 @@ def diagnose(c, target=None, json=False, parallel=None):
         raise Exit(code=worst)
 
 
-def one_host(remote: Remote, json: bool) -> Report:
+def one_host(remote: Remote, json: bool, started: str) -> Report:
     """One host: the full checklist and its verdict, with a spinner on a terminal."""
     settings = remote.settings
-    started = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         if json or not console().is_terminal:
             remote.open()
@@ -328,14 +326,13 @@ def one_host(remote: Remote, json: bool) -> Report:
 def many_hosts(fleet: Fleet, parallel: int, json: bool, started: str) -> list[Report]:
     """Every host concurrently (at most `parallel`), a line per host as it ends, then the
     table and each verdict."""
-    printing = threading.Lock()
 
     def done(remote: Remote, value) -> None:
         if json:
             return
         from tasks.report import host_line
 
-        with printing:
+        with PRINTING:
             if isinstance(value, OpsError):
                 from rich.markup import escape
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from fabric import Connection, Group, GroupResult
 
-from tasks.connect import make_connection, target_hosts
+from tasks.connect import describe, make_connection, target_hosts
 from tasks.errors import ConfigError, OpsError
 from tasks.runner import Remote
 from tasks.settings import Settings, whole_number
@@ -55,7 +55,7 @@ class Fleet(Group):
         return part
 
     def names(self) -> list[str]:
-        return [Remote(cxn, self.settings).name for cxn in self]
+        return [describe(cxn) for cxn in self]
 
     def each(
         self,
@@ -147,15 +147,9 @@ def host_error(remote_name: str, e: OpsError) -> HostError:
 
 def worst_exit(values: list[Any], failed: Callable[[Any], bool]) -> int:
     """The run's exit code: 2 when a host could not be used, else 1 when a host failed."""
-    codes = [
-        v.code
-        if isinstance(v, HostError)
-        else int(v.code)
-        if isinstance(v, OpsError)
-        else int(bool(failed(v)))
-        for v in values
-    ]
-    return max(codes, default=0)
+    return max(
+        (v.code if isinstance(v, HostError) else int(bool(failed(v))) for v in values), default=0
+    )
 
 
 def parse_parallel(value: Any) -> int:

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import getpass
 import socket
-import threading
 from dataclasses import dataclass
 
 from fabric import task
 
 from tasks import commands, rolling
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json
+from tasks.cli import COMMON_HELP, PRINTING, console, guarded, load, print_json
 from tasks.connect import describe
 from tasks.deploy import SCHEMA, Ctx, Outcome, deploy_host, rollback_host
 from tasks.errors import ExitCode, OpsError
@@ -45,9 +44,6 @@ def who() -> str:
         return "unknown"
 
 
-_printing = threading.Lock()
-
-
 def shower(json: bool, prefix: str = ""):
     """Print each step as it ends; with several hosts at once, each line names its host."""
     if json:
@@ -59,7 +55,7 @@ def shower(json: bool, prefix: str = ""):
 
     def show(entry):
         mark = "[green]✓[/]" if entry["ok"] else "[red]✗[/]"
-        with _printing:
+        with PRINTING:
             c.print(
                 f"{lead}{mark} {entry['step']:<18} [dim]{entry['seconds']:>6.2f}s[/]  "
                 f"{escape(str(entry['detail']))}"

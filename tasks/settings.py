@@ -256,9 +256,9 @@ def host_spec(v: str) -> dict[str, Any] | None:
     elif rest.count(":") > 1:
         host = rest if _IPV6.match(rest) else ""
     else:
-        host, _, port = rest.partition(":")
-        port = port or (None if ":" not in rest else "")
-        if not _HOSTNAME.match(host or "-bad-"):
+        host, colon, port = rest.partition(":")
+        port = port if colon else None  # "h:" keeps an empty port, refused below
+        if not _HOSTNAME.match(host):
             return None
     if not host or (port is not None and not (port.isascii() and port.isdigit())):
         return None
