@@ -3,6 +3,7 @@
 from invoke import Collection
 
 from tasks import (
+    backup,
     diagnose,
     fix_permissions,
     info,
@@ -17,6 +18,9 @@ from tasks.settings import DEFAULTS
 
 ns = Collection()
 ns.add_task(rollout.deploy)
+ns.add_task(backup.backup)
+ns.add_task(backup.restore)
+ns.add_task(backup.unlock)
 ns.add_task(rollout.rollback)
 ns.add_task(diagnose.diagnose)
 ns.add_task(fix_permissions.fix_permissions)

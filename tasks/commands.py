@@ -9,6 +9,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+from tasks import programs
+
 
 def q(value: object) -> str:
     """Quote one value for a POSIX shell; the only way values enter a command string."""
@@ -646,51 +648,18 @@ def pip_uninstall(venv: str, names: list[str]) -> str:
     return join(f"{venv}/bin/pip", "uninstall", "-y", "-q", "--disable-pip-version-check", *names)
 
 
-# Migration state of every app (the latest applied migration, or "zero"), the plan to the
-# code's leaves and whether each planned migration can be reversed; with the WSGI import and
-# the system checks: what a deploy validates before traffic sees the new code.
-DEPLOY_PROBE = r"""
-import importlib, json, os, sys, traceback
-sys.path.insert(0, os.getcwd())
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
-out = {}
-try:
-    mod, _, attr = WSGI.partition(":")
-    getattr(importlib.import_module(mod), attr)
-    from django.core import checks
-    bad = [str(m) for m in checks.run_checks() if m.is_serious()]
-    out["check"] = bad
-    from django.db import connection
-    from django.db.migrations.executor import MigrationExecutor
-    ex = MigrationExecutor(connection)
-    graph, applied = ex.loader.graph, ex.loader.applied_migrations
-    state = {}
-    for app in sorted(ex.loader.migrated_apps):
-        done = [n for n in applied if n[0] == app and n in graph.nodes]
-        state[app] = max(done, key=lambda n: len(graph.forwards_plan(n)))[1] if done else "zero"
-    out["state"] = state
-    plan = ex.migration_plan(graph.leaf_nodes())
-    def reversible(m):
-        for op in m.operations:
-            if not op.reversible:
-                return False
-            code = getattr(op, "reverse_code", True)
-            sql = getattr(op, "reverse_sql", True)
-            if code is None or sql is None:
-                return False
-        return True
-    out["plan"] = [{"app": m.app_label, "name": m.name, "reversible": reversible(m)}
-                   for m, back in plan if not back]
-except BaseException as e:
-    out["error"] = {"type": type(e).__name__, "message": str(e).splitlines()[0] if str(e) else "",
-                    "traceback": traceback.format_exc().splitlines()[-8:]}
-print("CYNOW-DEPLOY " + json.dumps(out))
-"""
-
-
 def deploy_probe(project_dir: str, python: str, wsgi: str) -> str:
+    """The deploy's Django probe (tasks/remote/deploy_probe.py) as the app user: migration state
+    from the migration table, the WSGI import and checks, the classified plan."""
     settings_module = wsgi.split(".")[0] + ".settings"
-    script = f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\n" + DEPLOY_PROBE
+    script = "\n".join(
+        [
+            programs.source("migration_risk"),
+            f"WSGI = {wsgi!r}",
+            f"SETTINGS = {settings_module!r}",
+            programs.source("deploy_probe"),
+        ]
+    )
     return f"cd {q(project_dir)} && timeout 120 {q(python)} -B -c {q(script)} 2>&1 | tail -n 40"
 
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tasks import commands, parse
+from tasks import commands, lock, parse, snapshots
 from tasks.errors import ExitCode, OpsError
 from tasks.restart import health
 from tasks.runner import Output, Remote
@@ -56,11 +56,23 @@ class Ctx:
     journal_cursor: str = ""  # the journal's position at the reload, for the traceback check
     check_journal: bool = True  # off while undoing: the new code's last requests may log
     pin: str = ""  # in a rollout: the one commit every host deploys
+    allow_data_loss: bool = False
+    command: str = "deploy"  # deploy | rollback | repair | restore: what holds the lock
+    deploy_id: str = field(default_factory=snapshots.new_id)
+    token: str = ""  # the lock's, once this run owns it
+    applied_before: dict = field(default_factory=dict)  # {app: [applied]} before the deploy
+    snapshot: dict = field(default_factory=dict)  # the one taken before this run's migrate
+    undoes: str = ""  # a rollback: the id of the deploy it undoes
+    timed_out: bool = False  # a step's command hit its timeout: stop it before any undo
 
     def run(self, command: str, *, root=False, app=False, timeout=600, ok=True):
         out = self.remote.run(
             command, root=root, user=self.s.app_user if app else None, timeout=timeout
         )
+        if out.exited == 124:
+            self.timed_out = True
+        if out.exited == lock.LOST_CLIENT:
+            raise StepFailed("this run no longer holds the deploy lock: stopped")
         if ok and not out.ok:
             tail = (out.stdout + out.stderr).strip().splitlines()[-8:]
             raise StepFailed(f"`{command[:120]}` failed (exit {out.exited})", "\n".join(tail))
@@ -84,15 +96,24 @@ class Ctx:
     def state_json(self) -> str:
         return jsonlib.dumps(
             {
+                "id": self.deploy_id,
                 "from": self.old_commit,
                 "to": self.new_commit,
                 "migrations_before": self.migrations_before,
+                "applied_before": self.applied_before,
+                "plan": self.plan,
+                "snapshot": self.snapshot,
                 "requirements_changed": self.requirements_changed,
                 "venv_before": self.venv_before,
+                "undoes": self.undoes,
                 "by": self.by,
                 "started": now(),
             }
         )
+
+    def save_state(self) -> None:
+        """What an undo needs, into the lock (its owner only) before the change it covers."""
+        self.run(lock.write(self.s.state_dir, self.token, "state", self.state_json()), root=True)
 
 
 def now() -> str:
@@ -165,18 +186,34 @@ def read_reload(parts: Parts) -> dict:
 
 
 def take_lock(ctx: Ctx) -> str:
-    out = ctx.run(
-        commands.lock_take(ctx.s.state_dir, f"{ctx.by} since {now()}"), root=True, ok=False
-    )
+    """The lock, owned by a fresh token; from here on every command runs supervised (see
+    tasks.lock): in a process group recorded in the lock, stopped when the client goes."""
+    s = ctx.s
+    token = lock.new_token()
+    owner = {"by": ctx.by, "command": ctx.command, "since": now(), "deploy": ctx.deploy_id}
+    out = ctx.remote.run(lock.take(s.state_dir, token, owner), root=True, timeout=60)
     if out.exited == 3:
-        holder = out.stdout.strip() or "unknown"
-        raise Refused(
-            f"another deploy holds the lock ({holder}); if it was interrupted, "
-            "`fab rollback` restores the state it recorded"
-        )
+        raise Refused(held_message(lock.read_status(out.stdout, s.lock_grace)))
     if not out.ok:
         raise StepFailed("could not take the deploy lock", out.stderr)
+    own(ctx, token)
     return f"held by {ctx.by}"
+
+
+def own(ctx: Ctx, token: str) -> None:
+    ctx.token = token
+    ctx.remote = lock.LockedRemote(ctx.remote, ctx.s.state_dir, token)
+
+
+def held_message(st: lock.Status) -> str:
+    if st.live:
+        return (
+            f"another deploy holds the lock ({st.describe()}); it is running: wait for it to finish"
+        )
+    return (
+        f"another deploy holds the lock ({st.describe()}): it was interrupted; `fab rollback` "
+        "restores the state it recorded, `fab unlock --stale` clears it without undoing"
+    )
 
 
 def preflight(ctx: Ctx) -> str:
@@ -192,8 +229,15 @@ def preflight(ctx: Ctx) -> str:
     if free.isdigit() and int(free) < MIN_FREE_KB:
         raise Refused(f"only {int(free) // 1024} MB free under {s.project_dir}")
     p = read_probe(parts.get("probe").stdout)
-    ctx.migrations_before = p.get("state", {})
-    ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
+    if "state" not in p:
+        e = p.get("state_error") or {}
+        raise Refused(
+            "cannot read which migrations are applied, so a rollback could not know what to "
+            f"reverse: {e.get('type', 'no report')}: {e.get('message', '')}".rstrip(": "),
+            "\n".join(e.get("traceback", [])),
+        )
+    ctx.migrations_before, ctx.applied_before = p["state"], p.get("applied", {})
+    ctx.save_state()
     return f"at {ctx.old_commit[:12]}, migrations recorded for {len(ctx.migrations_before)} apps"
 
 
@@ -229,7 +273,7 @@ def fetch(ctx: Ctx) -> str:
     ctx.commits = parts.need("log", "git log").stdout.strip().splitlines()
     changed = parts.need("diff", "git diff").stdout.split()
     ctx.requirements_changed = s.requirements in changed
-    ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
+    ctx.save_state()
     return f"{len(ctx.commits)} new commit(s): " + "; ".join(ctx.commits[:5])
 
 
@@ -268,7 +312,7 @@ def install_requirements(ctx: Ctx) -> str:
     ctx.venv_before = frozen.stdout.splitlines()
     # Recorded before pip changes anything: a half-done install is undone from this freeze,
     # also by a `fab rollback` after a deploy interrupted during the install.
-    ctx.run(commands.lock_write(s.state_dir, "state", ctx.state_json()), root=True)
+    ctx.save_state()
     out = ctx.run(
         commands.pip_install(s.project_dir, s.venv, s.requirements), app=True, timeout=900, ok=False
     )
@@ -323,12 +367,31 @@ def validate(ctx: Ctx) -> str:
         )
     if p.get("check"):
         raise StepFailed("manage.py check: " + p["check"][0], "\n".join(p["check"]))
-    ctx.plan = p.get("plan", [])
-    bad = [f"{m['app']}.{m['name']}" for m in ctx.plan if not m["reversible"]]
-    if bad and not ctx.allow_irreversible:
+    if "plan" not in p:
+        e = p.get("plan_error") or {}
         raise StepFailed(
-            "irreversible migration(s) " + ", ".join(bad) + ": a rollback could "
-            "not undo them; deploy with --allow-irreversible if that is accepted"
+            f"cannot plan the migrations: {e.get('type', 'no report')}: {e.get('message', '')}",
+            "\n".join(e.get("traceback", [])),
+        )
+    ctx.plan = p["plan"]
+    ctx.save_state()  # the plan: what an undo may reverse, and only that
+    one_way = risky(ctx.plan, "irreversible")
+    if one_way and not ctx.allow_irreversible:
+        raise StepFailed(
+            "irreversible migration(s) " + ", ".join(one_way) + ": a rollback could "
+            "not undo them; deploy with --allow-irreversible if that is accepted",
+            "\n".join(risk_lines(ctx.plan, "irreversible")),
+        )
+    lossy = risky(ctx.plan, "lossy")
+    if lossy and not ctx.allow_data_loss:
+        raise StepFailed(
+            "migration(s) that lose data "
+            + ", ".join(lossy)
+            + ": "
+            + "; ".join(risk_lines(ctx.plan, "lossy"))
+            + ". Deploy with --allow-data-loss if that is accepted (a snapshot is taken "
+            "first; `fab rollback --restore-db` returns to it)",
+            "\n".join(risk_lines(ctx.plan, "lossy")),
         )
     return (
         f"check ok; {len(ctx.plan)} migration(s) to apply: "
@@ -336,6 +399,40 @@ def validate(ctx: Ctx) -> str:
         if ctx.plan
         else "check ok; no migration to apply"
     )
+
+
+def risky(plan: list, kind: str) -> list[str]:
+    """The planned migrations of `kind` (lossy or irreversible), as app.name."""
+    return [f"{m['app']}.{m['name']}" for m in plan if m.get("kind") == kind]
+
+
+def risk_lines(plan: list, kind: str) -> list[str]:
+    return [
+        f"{m['app']}.{m['name']} {op['op']}: {op['what']}"
+        for m in plan
+        if m.get("kind") == kind
+        for op in m.get("ops", [])
+        if op.get("kind") == kind
+    ]
+
+
+def take_snapshot(ctx: Ctx) -> str:
+    """The database as it is, before the migrations change it (none: nothing to keep)."""
+    if not ctx.plan:
+        return "no migration to apply: nothing to keep"
+    snap = snap_now(ctx, f"before {ctx.command} {ctx.deploy_id}")
+    ctx.snapshot = snap.to_json()
+    ctx.save_state()
+    return snapshots.summary(snap)
+
+
+def snap_now(ctx: Ctx, reason: str) -> snapshots.Snapshot:
+    try:
+        return snapshots.take(
+            ctx.remote, ctx.s, reason, deploy=ctx.deploy_id, commit=ctx.old_commit
+        )
+    except snapshots.SnapshotError as e:
+        raise StepFailed(str(e))
 
 
 def migrate(ctx: Ctx) -> str:
@@ -346,21 +443,53 @@ def migrate(ctx: Ctx) -> str:
 
 
 def unmigrate(ctx: Ctx) -> str:
-    """Every app back to its recorded migration, newest apps first; the new code is still
-    checked out, so the migration files to reverse are there."""
-    now_state = probe(ctx).get("state", {})
-    back = [
-        (app, ctx.migrations_before.get(app, "zero"))
-        for app in sorted(now_state, reverse=True)
-        if now_state[app] != ctx.migrations_before.get(app, "zero")
-    ]
-    if back:
-        parts = ctx.script(
-            commands.unmigrate_script(ctx.s.project_dir, ctx.s.python, back), app=True
+    """The apps the deploy migrated back to their recorded migration (see reverse_targets); the
+    new code is still checked out, so the migration files to reverse are there. A `fab
+    rollback` takes a snapshot first: writes made since the deploy live in these tables."""
+    p = probe(ctx)
+    if "state" not in p:
+        e = p.get("state_error") or {}
+        raise StepFailed(
+            "cannot read which migrations are applied: nothing reversed "
+            f"({e.get('type', 'no report')}: {e.get('message', '')})"
         )
-        for i, (app, target) in enumerate(back):
-            parts.need(str(i), f"manage.py migrate {app} {target}")
-    return "; ".join(f"{app} -> {target}" for app, target in back) or "nothing to reverse"
+    back = reverse_targets(ctx.migrations_before, ctx.plan, p["state"], p.get("applied", {}))
+    if not back:
+        return "nothing to reverse"
+    note = ""
+    if ctx.command == "rollback":
+        note = "; snapshot " + snapshots.summary(snap_now(ctx, f"before rollback of {ctx.undoes}"))
+    parts = ctx.script(commands.unmigrate_script(ctx.s.project_dir, ctx.s.python, back), app=True)
+    for i, (app, target) in enumerate(back):
+        parts.need(str(i), f"manage.py migrate {app} {target}")
+    return "; ".join(f"{app} -> {target}" for app, target in back) + note
+
+
+def reverse_targets(before: dict, plan: list, now_state: dict, now_applied: dict) -> list:
+    """(app, target) for each app whose migration state differs from the one recorded before
+    the deploy, newest apps first. An app without a record goes to `zero` only when every
+    migration applied to it now is one this deploy applied (the deploy introduced it); any other
+    unrecorded app refuses the whole undo, reversing nothing: an unknown state is never zero."""
+    planned = {(m["app"], m["name"]) for m in plan}
+    back, unknown = [], []
+    for app in sorted(now_state, reverse=True):
+        if app in before:
+            if now_state[app] != before[app]:
+                back.append((app, before[app]))
+        elif now_state[app] == "zero":
+            continue
+        elif now_applied.get(app) and all((app, n) in planned for n in now_applied[app]):
+            back.append((app, "zero"))
+        else:
+            unknown.append(app)
+    if unknown:
+        raise StepFailed(
+            "the migration state before the deploy was not recorded for "
+            + ", ".join(sorted(unknown))
+            + ": nothing reversed (migrating them to zero would drop their tables). Restore a "
+            "snapshot instead (`fab backup --list`, `fab restore ID`) or migrate by hand"
+        )
+    return back
 
 
 def collectstatic(ctx: Ctx) -> str:
@@ -406,6 +535,7 @@ DEPLOY = [
     ("code", update_code, restore_code),
     ("requirements", install_requirements, restore_requirements),
     ("validate", validate, None),
+    ("snapshot", take_snapshot, None),  # kept: `fab rollback --restore-db`, `fab restore`
     ("migrate", migrate, unmigrate),
     ("collectstatic", collectstatic, None),
     ("reload", reload, None),
@@ -463,11 +593,14 @@ def _step(ctx: Ctx, name: str, fn, log: list, show) -> None:
 
 
 def undo_all(ctx: Ctx, done: list, o: Outcome, show) -> None:
-    """Undo the completed steps in reverse, then serve the old code again."""
+    """Undo the completed steps in reverse, then serve the old code again. A step cut off by
+    its timeout is stopped on the server first: no undo races the command it undoes."""
     t0 = time.monotonic()
     ctx.check_journal = False
     todo = [(n, u) for n, _, u in reversed(DEPLOY) if n in done and u] + AFTER_UNDO
     try:
+        if ctx.timed_out:
+            _step(ctx, "stop the step", stop_step, o.undo, show)
         for name, fn in todo:
             _step(
                 ctx,
@@ -482,10 +615,19 @@ def undo_all(ctx: Ctx, done: list, o: Outcome, show) -> None:
     o.recovery_seconds = round(time.monotonic() - t0, 2)
 
 
-def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> None:
-    """The history line, and the lock released when `release`, in one round trip."""
-    line = jsonlib.dumps(
+def stop_step(ctx: Ctx) -> str:
+    # Not supervised: it must reach the process group the supervisor of the cut-off step runs.
+    out = ctx.remote.inner.run(lock.stop_step(ctx.s.state_dir), root=True, timeout=60)
+    if not out.ok:
+        raise StepFailed("could not stop the step that timed out", out.stderr)
+    return out.stdout.strip() or "idle"
+
+
+def history_line(ctx: Ctx, o: Outcome, started: str) -> str:
+    return jsonlib.dumps(
         {
+            "id": ctx.deploy_id,
+            "command": ctx.command,
             "started": started,
             "ended": now(),
             "by": ctx.by,
@@ -495,12 +637,26 @@ def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> None:
             "failed_step": o.failed_step,
             "error": o.error,
             "migrations_before": ctx.migrations_before,
+            "applied_before": ctx.applied_before,
+            "plan": ctx.plan,
+            "snapshot": ctx.snapshot,
+            "undoes": ctx.undoes,
             "requirements_changed": ctx.requirements_changed,
             "venv_before": ctx.venv_before,  # empty unless the requirements changed
             "steps": [(x["step"], x["seconds"]) for x in o.steps + o.undo],
         }
     )
-    ctx.run(commands.deploy_end(ctx.s.state_dir, line, release), root=True, ok=False)
+
+
+def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> None:
+    """The history line, and the lock released by its owner when `release`, in one round
+    trip. Not supervised: the release removes the lock the supervisor writes to."""
+    remote = getattr(ctx.remote, "inner", ctx.remote)
+    line = history_line(ctx, o, started)
+    script = commands.history_append(ctx.s.state_dir, line)
+    if release:
+        script += "; " + lock.release(ctx.s.state_dir, ctx.token)
+    remote.run(script, root=True, timeout=60)
 
 
 def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
@@ -570,71 +726,4 @@ def plan_only(ctx: Ctx, o: Outcome, show) -> Outcome:
     for d in details:
         o.steps.append({"step": "plan", "ok": True, "seconds": 0, "detail": d})
         show(o.steps[-1])
-    return o
-
-
-def rollback_host(ctx: Ctx, show) -> Outcome:
-    """Back to the state before the last deploy: the one in progress (interrupted) when the
-    lock holds one, else the last successful deploy of the history."""
-    s = ctx.s
-    o = Outcome(ctx.remote.name, "rolled-back-by-request")
-    lock = ctx.run(commands.lock_read(s.state_dir), root=True).stdout
-    head = lock.split("\n--state--\n")
-    state = {}
-    if lock.startswith("held"):
-        raw = head[1].strip() if len(head) > 1 else ""
-        state = jsonlib.loads(raw) if raw else {}
-        if not state.get("from"):
-            raise OpsError(
-                "a deploy holds the lock but recorded no state; remove "
-                f"{s.state_dir}/deploy.lock by hand once nothing runs"
-            )
-    else:
-        history = [
-            jsonlib.loads(x)
-            for x in ctx.run(commands.history_read(s.state_dir)).stdout.splitlines()
-            if x.strip()
-        ]
-        current = ctx.git("rev-parse", "HEAD").stdout.strip()
-        last = next(
-            (h for h in reversed(history) if h["result"] == "deployed" and h["to"] == current), None
-        )
-        if last is None:
-            raise OpsError(
-                "no successful deploy in the history brought the server to "
-                f"{current[:12]}: nothing to roll back to"
-            )
-        state = last
-        try:
-            _step(ctx, "lock", take_lock, o.steps, show)
-        except StepFailed as e:  # another deploy took the lock meanwhile: not ours to touch
-            o.result, o.error = "refused", e.message
-            return o
-    ctx.old_commit, ctx.new_commit = state["from"], state.get("to") or ""
-    ctx.migrations_before = state.get("migrations_before", {})
-    ctx.requirements_changed = bool(state.get("requirements_changed"))
-    ctx.venv_before = state.get("venv_before") or []
-    started = now()
-    ctx.check_journal = False
-    try:
-        for name, fn in [
-            ("undo migrate", unmigrate),
-            ("undo requirements", restore_requirements),
-            ("undo code", restore_code),
-        ] + AFTER_UNDO:
-            _step(ctx, name, fn, o.steps, show)
-    except StepFailed as e:
-        o.result, o.error, o.output = "rollback-failed", e.message, e.output
-    o.old, o.new = ctx.new_commit, ctx.old_commit
-    record(
-        ctx,
-        Outcome(
-            o.host,
-            "rollback" if o.result != "rollback-failed" else o.result,
-            error=o.error,
-            steps=o.steps,
-        ),
-        started,
-        release=o.result != "rollback-failed",
-    )
     return o

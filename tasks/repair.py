@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
-from tasks import commands
+from tasks import commands, lock, snapshots
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
 from tasks.errors import ConfigError
@@ -84,7 +84,7 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
                 (
                     app,
                     in_app
-                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", "requirements.txt"),
+                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
                 ),
                 (app, in_app + commands.join(s.python, "manage.py", "migrate", "--noinput")),
                 (app, in_app + commands.join(s.python, "manage.py", "collectstatic", "--noinput")),
@@ -98,7 +98,7 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
                 (
                     app,
                     in_app
-                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", "requirements.txt"),
+                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
                 )
             ],
         ),
@@ -154,6 +154,8 @@ class Outcome:
     actions: list[Action] = field(default_factory=list)
     by_hand: dict = field(default_factory=dict)
     healthy: bool = False
+    error: str = ""
+    snapshot: dict = field(default_factory=dict)  # taken before an action that migrates
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -177,7 +179,19 @@ def ask(action: Action) -> bool:
     return answer in ("y", "yes")
 
 
-def apply(remote: Remote, action: Action) -> None:
+# Actions that change the database: a snapshot comes first, and no snapshot, no change.
+MIGRATES = {"update", "migrate"}
+
+
+def apply(remote: Remote, action: Action, o: Outcome) -> None:
+    if action.key in MIGRATES and not o.snapshot:
+        try:
+            o.snapshot = snapshots.take(
+                remote, remote.settings, f"before repair {action.key}"
+            ).to_json()
+        except snapshots.SnapshotError as e:
+            action.ok, action.output = False, str(e)
+            return
     if action.key == "permissions":
         o = fix_host(remote, dry_run=False)
         action.ok = not (o.remaining or o.errors)
@@ -192,6 +206,12 @@ def apply(remote: Remote, action: Action) -> None:
     action.ok = True
 
 
+def who() -> str:
+    from tasks.rollout import who as login
+
+    return login()
+
+
 def repair_host(remote: Remote, yes: bool, show) -> Outcome:
     s = remote.settings
     first = diagnose_host(remote)
@@ -202,13 +222,32 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
         return o
     o.actions, o.by_hand = plan_repairs(causes, s, _disabled(first, s))
     show(first, o)
-    for action in o.actions:
-        if not yes and not ask(action):
-            action.skipped = "declined"
-            continue
-        apply(remote, action)
-        if action.ok is False:
-            break  # later steps assume this one worked
+    if o.actions:
+        # A repair changes code, venv and database like a deploy: never beside a running one.
+        token = lock.new_token()
+        owner = {"by": who(), "command": "repair", "since": snapshots.now(), "deploy": ""}
+        out = remote.run(lock.take(s.state_dir, token, owner), root=True, timeout=60)
+        if out.exited == 3:
+            holder = lock.read_status(out.stdout, s.lock_grace).describe()
+            o.error = (
+                f"a deploy holds the lock ({holder}): "
+                "nothing repaired; wait for it, or `fab rollback` an interrupted one"
+            )
+            for action in o.actions:
+                action.skipped = "lock held"
+            o.after = first.verdict.cause
+            return o
+        locked = lock.LockedRemote(remote, s.state_dir, token)
+        try:
+            for action in o.actions:
+                if not yes and not ask(action):
+                    action.skipped = "declined"
+                    continue
+                apply(locked, action, o)
+                if action.ok is False:
+                    break  # later steps assume this one worked
+        finally:
+            remote.run(lock.release(s.state_dir, token), root=True, timeout=60)
     if any(a.ok for a in o.actions):
         health(remote, timeout=20)  # give the restarted service its boot time
     second = diagnose_host(remote)
@@ -238,6 +277,8 @@ def render(o: Outcome) -> None:
         c.print(f"  {mark} {a.title}" + (f" [dim]({a.skipped})[/]" if a.skipped else ""))
         if a.ok is False and a.output:
             c.print(f"      {a.output}", markup=False, highlight=False)
+    if o.error:
+        c.print(f"  [red]{o.error}[/]", highlight=False)
     colour = "green" if o.healthy else "red"
     c.print(f"[bold]{o.host}: {o.before} → [{colour}]{o.after}[/][/]")
 

@@ -27,9 +27,10 @@ from fabric import task
 from tasks import commands, rolling
 from tasks.cli import COMMON_HELP, PRINTING, console, guarded, load, print_json
 from tasks.connect import describe
-from tasks.deploy import SCHEMA, Ctx, Outcome, deploy_host, rollback_host
+from tasks.deploy import SCHEMA, Ctx, Outcome, deploy_host
 from tasks.errors import ExitCode, OpsError
 from tasks.fleet import Fleet, Interrupted, parse_parallel
+from tasks.rollback import rollback_host
 from tasks.runner import Remote
 
 ROLLOUT_SCHEMA = "cynow-ops.rollout.v1"
@@ -362,6 +363,8 @@ def render_rollout(out: Rollout) -> None:
         "dry_run": "print the plan (commits, files, migrations, requirements); change nothing",
         "restart": "full `systemctl restart` instead of the graceful HUP reload",
         "allow_irreversible": "deploy even if a migration cannot be reversed",
+        "allow_data_loss": "deploy even if reversing a migration would lose data (a snapshot "
+        "is taken first)",
         "batch": "several hosts: hosts per batch, e.g. 1 (default), 3, 25% or 1,25%",
         "max_fail": "several hosts: stop once more than N (or N%) hosts failed (default 0)",
         "on_fail": "several hosts, threshold passed: stop (default) or rollback-all",
@@ -373,6 +376,7 @@ def deploy(
     dry_run=False,
     restart=False,
     allow_irreversible=False,
+    allow_data_loss=False,
     target=None,
     json=False,
     batch="1",
@@ -398,7 +402,15 @@ def deploy(
     by = who()
 
     def ctx_for(remote: Remote, pin: str = "") -> Ctx:
-        return Ctx(remote, settings, by, allow_irreversible, restart, pin=pin)
+        return Ctx(
+            remote,
+            settings,
+            by,
+            allow_irreversible,
+            restart,
+            pin=pin,
+            allow_data_loss=allow_data_loss,
+        )
 
     if len(fleet) == 1 or dry_run:  # a plan reads every host at once; nothing to roll
         several = len(fleet) > 1
@@ -422,9 +434,16 @@ def deploy(
         raise Exit(code=out.exit_code)
 
 
-@task(help={**COMMON_HELP, "parallel": "several hosts: roll back N at once (default 1)"})
+@task(
+    help={
+        **COMMON_HELP,
+        "parallel": "several hosts: roll back N at once (default 1)",
+        "restore_db": "restore the snapshot taken before the deploy's migrations instead of "
+        "reversing them (discards writes made since; shown first)",
+    }
+)
 @guarded
-def rollback(c, target=None, json=False, parallel="1"):
+def rollback(c, target=None, json=False, parallel="1", restore_db=False):
     """Return to the state before the last deploy (or the interrupted one), health-gated.
 
     Migrations back to what was recorded before that deploy, the code back to its commit, the
@@ -442,7 +461,7 @@ def rollback(c, target=None, json=False, parallel="1"):
         if not json and not several:
             console().print(f"[bold]cynow-ops rollback: {remote.name}[/]")
         return rollback_host(
-            Ctx(remote, settings, by), shower(json, remote.name if several else "")
+            Ctx(remote, settings, by), shower(json, remote.name if several else ""), restore_db
         )
 
     finish(collect(fleet.each(one, parallel), several), json)

@@ -32,6 +32,7 @@ MAX_CHANNELS = (
     if os.environ.get("CYNOW_OPS_CHANNELS", "6").isdigit()
     else 6
 )
+KEEPALIVE_SECONDS = 15
 # sshd refuses a channel when MaxSessions is reached; that clears as soon as another closes.
 CHANNEL_RETRIES = 6
 SUDO_REFUSALS = (
@@ -82,6 +83,10 @@ class Remote:
     def open(self) -> None:
         open_connection(self.conn, self.settings)
         self._nodelay(True)
+        transport = self.conn.client.get_transport()
+        if transport is not None:
+            # A dead link is noticed within about a minute, not at the kernel's two hours.
+            transport.set_keepalive(KEEPALIVE_SECONDS)
 
     def _nodelay(self, on: bool) -> None:
         """Nagle off for one command after another: paramiko leaves it on, and a channel's open
@@ -210,6 +215,10 @@ class Remote:
                 ):
                     break
             exited = chan.recv_exit_status()
+            if exited == -1:
+                # No exit status: the connection went while the command ran. Its output is
+                # partial, never a result.
+                raise EOFError("the connection closed before the command ended")
         finally:
             chan.close()
         return Result(

@@ -43,6 +43,10 @@ DEFAULTS: dict[str, Any] = {
     "state_dir": "/var/lib/cynow-ops",
     "requirements": "requirements.txt",
     "health_timeout": 30,
+    # Database snapshots (STATE_DIR/snapshots, root-only): how many to keep.
+    "snapshots_keep": 5,
+    # A lock whose heartbeat is older than this, with no step running, is stale (its run gone).
+    "lock_grace": 15,
     # Diagnosis: how far back logs matter, and how long a health request may take.
     "log_window_minutes": 15,
     "http_timeout": 10,
@@ -171,6 +175,12 @@ def _url_path(key: str, v: Any) -> str:
 def _positive(key: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
         raise _fail(key, f"must be a positive number of seconds, not {v!r}", "e.g. 10")
+    return v
+
+
+def _count(key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise _fail(key, f"must be a whole number of at least 1, not {v!r}", "e.g. 5")
     return v
 
 
@@ -306,6 +316,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "state_dir": _abs_path,
     "requirements": _rel_path,
     "health_timeout": _positive,
+    "snapshots_keep": _count,
+    "lock_grace": _positive,
     "log_window_minutes": _positive,
     "http_timeout": _positive,
     "connect_timeout": _positive,
@@ -343,6 +355,8 @@ class Settings:
     state_dir: str
     requirements: str
     health_timeout: float
+    snapshots_keep: int
+    lock_grace: float
     log_window_minutes: float
     http_timeout: float
     connect_timeout: float

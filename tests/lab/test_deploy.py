@@ -226,7 +226,7 @@ def test_killed_client_leaves_a_recoverable_deploy(fresh_host):
             "orders/models.py": NOTE_MODEL,
             "orders/migrations/0002_order_note.py": NOTE_MIGRATION,
             "orders/migrations/0003_slow.py": run_python(
-                "0002_order_note", "import time; time.sleep(8)"
+                "0002_order_note", "import time; time.sleep(60)"
             ),
         },
         "orders: notes and a slow data migration",
@@ -252,10 +252,16 @@ def test_killed_client_leaves_a_recoverable_deploy(fresh_host):
     finally:
         proc.send_signal(signal.SIGKILL)  # the laptop closed: the process this test started
         proc.wait()
-    fresh_host.sh("sleep 9")  # the server-side migrate finishes on its own
+    # The server-side step ends with its client: the 60 s migration is stopped, not left to
+    # race whatever comes next.
+    fresh_host.sh(
+        "for i in $(seq 1 150); do pgrep -f 'manage.py migrate' >/dev/null || exit 0; "
+        "sleep 0.1; done; echo 'migrate still runs' >&2; exit 1"
+    )
+    fresh_host.sh("sleep 4")  # past the lab's lock grace (3 s)
     doc, r = deploy(fresh_host)
     assert r.returncode == 1 and "another deploy holds the lock" in doc["error"]
-    assert "fab rollback" in doc["error"]
+    assert "interrupted" in doc["error"] and "fab rollback" in doc["error"]
     doc, r = fab_json(*lab_args(fresh_host), "rollback", "--target", "lab")
     assert r.returncode == 0, r.stdout + r.stderr
     assert state(fresh_host) == before and get(fresh_host) == 200

@@ -13,6 +13,7 @@ def test_the_deploy_is_one_list_of_steps_with_undos_beside_them():
         "code",
         "requirements",
         "validate",
+        "snapshot",
         "migrate",
         "collectstatic",
         "reload",

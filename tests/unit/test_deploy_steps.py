@@ -29,7 +29,9 @@ GIT_ENV = {
 
 class LocalRemote:
     """Stands in for tasks.runner.Remote: each command runs with `sh` here, as the test's user
-    (root= and user= change nothing), and is kept, one entry per round trip."""
+    (root= and user= change nothing; a fake `sudo` on PATH runs its command as is), and is
+    kept, one entry per round trip. Its stdin is a pipe held open until the command ends, as an
+    SSH channel's is (the lock's supervisor stops a step when its input ends)."""
 
     name = "local"
 
@@ -40,8 +42,22 @@ class LocalRemote:
     def run(self, command, *, root=False, user=None, timeout=None) -> Output:
         self.sent.append((command, root, user))
         t0 = time.monotonic()
-        r = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
+        r_fd, w_fd = os.pipe()
+        try:
+            r = subprocess.run(
+                ["sh", "-c", command], stdin=r_fd, capture_output=True, text=True, timeout=60
+            )
+        finally:
+            os.close(r_fd)
+            os.close(w_fd)
         return Output(command, r.stdout, r.stderr, r.returncode, time.monotonic() - t0)
+
+
+SETTINGS_PY = """SECRET_KEY = "unit"
+INSTALLED_APPS = ["django.contrib.contenttypes"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DB}}
+ROOT_URLCONF = "config.urls"
+"""
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -68,7 +84,8 @@ def commit(clone: Path, files: dict[str, str | None], message: str) -> str:
 @pytest.fixture
 def server(tmp_path, monkeypatch):
     """A checkout of origin/main in a directory whose name needs quoting, a developer's clone,
-    a venv whose python is this one (the probe then reports that the app does not import), and
+    a venv whose python is this one, a Django project whose settings are not in git (an
+    untracked file outside `git status --untracked-files=no`) with its database migrated, and
     a state directory."""
     for k, v in GIT_ENV.items():
         monkeypatch.setenv(k, v)
@@ -77,12 +94,46 @@ def server(tmp_path, monkeypatch):
     dev = tmp_path / "dev"
     subprocess.run(["git", "clone", "-q", str(origin), str(dev)], check=True)
     git(dev, "checkout", "-q", "-b", "main")
-    commit(dev, {"orders/urls.py": "urls\n", "requirements.txt": "Django\n"}, "first")
+    commit(
+        dev,
+        {
+            "orders/urls.py": "urls\n",
+            "requirements.txt": "Django\n",
+            "config/__init__.py": "",
+            "config/urls.py": "urlpatterns = []\n",
+            "config/wsgi.py": "from django.core.wsgi import get_wsgi_application\n\n"
+            "application = get_wsgi_application()\n",
+        },
+        "first",
+    )
     app = tmp_path / "the app's dir"
     subprocess.run(["git", "clone", "-q", str(origin), str(app)], check=True)
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "python").symlink_to(sys.executable)
+    # This interpreter, with its packages (Django): a symlink would lose the venv.
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    # The settings stay out of git, as a server's often do: the database is outside the tree.
+    db = tmp_path / "db.sqlite3"
+    (app / "config" / "settings.py").write_text(f"DB = {str(db)!r}\n" + SETTINGS_PY)
+    (app / ".git" / "info" / "exclude").write_text("config/settings.py\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sudo = bin_dir / "sudo"  # sudo -n [-u USER] -- CMD...: CMD as this user
+    sudo.write_text('#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done\nshift\nexec "$@"\n')
+    sudo.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); "
+            "from django.core.management import call_command; call_command('migrate', verbosity=0)",
+        ],
+        cwd=app,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        check=True,
+    )
     s = resolve(
         {
             "project_dir": str(app),
@@ -102,10 +153,40 @@ def test_preflight_is_one_script_then_the_state_in_the_lock(server):
     detail = deploy.preflight(ctx)
     assert ctx.old_commit == git(app, "rev-parse", "HEAD")
     assert detail.startswith(f"at {ctx.old_commit[:12]}")
-    assert [root for _, root, _ in remote.sent] == [False, True]  # app script, state write
-    assert remote.sent[0][2] == ctx.s.app_user
+    # Under the lock every command is a supervised step run by root; the app's script goes
+    # through sudo to the app user inside it. Two round trips: the script, the state write.
+    assert [root for _, root, _ in remote.sent] == [True, True]
+    assert all("setsid -w sh -c" in cmd for cmd, _, _ in remote.sent)
+    assert "sudo -n -u cynow" in remote.sent[0][0] and "sudo -n -u" not in remote.sent[1][0]
     state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
     assert state["from"] == ctx.old_commit and state["by"] == "alice@laptop"
+
+
+def test_preflight_records_the_state_of_a_server_whose_urls_do_not_import(server):
+    """The guide's own 502: the URLconf imports a module that is missing. The state comes from
+    the migration table all the same (it once came back empty, and a rollback then migrated
+    every app to zero)."""
+    ctx, remote, dev, app = server
+    (app / "config" / "urls.py").write_text("from orders import missing_module  # noqa\n")
+    git(app, "commit", "-q", "-am", "urls: import a module that is not there")
+    deploy.take_lock(ctx)
+    deploy.preflight(ctx)
+    assert ctx.migrations_before == {"contenttypes": "0002_remove_content_type_name"}
+    assert ctx.applied_before["contenttypes"] == [
+        "0001_initial",
+        "0002_remove_content_type_name",
+    ]
+
+
+def test_preflight_refuses_when_the_state_cannot_be_read(server):
+    ctx, remote, dev, app = server
+    (app / "config" / "settings.py").write_text("raise RuntimeError('settings broken')\n")
+    deploy.take_lock(ctx)
+    with pytest.raises(deploy.Refused, match="cannot read which migrations are applied") as e:
+        deploy.preflight(ctx)
+    assert "settings broken" in e.value.message
+    state = Path(ctx.s.state_dir) / "deploy.lock" / "state"
+    assert not state.exists()  # nothing recorded: nothing a rollback could act on
 
 
 def test_preflight_refuses_uncommitted_changes_before_writing_anything(server):
@@ -135,7 +216,8 @@ def test_fetch_reads_the_new_commit_its_log_and_files_in_one_script(server):
     assert [c.split(" ", 1)[1] for c in ctx.commits] == ["markdown"]
     assert ctx.requirements_changed
     assert detail.startswith("1 new commit(s): ")
-    assert [root for _, root, _ in remote.sent] == [False, True]
+    assert [root for _, root, _ in remote.sent] == [True, True]
+    assert "sudo -n -u cynow" in remote.sent[0][0]
     state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
     assert state["to"] == new and state["requirements_changed"] is True
     # The checkout itself did not move.

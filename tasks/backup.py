@@ -1,0 +1,216 @@
+"""`fab backup`, `fab restore ID` and `fab unlock --stale`: the database snapshots by hand, and
+the way out of a lock whose run is gone.
+
+A restore is a change to the database like a migrate: it holds the deploy lock, takes a fresh
+snapshot first (so the restore itself can be undone with `fab restore` of that one), then
+health-gates the site.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from fabric import task
+
+from tasks import lock, snapshots
+from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.deploy import Ctx, StepFailed, now, own
+from tasks.errors import ConfigError, OpsError
+from tasks.restart import health
+from tasks.runner import Remote
+
+SCHEMA = "cynow-ops.backup.v1"
+
+
+@dataclass
+class Result:
+    host: str
+    action: str  # backup | list | restore | unlock
+    ok: bool = True
+    error: str = ""
+    snapshot: dict = field(default_factory=dict)  # backup: the one taken
+    snapshots: list = field(default_factory=list)  # list
+    before: dict = field(default_factory=dict)  # restore: the one taken first
+    discarded: list = field(default_factory=list)  # restore: [table, now, after]
+    detail: str = ""
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "exit_code": 0 if self.ok else 1, **self.__dict__}
+
+
+def take_now(remote: Remote) -> Result:
+    try:
+        snap = snapshots.take(remote, remote.settings, "fab backup")
+    except snapshots.SnapshotError as e:
+        return Result(remote.name, "backup", ok=False, error=str(e))
+    return Result(remote.name, "backup", snapshot=snap.to_json(), detail=snapshots.summary(snap))
+
+
+def list_all(remote: Remote) -> Result:
+    try:
+        found = snapshots.listing(remote, remote.settings)
+    except snapshots.SnapshotError as e:
+        return Result(remote.name, "list", ok=False, error=str(e))
+    return Result(remote.name, "list", snapshots=[x.to_json() for x in found])
+
+
+def render(r: Result) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    c = console()
+    if not r.ok:
+        c.print(f"[red]✗ {escape(r.host)}: {escape(r.error)}[/]")
+        return
+    if r.action == "list":
+        table = Table(title=f"snapshots on {r.host}", title_justify="left")
+        for col in ("id", "taken", "size", "seconds", "reason", "commit"):
+            table.add_column(col)
+        for x in r.snapshots:
+            table.add_row(
+                escape(x["id"]),
+                escape(x["taken"]),
+                snapshots.human(x["bytes"]),
+                f"{x['seconds']:.2f}",
+                escape(x["reason"]),
+                escape(x["commit"][:12]),
+            )
+        c.print(table if r.snapshots else f"no snapshot on {escape(r.host)}")
+        return
+    if r.action == "restore":
+        c.print(f"[green]✓[/] {escape(r.host)}: {escape(r.detail)}")
+        return
+    c.print(f"[green]✓[/] {escape(r.host)}: {escape(r.detail)}")
+
+
+@task(
+    help={
+        **COMMON_HELP,
+        "list": "list the snapshots (id, time, size, reason, commit) instead of taking one",
+    }
+)
+@guarded
+def backup(c, target=None, json=False, list=False):
+    """Take a snapshot of the database now (or --list them), under the server's state dir.
+
+    Read-only for the site. Exit codes: 0 done, 1 failed (no room, database unreadable),
+    2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    work = each_host(c, settings, list_all if list else take_now, render, json)
+    emit(work, SCHEMA, json, failed=lambda r: not r.ok)
+
+
+def confirm(host: str, snap_id: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError("restore replaces the database: confirm with --yes (no terminal here)")
+    answer = input(f"Replace the database on {host} with snapshot {snap_id}? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise ConfigError("restore not confirmed: nothing changed")
+
+
+def restore_host(remote: Remote, snap_id: str, by: str) -> Result:
+    s = remote.settings
+    r = Result(remote.name, "restore")
+    ctx = Ctx(remote, s, by, command="restore")
+    known = {x.id: x for x in snapshots.listing(remote, s)}
+    if snap_id not in known:
+        raise OpsError(f"no snapshot {snap_id!r} on {remote.name}: `fab backup --list` names them")
+    token = lock.new_token()
+    owner = {"by": by, "command": "restore", "since": now(), "deploy": ctx.deploy_id}
+    out = remote.run(lock.take(s.state_dir, token, owner), root=True, timeout=60)
+    if out.exited == 3:
+        st = lock.read_status(out.stdout, s.lock_grace)
+        return Result(remote.name, "restore", ok=False, error=f"the lock is held ({st.describe()})")
+    if not out.ok:
+        return Result(remote.name, "restore", ok=False, error="could not take the lock")
+    own(ctx, token)
+    try:
+        target = known[snap_id]
+        now_counts = snapshots.counts(ctx.remote, s)
+        r.discarded = [list(x) for x in snapshots.discarded(now_counts, target.tables)]
+        r.before = snapshots.take(ctx.remote, s, f"before restoring {snap_id}").to_json()
+        done = snapshots.restore(ctx.remote, s, snap_id)
+        ok, detail = health(ctx.remote, timeout=s.health_timeout)
+        r.ok = ok
+        r.detail = (
+            f"{snap_id} restored in {float(done.get('seconds') or 0):.2f} s; the database as it "
+            f"was is snapshot {r.before['id']} (`fab restore {r.before['id']}` undoes this); "
+            f"health: {detail}"
+        )
+        if not ok:
+            r.error = f"restored, but the health gate failed: {detail}"
+    except (snapshots.SnapshotError, StepFailed) as e:
+        r.ok, r.error = False, str(e)
+    finally:
+        remote.run(lock.release(s.state_dir, token), root=True, timeout=60)
+    return r
+
+
+@task(
+    positional=["snapshot"],
+    help={
+        **COMMON_HELP,
+        "snapshot": "the snapshot's id (`fab backup --list`)",
+        "yes": "restore without asking (needed without a terminal)",
+    },
+)
+@guarded
+def restore(c, snapshot, target=None, json=False, yes=False):
+    """Replace the database with snapshot ID (`fab backup --list`), after a fresh snapshot.
+
+    Holds the deploy lock; health-gated. Exit codes: 0 restored and healthy, 1 failed,
+    2 could not connect, 3 bad configuration or not confirmed.
+    """
+    from tasks.rollout import who
+
+    settings = load(c, target)
+    if not snapshot or "/" in snapshot or snapshot.startswith("."):
+        raise ConfigError(f"--snapshot: {snapshot!r} is not a snapshot id (`fab backup --list`)")
+    by = who()
+
+    def work(remote: Remote) -> Result:
+        confirm(remote.name, snapshot, yes)
+        return restore_host(remote, snapshot, by)
+
+    results = each_host(c, settings, work, render, json)
+    emit(results, SCHEMA, json, failed=lambda r: not r.ok)
+
+
+def unlock_host(remote: Remote) -> Result:
+    s = remote.settings
+    out = remote.run(lock.clear_stale(s.state_dir, s.lock_grace), root=True, timeout=60)
+    if out.exited == 3:
+        st = lock.read_status(remote.run(lock.status(s.state_dir), root=True).stdout, s.lock_grace)
+        return Result(
+            remote.name,
+            "unlock",
+            ok=False,
+            error=f"the lock is live ({st.describe()}): not removed; wait for that run",
+        )
+    if not out.ok:
+        return Result(remote.name, "unlock", ok=False, error=out.stderr.strip()[-200:])
+    said = out.stdout.strip()
+    return Result(
+        remote.name,
+        "unlock",
+        detail="no lock held" if said == "free" else "stale lock removed (nothing was undone)",
+    )
+
+
+@task(help={**COMMON_HELP, "stale": "required: remove the lock only if its run is gone"})
+@guarded
+def unlock(c, target=None, json=False, stale=False):
+    """Remove a stale deploy lock (its client gone, no step running); a live one is refused.
+
+    Nothing is undone: `fab rollback` is the way to undo an interrupted deploy.
+    Exit codes: 0 removed or free, 1 the lock is live, 2 could not connect, 3 bad usage.
+    """
+    settings = load(c, target)
+    if not stale:
+        raise ConfigError("unlock removes only a stale lock: say so with --stale")
+    results = each_host(c, settings, unlock_host, render, json)
+    emit(results, SCHEMA, json, failed=lambda r: not r.ok)

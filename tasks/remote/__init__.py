@@ -1,0 +1,1 @@
+"""Programs sent to the server and run there; each file is standalone."""

@@ -1,0 +1,93 @@
+# The deploy's Django probe, run on the server as the app user with the venv's python in the
+# project directory: `python -B -c SOURCE`, where SOURCE is migration_risk.py, then the two
+# names WSGI and SETTINGS, then this file (tasks.probes.deploy_probe builds it).
+#
+# It prints one line `CYNOW-DEPLOY {json}`:
+#   state    {app: latest applied migration or "zero"}, from the migration table
+#   applied  {app: [every applied migration]}, from the migration table
+#   state_error  when the state could not be read (the deploy must then refuse)
+#   error    when the WSGI application does not import (the site would not serve)
+#   check    serious messages of Django's system checks
+#   plan     [{app, name, kind, ops}] migrations to apply, each classified by migration_risk
+#
+# The state is read with settings and the database alone (django.setup(), the recorder, the
+# migration files): a server whose URLs or views are broken, the very case a deploy is for,
+# must still report what is applied. Guessing it would make a rollback reverse what it never
+# applied.
+import json
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.getcwd())
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)  # noqa: F821 (sent before this file)
+out = {}
+
+
+def failure(e):
+    text = str(e)
+    return {
+        "type": type(e).__name__,
+        "message": text.splitlines()[0] if text else "",
+        "traceback": traceback.format_exc().splitlines()[-8:],
+    }
+
+
+loader = None
+try:
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.recorder import MigrationRecorder
+
+    applied = {}
+    for app, name in sorted(MigrationRecorder(connection).applied_migrations()):
+        applied.setdefault(app, []).append(name)
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    graph = loader.graph
+    state = {}
+    for app in sorted(set(loader.migrated_apps) | set(applied)):
+        done = [(app, n) for n in applied.get(app, []) if (app, n) in graph.nodes]
+        if done:
+            state[app] = max(done, key=lambda n: len(graph.forwards_plan(n)))[1]
+        elif applied.get(app):
+            # Applied rows whose files are gone: the latest by name, the convention Django's
+            # own names follow. Never "zero" while rows say otherwise.
+            state[app] = applied[app][-1]
+        else:
+            state[app] = "zero"
+    out["state"], out["applied"] = state, applied
+except BaseException as e:
+    out["state_error"] = failure(e)
+
+try:
+    import importlib
+
+    mod, _, attr = WSGI.partition(":")  # noqa: F821 (sent before this file)
+    getattr(importlib.import_module(mod), attr)
+    from django.core import checks
+
+    out["check"] = [str(m) for m in checks.run_checks() if m.is_serious()]
+except BaseException as e:
+    out["error"] = failure(e)
+
+if loader is not None:
+    try:
+        from django.db.migrations.executor import MigrationExecutor
+
+        ex = MigrationExecutor(connection)
+        plan = []
+        for migration, backwards in ex.migration_plan(ex.loader.graph.leaf_nodes()):
+            if backwards:
+                continue
+            node = (migration.app_label, migration.name)
+            before = ex.loader.project_state(node, at_end=False)
+            risk = classify_migration(migration.app_label, migration, before)  # noqa: F821
+            plan.append({"app": migration.app_label, "name": migration.name, **risk})
+        out["plan"] = plan
+    except BaseException as e:
+        out["plan_error"] = failure(e)
+
+print("CYNOW-DEPLOY " + json.dumps(out))

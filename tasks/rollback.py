@@ -1,0 +1,207 @@
+"""`fab rollback`: back to the state before one deploy, and never further.
+
+Which deploy: the one the lock holds (interrupted, or whose rollback failed: the lock keeps its
+state for a retry), else the newest deploy of the history that no rollback has undone, provided
+the server is still at its commit (or already back at its old one: a retry after a rollback
+that got that far). Refused while a live run holds the lock.
+
+    ROLLBACK     = undo migrate (snapshot first), undo requirements, undo code, then serve
+    --restore-db = snapshot, undo requirements, undo code, restore the deploy's snapshot, serve
+
+A deploy whose migrations lose data when reversed (or cannot be reversed) is not reversed:
+only `--restore-db` returns its database, discarding what was written since (shown first).
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+
+from tasks import commands, lock, snapshots
+from tasks.deploy import (
+    AFTER_UNDO,
+    Ctx,
+    Outcome,
+    StepFailed,
+    _step,
+    now,
+    own,
+    record,
+    restore_code,
+    restore_requirements,
+    risk_lines,
+    snap_now,
+    unmigrate,
+)
+from tasks.errors import OpsError
+
+
+def read_history(text: str) -> tuple[list[dict], int]:
+    """The history's records, and how many lines were not readable (skipped, never fatal: one
+    torn line must not make every later rollback impossible)."""
+    out, bad = [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = jsonlib.loads(line)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+        else:
+            bad += 1
+    return out, bad
+
+
+def record_id(rec: dict) -> str:
+    return str(rec.get("id") or rec.get("started") or "")
+
+
+def deploy_to_undo(history: list[dict], head: str) -> dict:
+    """The newest deploy no successful rollback has undone, if the server is at its commit or
+    back at its old one; else OpsError. Only that deploy is ever considered, so a retry can
+    never roll back one deploy too many."""
+    undone = {r.get("undoes") for r in history if r.get("result") == "rollback"}
+    for rec in reversed(history):
+        if rec.get("result") != "deployed" or record_id(rec) in undone:
+            continue
+        if head in (rec.get("to"), rec.get("from")):
+            return rec
+        raise OpsError(
+            f"the server is at {head[:12]}, not at the last deploy's {str(rec.get('to'))[:12]} "
+            "(changed by hand since?): nothing rolled back"
+        )
+    raise OpsError(
+        f"no deploy in the history brought the server to {head[:12]}: nothing to roll back to"
+    )
+
+
+def one_way(plan: list) -> list[str]:
+    """What reversing a plan would lose or cannot do, one line each."""
+    return risk_lines(plan, "irreversible") + risk_lines(plan, "lossy")
+
+
+def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
+    s = ctx.s
+    ctx.command = "rollback"
+    o = Outcome(ctx.remote.name, "rolled-back-by-request")
+    st = lock.read_status(ctx.run(lock.status(s.state_dir), root=True).stdout, s.lock_grace)
+    token = lock.new_token()
+    owner = {"by": ctx.by, "command": "rollback", "since": now(), "deploy": ctx.deploy_id}
+    if st.held:
+        if st.live:
+            o.result = "refused"
+            o.error = f"a run holds the lock ({st.describe()}); wait for it to finish"
+            return o
+        state = st.state or {}
+        if st.state_error or not state.get("from"):
+            raise OpsError(
+                f"the lock ({st.describe()}) records no usable state "
+                f"{'(' + st.state_error + ') ' if st.state_error else ''}: nothing to roll "
+                "back from it; `fab unlock --stale` clears it"
+            )
+        if not ctx.run(
+            lock.take_over(s.state_dir, token, owner, s.lock_grace), root=True, ok=False
+        ).ok:
+            o.result, o.error = "refused", "the lock came alive meanwhile: another run is on"
+            return o
+        own(ctx, token)
+        # The deploy it undoes: a rollback's own state names it; an interrupted deploy is it.
+        ctx.undoes = state.get("undoes") or state.get("id") or ""
+    else:
+        text = ctx.run(commands.history_read(s.state_dir, 1000), root=True).stdout
+        history, _bad = read_history(text)
+        head = ctx.git("rev-parse", "HEAD").stdout.strip()
+        state = deploy_to_undo(history, head)
+        out = ctx.run(lock.take(s.state_dir, token, owner), root=True, ok=False)
+        if not out.ok:
+            o.result = "refused"
+            o.error = f"a run took the lock meanwhile ({lock.read_status(out.stdout).describe()})"
+            return o
+        own(ctx, token)
+        ctx.undoes = record_id(state)
+    load_state(ctx, state)
+    ctx.save_state()  # a retry after a failure finds the same deploy here
+    started = now()
+    ctx.check_journal = False
+    lossy = one_way(ctx.plan)
+    try:
+        if lossy and not restore_db:
+            snap = (ctx.snapshot or {}).get("id", "")
+            raise StepFailed(
+                "the deploy's migrations cannot be reversed without losing data ("
+                + "; ".join(lossy)
+                + "): nothing changed. "
+                + (
+                    f"`fab rollback --restore-db` restores snapshot {snap}, taken before them"
+                    if snap
+                    else "no snapshot was taken before them; restore one by hand"
+                )
+            )
+        steps = restore_db_steps(ctx) if restore_db else rollback_steps()
+        for name, fn in steps:
+            _step(ctx, name, fn, o.steps, show)
+    except StepFailed as e:
+        o.result, o.error, o.output = "rollback-failed", e.message, e.output
+        if not o.steps:  # refused before any change: nothing to retry
+            o.result = "refused"
+    o.old, o.new = ctx.new_commit, ctx.old_commit
+    result = {"rolled-back-by-request": "rollback", "refused": "refused"}.get(o.result, o.result)
+    done = Outcome(o.host, result, error=o.error, steps=o.steps)
+    record(ctx, done, started, release=o.result != "rollback-failed")
+    return o
+
+
+def load_state(ctx: Ctx, state: dict) -> None:
+    ctx.old_commit, ctx.new_commit = state["from"], state.get("to") or ""
+    ctx.migrations_before = state.get("migrations_before") or {}
+    ctx.applied_before = state.get("applied_before") or {}
+    ctx.plan = state.get("plan") or []
+    ctx.snapshot = state.get("snapshot") or {}
+    ctx.requirements_changed = bool(state.get("requirements_changed"))
+    ctx.venv_before = state.get("venv_before") or []
+
+
+def rollback_steps() -> list:
+    return [
+        ("undo migrate", unmigrate),
+        ("undo requirements", restore_requirements),
+        ("undo code", restore_code),
+    ] + AFTER_UNDO
+
+
+def restore_db_steps(ctx: Ctx) -> list:
+    if not (ctx.snapshot or {}).get("id"):
+        raise StepFailed(
+            "the deploy took no snapshot (it applied no migration): nothing to restore"
+        )
+    return [
+        ("discarded", discarded_report),
+        ("snapshot", snapshot_before_restore),
+        ("undo requirements", restore_requirements),
+        ("undo code", restore_code),
+        ("restore db", restore_deploy_snapshot),
+    ] + AFTER_UNDO
+
+
+def discarded_report(ctx: Ctx) -> str:
+    """What a restore takes back: the time since the snapshot and, for sqlite, the tables
+    whose row counts differ."""
+    snap = ctx.snapshot
+    diff = snapshots.discarded(snap.get("tables") or {}, snapshots.counts(ctx.remote, ctx.s))
+    rows = ", ".join(f"{t} {a}->{b}" for t, a, b in diff) or "no row count differs"
+    return f"writes since {snap.get('taken', '?')} are discarded ({rows})"
+
+
+def snapshot_before_restore(ctx: Ctx) -> str:
+    # The database as it is now, so the restore itself can be undone (`fab restore ID`).
+    return snapshots.summary(snap_now(ctx, f"before restoring {ctx.snapshot.get('id')}"))
+
+
+def restore_deploy_snapshot(ctx: Ctx) -> str:
+    try:
+        done = snapshots.restore(ctx.remote, ctx.s, ctx.snapshot["id"])
+    except snapshots.SnapshotError as e:
+        raise StepFailed(str(e))
+    return f"{ctx.snapshot['id']} restored in {float(done.get('seconds') or 0):.2f} s"
