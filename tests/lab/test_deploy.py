@@ -28,10 +28,13 @@ from tests.lab.helpers import (
 pytestmark = pytest.mark.lab
 
 
-def run_python(after: str, body: str, reverse: str = "migrations.RunPython.noop") -> str:
+def run_python(after: str, body: str, reverse: str = "backward") -> str:
+    """A data migration; by default with a reverse of its own (a `RunPython.noop` reverse is
+    refused as lossy unless --allow-data-loss)."""
     return (
         "from django.db import migrations\n\n\n"
         f"def forward(apps, schema_editor):\n    {body}\n\n\n"
+        "def backward(apps, schema_editor):\n    pass\n\n\n"
         "class Migration(migrations.Migration):\n"
         f'    dependencies = [("orders", "{after}")]\n'
         f"    operations = [migrations.RunPython(forward, {reverse})]\n"
