@@ -9,8 +9,9 @@
 #   python -B -c SOURCE counts   stdout: CYNOW-SNAPSHOT {tables}
 #
 # Exit 0 done, 1 failed (one line on stderr), 2 engine not supported, 3 a PostgreSQL client
-# tool is missing. The settings module is imported, never the app (its URLs may be broken:
-# that is when a snapshot matters most). A password only ever travels in PGPASSWORD.
+# tool is missing. Only the settings module is imported, never the app (no django.setup(): its
+# URLs or models may be broken, which is when a snapshot matters most). A password only ever
+# travels in PGPASSWORD, and is masked in any message that would carry it.
 import json
 import os
 import shutil
@@ -19,15 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from urllib.parse import quote
 
 MARK = "CYNOW-SNAPSHOT "
 CHUNK = 1 << 20
+SECRETS = []
 
 
 class Fail(Exception):
     def __init__(self, message, code=1):
-        super().__init__(message)
+        super().__init__("cynow-ops snapshot: " + message)
         self.code = code
 
 
@@ -36,55 +39,64 @@ def database():
     from django.conf import settings
 
     db = settings.DATABASES["default"]
-    engine = db.get("ENGINE", "")
-    if engine.endswith("sqlite3"):
+    if db.get("PASSWORD"):
+        SECRETS.append(str(db["PASSWORD"]))
+    engine = str(db.get("ENGINE", ""))
+    if engine.endswith(("sqlite3", "spatialite")):
         return "sqlite", db
-    if "postgresql" in engine:
+    if engine.endswith(("postgresql", "postgresql_psycopg2", "postgis")):
         return "postgresql", db
-    raise Fail(
-        f"cynow-ops snapshot: database engine {engine} is not supported "
-        "(sqlite3 and postgresql are)",
-        2,
-    )
+    raise Fail(f"database engine {engine} is not supported (sqlite3 and postgresql are)", 2)
 
 
 def counts(conn):
-    names = [
-        r[0]
-        for r in conn.execute(
-            "select name from sqlite_master where type = 'table' and name not like 'sqlite_%'"
-        )
-    ]
-    return {n: conn.execute(f'select count(*) from "{n}"').fetchone()[0] for n in sorted(names)}
+    # sqlite's own tables (sqlite_sequence, sqlite_stat1) are bookkeeping, not the app's rows.
+    names = conn.execute(
+        "select name from sqlite_master where type = 'table' and name not like 'sqlite\\_%' "
+        "escape '\\' order by name"
+    ).fetchall()
+    return {n: conn.execute(f'select count(*) from "{n}"').fetchone()[0] for (n,) in names}
 
 
 def read_only(path):
-    # The live database opened read-only: the snapshot cannot change what it copies.
-    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30)
+    # Read-only: whatever happens here, the live database is not written to.
+    return closing(sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30))
 
 
 def checked(conn):
     result = conn.execute("pragma integrity_check").fetchone()[0]
     if result != "ok":
-        raise Fail(f"cynow-ops snapshot: the copy fails sqlite's integrity check: {result}")
+        raise Fail(f"the copy fails sqlite's integrity check: {result}")
 
 
-def pg_env(db):
+def pump(src, dst):
+    n = 0
+    for chunk in iter(lambda: src.read(CHUNK), b""):
+        dst.write(chunk)
+        n += len(chunk)
+    dst.flush()
+    return n
+
+
+def pg(db, tool, *options):
+    path = shutil.which(tool)
+    if not path:
+        raise Fail(f"{tool} is missing: install the Debian package postgresql-client", 3)
     env = dict(os.environ)
     if db.get("PASSWORD"):
         env["PGPASSWORD"] = str(db["PASSWORD"])
-    args = []
+    # -w: never prompt (there is no terminal); HOST may be a socket directory, or empty.
+    argv = [path, "-w", *options]
     for flag, key in (("-h", "HOST"), ("-p", "PORT"), ("-U", "USER")):
         if db.get(key):
-            args += [flag, str(db[key])]
-    return env, args + ["-d", str(db.get("NAME", ""))]
+            argv += [flag, str(db[key])]
+    return argv + ["-d", str(db.get("NAME", ""))], env
 
 
-def pg_tool(name):
-    path = shutil.which(name)
-    if not path:
-        raise Fail(f"cynow-ops snapshot: {name} is missing: install postgresql-client", 3)
-    return path
+def pg_failed(tool, proc, err):
+    err.seek(0)
+    lines = err.read().decode(errors="replace").strip().splitlines() or ["no message"]
+    return Fail(f"{tool} failed (exit {proc.returncode}): {lines[-1]}")
 
 
 def info(engine, db):
@@ -94,112 +106,112 @@ def info(engine, db):
         with read_only(path) as conn:
             tables = counts(conn)
         return {"engine": engine, "name": path, "bytes": size, "tables": tables}
-    env, args = pg_env(db)
     size = None
-    psql = shutil.which("psql")
-    if psql:
-        query = "select pg_database_size(current_database())"
-        r = subprocess.run(
-            [psql, "-XAtc", query, *args], env=env, capture_output=True, text=True, timeout=60
-        )
-        size = int(r.stdout.strip()) if r.returncode == 0 and r.stdout.strip().isdigit() else None
+    try:
+        argv, env = pg(db, "psql", "-XAt", "-c", "select pg_database_size(current_database())")
+        r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+        size = int(r.stdout.strip()) if r.returncode == 0 else None
+    except (Fail, ValueError, subprocess.TimeoutExpired):
+        pass  # psql only measures: without it the size is unknown, not an error
     return {"engine": engine, "name": str(db.get("NAME", "")), "bytes": size, "tables": {}}
 
 
-def dump(engine, db):
-    t0 = time.monotonic()
-    out = sys.stdout.buffer
+def dump(engine, db, out):
     if engine == "postgresql":
-        env, args = pg_env(db)
-        proc = subprocess.Popen(
-            [pg_tool("pg_dump"), "-Fc", "--no-owner", *args], env=env, stdout=subprocess.PIPE
-        )
-        written = 0
-        for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
-            out.write(chunk)
-            written += len(chunk)
-        if proc.wait() != 0:
-            raise Fail(f"cynow-ops snapshot: pg_dump failed (exit {proc.returncode})")
-        out.flush()
-        return {"engine": engine, "bytes": written, "seconds": time.monotonic() - t0, "tables": {}}
-    work = tempfile.mkdtemp(prefix="cynow-snapshot-")
+        # pg_dump reads inside one repeatable-read transaction: consistent while the site writes.
+        argv, env = pg(db, "pg_dump", "-Fc", "--no-owner")
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err)
+            written = pump(proc.stdout, out)
+            if proc.wait() != 0:
+                raise pg_failed("pg_dump", proc, err)
+        return written, {}
+    work = tempfile.mkdtemp(prefix="cynow-snapshot-")  # 0700: the copy is as private as the db
     try:
         copy = os.path.join(work, "db.sqlite3")
-        with read_only(db["NAME"]) as src, sqlite3.connect(copy) as dst:
-            # The online backup API: a consistent copy while gunicorn's workers keep writing.
+        with read_only(db["NAME"]) as src, closing(sqlite3.connect(copy)) as dst:
+            # One step (pages=-1) under one read lock: an incremental backup starts over at
+            # every write from another connection, and under load might never finish.
             src.backup(dst)
+            # One self-contained file whatever the live journal mode (no -wal beside it).
+            dst.execute("pragma journal_mode=delete")
             checked(dst)
             tables = counts(dst)
-        written = 0
         with open(copy, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                out.write(chunk)
-                written += len(chunk)
-        out.flush()
+            return pump(f, out), tables
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"engine": engine, "bytes": written, "seconds": time.monotonic() - t0, "tables": tables}
 
 
-def restore(engine, db):
-    t0 = time.monotonic()
-    data = sys.stdin.buffer
+def restore(engine, db, data):
     if engine == "postgresql":
-        env, args = pg_env(db)
-        tool = pg_tool("pg_restore")
-        cmd = [tool, "--clean", "--if-exists", "--no-owner", "--single-transaction", *args]
-        r = subprocess.run(cmd, env=env, stdin=data, capture_output=True)
-        if r.returncode != 0:
-            last = (r.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
-            raise Fail(f"cynow-ops snapshot: pg_restore failed: {last}")
-        return {"engine": engine, "bytes": None, "seconds": time.monotonic() - t0, "tables": {}}
+        # One transaction: a snapshot pg_restore cannot read leaves the database as it was.
+        opts = ("--clean", "--if-exists", "--no-owner", "--single-transaction")
+        argv, env = pg(db, "pg_restore", *opts)
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=err, stderr=err)
+            read = 0
+            try:
+                read = pump(data, proc.stdin)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # pg_restore stopped reading; its own message says why
+            if proc.wait() != 0:
+                raise pg_failed("pg_restore", proc, err)
+        return read, {}
     work = tempfile.mkdtemp(prefix="cynow-restore-")
     try:
         copy = os.path.join(work, "db.sqlite3")
-        read = 0
         with open(copy, "wb") as f:
-            for chunk in iter(lambda: data.read(CHUNK), b""):
-                f.write(chunk)
-                read += len(chunk)
+            read = pump(data, f)
+        if read == 0:  # even an empty database is 4 KiB: nothing means a broken feed
+            raise Fail("the snapshot is empty (0 bytes read); the database is unchanged")
         try:
             with read_only(copy) as src:
                 checked(src)
         except sqlite3.DatabaseError as e:
-            raise Fail(f"cynow-ops snapshot: not a usable sqlite snapshot: {e}")
-        # Into the live file through sqlite's own locking: a worker sees the old database or
-        # the restored one, never a file half-copied.
-        with read_only(copy) as src, sqlite3.connect(db["NAME"], timeout=30) as live:
+            raise Fail(f"not a usable sqlite snapshot ({e}); the database is unchanged")
+        # Into the live file through sqlite's own locking, not a file copy: a gunicorn worker
+        # sees the old database or the restored one, never half of each.
+        with read_only(copy) as src, closing(sqlite3.connect(db["NAME"], timeout=30)) as live:
             src.backup(live)
-            tables = counts(live)
+            return read, counts(live)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"engine": engine, "bytes": read, "seconds": time.monotonic() - t0, "tables": tables}
 
 
 def main(mode):
     engine, db = database()
     if mode == "info":
-        print(MARK + json.dumps(info(engine, db)))
+        print(MARK + json.dumps(info(engine, db)), flush=True)
     elif mode == "counts":
         tables = {}
         if engine == "sqlite":
             with read_only(db["NAME"]) as conn:
                 tables = counts(conn)
-        print(MARK + json.dumps({"tables": tables}))
+        print(MARK + json.dumps({"tables": tables}), flush=True)
     elif mode in ("dump", "restore"):
-        done = dump(engine, db) if mode == "dump" else restore(engine, db)
-        done["seconds"] = round(done["seconds"], 3)
-        sys.stderr.write(MARK + json.dumps(done) + "\n")
+        t0 = time.monotonic()
+        if mode == "dump":
+            size, tables = dump(engine, db, sys.stdout.buffer)
+        else:
+            size, tables = restore(engine, db, sys.stdin.buffer)
+        done = {"engine": engine, "bytes": size, "seconds": round(time.monotonic() - t0, 3)}
+        sys.stderr.write(MARK + json.dumps({**done, "tables": tables}) + "\n")
     else:
-        raise Fail(f"cynow-ops snapshot: unknown mode {mode!r} (info, dump, restore, counts)")
+        raise Fail(f"unknown mode {mode!r} (info, dump, restore, counts)")
 
 
 if __name__ == "__main__":
     try:
         main(sys.argv[1] if len(sys.argv) > 1 else "")
+        code, message = 0, ""
     except Fail as e:
-        sys.stderr.write(str(e) + "\n")
-        sys.exit(e.code)
+        code, message = e.code, str(e)
     except Exception as e:  # noqa: BLE001 (one line for the operator, never a traceback)
-        sys.stderr.write(f"cynow-ops snapshot: {type(e).__name__}: {e}\n")
-        sys.exit(1)
+        code, message = 1, f"cynow-ops snapshot: {type(e).__name__}: {e}"
+    for secret in SECRETS:
+        message = message.replace(secret, "***")
+    if message:
+        sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.exit(code)

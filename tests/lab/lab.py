@@ -51,6 +51,9 @@ PACKAGES = [
     "sqlite3",
     "lsof",
     "netcat-openbsd",
+    # The PostgreSQL variant (tests/lab/test_postgres.py): installed in every host, started only
+    # where a test asks for it.
+    "postgresql",
 ]
 MAX_HOSTS = 16
 SUPERVISOR_MARK = "cynow-lab-host"

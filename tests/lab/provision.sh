@@ -63,6 +63,15 @@ install -m 0644 "$SRC/nginx-site" /etc/nginx/sites-available/cynow
 ln -sf /etc/nginx/sites-available/cynow /etc/nginx/sites-enabled/cynow
 rm -f /etc/nginx/sites-enabled/default
 
+# PostgreSQL for the PostgreSQL variant: not started at boot. Lab hosts share one network
+# namespace, so it listens on its unix socket only.
+ls -d /etc/postgresql/*/main >/dev/null 2>&1 || pg_createcluster "$(ls /usr/lib/postgresql | sort -V | tail -n 1)" main
+for conf in /etc/postgresql/*/main; do
+  mkdir -p "$conf/conf.d"
+  printf "listen_addresses = ''\n" > "$conf/conf.d/lab.conf"
+done
+systemctl disable postgresql.service
+
 # A container sharing the host's network must not manage it, nor wait on terminals.
 systemctl mask systemd-networkd.service systemd-resolved.service networking.service \
   systemd-timesyncd.service getty@tty1.service console-getty.service 2>/dev/null || true

@@ -11,22 +11,13 @@ import time
 
 import pytest
 
-from tests.lab.helpers import (
-    APP,
-    NOTE_MIGRATION,
-    NOTE_MODEL,
-    REPO,
-    fab_argv,
-    fab_json,
-    lab_args,
-    push_commit,
-    restart_gunicorn,
-)
+from tests.lab import helpers
+from tests.lab.helpers import APP, NOTE_MIGRATION, NOTE_MODEL, fab_json, lab_args, push_commit
 from tests.lab.test_deploy import URLS, get, history, run_python
 
 pytestmark = pytest.mark.lab
 
-MODEL = (REPO / "tests/lab/app/orders/models.py").read_text()
+MODEL = (helpers.REPO / "tests/lab/app/orders/models.py").read_text()
 REMOVE_NOTE = (
     "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
     '    dependencies = [("orders", "0002_order_note")]\n'
@@ -65,7 +56,7 @@ def test_the_guides_broken_server_is_deployed_and_rolled_back_without_losing_a_r
         "git push -q origin HEAD:main",
         user="cynow",
     )
-    restart_gunicorn(fresh_host)
+    helpers.restart_gunicorn(fresh_host)
     assert get(fresh_host, "/cynow/orders/") != 200
     before = tables(fresh_host)
     assert before["orders_order"] == seeded + 5
@@ -97,11 +88,8 @@ def test_a_column_with_data_is_dropped_only_when_allowed_and_comes_back_by_resto
     doc, r = fab(fresh_host, "deploy")
     assert doc["result"] == "deployed", r.stdout + r.stderr
     sql(fresh_host, "update orders_order set note = 'call first'")
-    push_commit(
-        fresh_host,
-        {"orders/models.py": MODEL, "orders/migrations/0003_remove_note.py": REMOVE_NOTE},
-        "orders: notes are gone",
-    )
+    drop = {"orders/models.py": MODEL, "orders/migrations/0003_remove_note.py": REMOVE_NOTE}
+    push_commit(fresh_host, drop, "orders: notes are gone")
 
     doc, r = fab(fresh_host, "deploy")
     assert r.returncode == 1 and doc["failed_step"] == "validate"
@@ -144,7 +132,8 @@ def test_backup_while_rows_are_written_then_restore(fresh_host):
     fresh_host.sh(
         f'cd {APP} && setsid -f sh -c \'for i in $(seq 1 150); do sqlite3 -cmd ".timeout 5000" '
         'db.sqlite3 "insert into orders_order (customer, quantity, created) values '
-        "($i, 1, datetime())\"; sleep 0.03; done; touch /tmp/writer.done' </dev/null >/dev/null 2>&1",
+        "($i, 1, datetime())\"; sleep 0.03; done; touch /tmp/writer.done' "
+        "</dev/null >/dev/null 2>&1",
         user="cynow",
     )
     time.sleep(0.5)
@@ -170,13 +159,11 @@ def test_backup_while_rows_are_written_then_restore(fresh_host):
 
 
 def test_restore_needs_confirmation_and_a_real_snapshot(fresh_host):
-    from tests.lab.helpers import fab as fab_raw
-
-    r = fab_raw(
+    r = helpers.fab(
         *lab_args(fresh_host), "restore", "20990101T000000Z-000000", "--yes", "--target", "lab"
     )
     assert r.returncode == 1 and "no snapshot '20990101T000000Z-000000'" in r.stderr
-    r = fab_raw(*lab_args(fresh_host), "restore", "x", "--target", "lab")
+    r = helpers.fab(*lab_args(fresh_host), "restore", "x", "--target", "lab")
     assert r.returncode == 3 and "--yes" in r.stderr
 
 
@@ -193,7 +180,9 @@ def test_rollback_and_unlock_refuse_while_a_deploy_runs(fresh_host):
         "orders: notes and a slow data migration",
     )
     proc = subprocess.Popen(
-        fab_argv(*lab_args(fresh_host), "deploy", "--target", "lab", "--json", "--allow-data-loss"),
+        helpers.fab_argv(
+            *lab_args(fresh_host), "deploy", "--target", "lab", "--json", "--allow-data-loss"
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -203,9 +192,7 @@ def test_rollback_and_unlock_refuse_while_a_deploy_runs(fresh_host):
         doc, r = fab(fresh_host, "rollback")
         assert r.returncode == 1 and doc["result"] == "refused"
         assert "holds the lock" in doc["error"] and "deploy since" in doc["error"]
-        from tests.lab.helpers import fab as fab_raw
-
-        r = fab_raw(*lab_args(fresh_host), "unlock", "--stale", "--target", "lab")
+        r = helpers.fab(*lab_args(fresh_host), "unlock", "--stale", "--target", "lab")
         assert r.returncode == 1 and "live" in r.stdout
         out, _ = proc.communicate(timeout=120)
     finally:

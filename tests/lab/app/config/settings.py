@@ -41,6 +41,16 @@ TEMPLATES = []
 DATABASES = {
     "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
 }
+if os.environ.get("CYNOW_DATABASE") == "postgresql":
+    # The PostgreSQL variant: peer authentication over the unix socket (no TCP in the lab).
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "cynow",
+            "USER": "cynow",
+            "HOST": "/var/run/postgresql",
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 

@@ -1,0 +1,117 @@
+"""The PostgreSQL variant of the lab: the same server with its database in PostgreSQL (unix
+socket, peer authentication), and a deploy, a rollback, `fab backup`/`fab restore` and
+`--restore-db` of a lossy deploy on it: snapshots by `pg_dump -Fc`, restored by `pg_restore`."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from tests.lab import helpers
+from tests.lab.helpers import APP, NOTE_MIGRATION, NOTE_MODEL, fab_json, lab_args, push_commit
+from tests.lab.test_deploy import get
+
+pytestmark = pytest.mark.lab
+
+
+def psql(host, query: str) -> str:
+    return host.sh(
+        f"psql -h /var/run/postgresql -d cynow -XAtc {shlex.quote(query)}", user="cynow"
+    ).stdout
+
+
+COLUMNS = "select column_name from information_schema.columns where table_name = 'orders_order'"
+
+
+@pytest.fixture
+def pg_host(fresh_host):
+    """lab2 moved onto PostgreSQL: the cluster started, a role and database for the app user,
+    the driver in the venv (from the lab's package index), the schema migrated, three orders,
+    gunicorn restarted on it."""
+    h = fresh_host
+    h.sh(
+        "systemctl start postgresql && "
+        "runuser -u postgres -- createuser cynow && runuser -u postgres -- createdb -O cynow cynow"
+    )
+    h.sh(
+        f"cd {APP} && venv/bin/pip install -q 'psycopg[binary]==3.2.3' && "
+        "echo CYNOW_DATABASE=postgresql >> .env && venv/bin/python manage.py migrate -v0",
+        user="cynow",
+    )
+    psql(
+        h,
+        "insert into orders_order (customer, quantity, created) values "
+        "('pg1', 1, now()), ('pg2', 2, now()), ('pg3', 3, now())",
+    )
+    helpers.restart_gunicorn(h)
+    assert get(h, "/cynow/orders/") == 200
+    return h
+
+
+def fab(host, *args):
+    return fab_json(*lab_args(host), *args, "--target", "lab")
+
+
+def test_deploy_snapshots_with_pg_dump_and_rollback_reverses(pg_host):
+    push_commit(
+        pg_host,
+        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
+        "orders: notes",
+    )
+    doc, r = fab(pg_host, "deploy")
+    assert doc["result"] == "deployed", r.stdout + r.stderr
+    snap = next(s for s in doc["steps"] if s["step"] == "snapshot")["detail"]
+    assert "(postgresql)" in snap
+    snap_id = snap.split(":")[0]
+    head = pg_host.sh(f"head -c 5 /var/lib/cynow-ops/snapshots/{snap_id}.snap").stdout
+    assert head == "PGDMP"  # pg_dump's custom format
+    assert "note" in psql(pg_host, COLUMNS)
+    doc, r = fab(pg_host, "rollback")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "note" not in psql(pg_host, COLUMNS)
+    assert psql(pg_host, "select count(*) from orders_order").strip() == "3"
+    assert get(pg_host, "/cynow/orders/") == 200
+
+
+def test_backup_and_restore_on_postgresql(pg_host):
+    doc, r = fab(pg_host, "backup")
+    assert r.returncode == 0, r.stdout + r.stderr
+    snap = doc["snapshot"]
+    assert snap["engine"] == "postgresql" and snap["bytes"] > 0
+    psql(pg_host, "delete from orders_order where customer <> 'pg1'")
+    assert psql(pg_host, "select count(*) from orders_order").strip() == "1"
+    doc, r = fab(pg_host, "restore", snap["id"], "--yes")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert psql(pg_host, "select count(*) from orders_order").strip() == "3"
+    assert get(pg_host, "/cynow/orders/") == 200
+    listed, _ = fab(pg_host, "backup", "--list")
+    ids = [x["id"] for x in listed["snapshots"]]
+    assert snap["id"] in ids and doc["before"]["id"] in ids
+
+
+def test_a_lossy_deploy_on_postgresql_comes_back_by_restore_db(pg_host):
+    push_commit(
+        pg_host,
+        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
+        "orders: notes",
+    )
+    doc, _ = fab(pg_host, "deploy")
+    assert doc["result"] == "deployed"
+    psql(pg_host, "update orders_order set note = 'fragile'")
+    remove = (
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+        '    dependencies = [("orders", "0002_order_note")]\n'
+        "    operations = [migrations.RemoveField(model_name='order', name='note')]\n"
+    )
+    model = (helpers.REPO / "tests/lab/app/orders/models.py").read_text()
+    files = {"orders/models.py": model, "orders/migrations/0003_remove_note.py": remove}
+    push_commit(pg_host, files, "orders: no notes")
+    doc, r = fab(pg_host, "deploy", "--allow-data-loss")
+    assert doc["result"] == "deployed", r.stdout + r.stderr
+    doc, r = fab(pg_host, "rollback")
+    assert doc["result"] == "refused" and "--restore-db" in doc["error"]
+    doc, r = fab(pg_host, "rollback", "--restore-db")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert psql(pg_host, "select count(*) from orders_order where note = 'fragile'").strip() == "3"
+    assert get(pg_host, "/cynow/orders/") == 200
