@@ -55,7 +55,8 @@ def counts(conn):
         "select name from sqlite_master where type = 'table' and name not like 'sqlite\\_%' "
         "escape '\\' order by name"
     ).fetchall()
-    return {n: conn.execute(f'select count(*) from "{n}"').fetchone()[0] for (n,) in names}
+    quoted = {n: n.replace('"', '""') for (n,) in names}
+    return {n: conn.execute(f'select count(*) from "{q}"').fetchone()[0] for n, q in quoted.items()}
 
 
 def read_only(path):
@@ -96,16 +97,21 @@ def pg(db, tool, *options):
 def pg_failed(tool, proc, err):
     err.seek(0)
     lines = err.read().decode(errors="replace").strip().splitlines() or ["no message"]
-    return Fail(f"{tool} failed (exit {proc.returncode}): {lines[-1]}")
+    return Fail(f"{tool} failed (exit {proc.returncode}): {' '.join(lines[-3:])}")
+
+
+def live_tables(engine, db):
+    if engine != "sqlite":
+        return {}  # counting every PostgreSQL table would be a scan of the whole database
+    with read_only(db["NAME"]) as conn:
+        return counts(conn)
 
 
 def info(engine, db):
     if engine == "sqlite":
         path = str(db["NAME"])
         size = sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
-        with read_only(path) as conn:
-            tables = counts(conn)
-        return {"engine": engine, "name": path, "bytes": size, "tables": tables}
+        return {"engine": engine, "name": path, "bytes": size, "tables": live_tables(engine, db)}
     size = None
     try:
         argv, env = pg(db, "psql", "-XAt", "-c", "select pg_database_size(current_database())")
@@ -130,6 +136,8 @@ def dump(engine, db, out):
     try:
         copy = os.path.join(work, "db.sqlite3")
         with read_only(db["NAME"]) as src, closing(sqlite3.connect(copy)) as dst:
+            # No fsync of a copy streamed out and deleted at once: a third less time, less I/O.
+            dst.execute("pragma synchronous=off")
             # One step (pages=-1) under one read lock: an incremental backup starts over at
             # every write from another connection, and under load might never finish.
             src.backup(dst)
@@ -182,14 +190,12 @@ def restore(engine, db, data):
 
 def main(mode):
     engine, db = database()
+    if engine == "sqlite" and mode != "restore" and not os.path.isfile(str(db["NAME"])):
+        raise Fail(f"no sqlite database at {db['NAME']}")
     if mode == "info":
         print(MARK + json.dumps(info(engine, db)), flush=True)
     elif mode == "counts":
-        tables = {}
-        if engine == "sqlite":
-            with read_only(db["NAME"]) as conn:
-                tables = counts(conn)
-        print(MARK + json.dumps({"tables": tables}), flush=True)
+        print(MARK + json.dumps({"tables": live_tables(engine, db)}), flush=True)
     elif mode in ("dump", "restore"):
         t0 = time.monotonic()
         if mode == "dump":

@@ -286,21 +286,25 @@ def cluster():
             shutil.chown(p, "nobody")
 
     def owner(*argv):
-        argv = [*as_owner, *map(str, argv)]
-        subprocess.run(argv, cwd=top, check=True, capture_output=True, timeout=120)
+        r = subprocess.run(
+            [*as_owner, *map(str, argv)], cwd=top, capture_output=True, text=True, timeout=120
+        )
+        assert r.returncode == 0, f"{argv[0]}: {r.stdout}{r.stderr}"
 
-    owner(bindir / "initdb", "-D", data, "-U", "cynow", "--auth=scram-sha-256", "--pwfile", pwfile)
-    pwfile.unlink()
     opts = f"-c listen_addresses='' -c unix_socket_directories={sock} -p {port}"
     try:
+        owner(
+            bindir / "initdb", "-D", data, "-U", "cynow", "--auth=scram-sha-256", "--pwfile", pwfile
+        )
+        pwfile.unlink()
         owner(bindir / "pg_ctl", "-D", data, "-l", top / "log", "-o", opts, "-w", "start")
-        env = {"PATH": f"{bindir}:{os.environ['PATH']}", "PGPASSWORD": PASSWORD}
+        path = f"{bindir}:{os.environ['PATH']}"  # pg_dump of the server's own version
 
         def psql(sql: str, db: str = "cynow") -> str:
             argv = [bindir / "psql", "-XAtq", "-h", sock, "-p", port, "-U", "cynow", "-d", db]
             r = subprocess.run(
                 [*map(str, argv), "-c", sql],
-                env={**os.environ, **env},
+                env={**os.environ, "PGPASSWORD": PASSWORD},
                 capture_output=True,
                 text=True,
                 timeout=60,
@@ -309,14 +313,14 @@ def cluster():
             return r.stdout.strip()
 
         psql("create database cynow", db="postgres")
-        # The program itself gets no PGPASSWORD: only the one in the settings.
-        yield {"host": str(sock), "port": port, "psql": psql, "path": env["PATH"]}
+        yield {"host": str(sock), "port": port, "psql": psql, "path": path}
     finally:
-        subprocess.run(
-            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
+        if (data / "postmaster.pid").exists():
+            subprocess.run(
+                [*as_owner, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+                timeout=60,
+            )
         shutil.rmtree(top, ignore_errors=True)
 
 
@@ -326,7 +330,7 @@ def test_postgresql_dump_and_restore_on_a_real_cluster(project, cluster):
     psql = cluster["psql"]
     psql("create table orders (id serial primary key, customer text)")
     psql("insert into orders (customer) select 'c' || i from generate_series(1, 50) i")
-    env = {"PATH": cluster["path"], "PGPASSWORD": ""}
+    env = {"PATH": cluster["path"], "PGPASSWORD": ""}  # the password: only from the settings
 
     r = run(proj, "info", env=env)
     assert r.returncode == 0, r.stderr
@@ -344,6 +348,7 @@ def test_postgresql_dump_and_restore_on_a_real_cluster(project, cluster):
     assert r.returncode == 0, r.stderr
     assert mark(r.stderr)["bytes"] == len(snap.stdout)
     assert psql("select count(*) from orders") == "50"
+    assert psql("select customer from orders where id = 50") == "c50"
 
     r = run(proj, "restore", stdin=b"garbage" * 100, env=env)
     assert r.returncode == 1 and "pg_restore failed" in one_line(r)
