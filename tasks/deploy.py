@@ -558,6 +558,7 @@ class Outcome:
     undo: list = field(default_factory=list)
     commits: list = field(default_factory=list)
     recovery_seconds: float | None = None
+    snapshot: dict = field(default_factory=dict)  # taken before the migrations, if any
 
     @property
     def exit_code(self) -> int:
@@ -617,7 +618,8 @@ def undo_all(ctx: Ctx, done: list, o: Outcome, show) -> None:
 
 def stop_step(ctx: Ctx) -> str:
     # Not supervised: it must reach the process group the supervisor of the cut-off step runs.
-    out = ctx.remote.inner.run(lock.stop_step(ctx.s.state_dir), root=True, timeout=60)
+    remote = getattr(ctx.remote, "inner", ctx.remote)
+    out = remote.run(lock.stop_step(ctx.s.state_dir), root=True, timeout=60)
     if not out.ok:
         raise StepFailed("could not stop the step that timed out", out.stderr)
     return out.stdout.strip() or "idle"
@@ -682,7 +684,7 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
         o.failed_step, o.error, o.output = name, e.message, e.output
         done.append(name)  # a failed step may have half-happened: its undo runs too
         undo_all(ctx, done, o, show)
-    o.old, o.new, o.commits = ctx.old_commit, ctx.new_commit, ctx.commits
+    o.old, o.new, o.commits, o.snapshot = ctx.old_commit, ctx.new_commit, ctx.commits, ctx.snapshot
     if locked:
         # A failed rollback keeps the lock: `fab rollback` finds the state it recorded there.
         record(ctx, o, started, release=o.result != "rollback-failed")

@@ -146,11 +146,23 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
         o.result, o.error, o.output = "rollback-failed", e.message, e.output
         if not o.steps:  # refused before any change: nothing to retry
             o.result = "refused"
+        else:
+            o.error += next_steps(ctx)
     o.old, o.new = ctx.new_commit, ctx.old_commit
     result = {"rolled-back-by-request": "rollback", "refused": "refused"}.get(o.result, o.result)
     done = Outcome(o.host, result, error=o.error, steps=o.steps)
     record(ctx, done, started, release=o.result != "rollback-failed")
     return o
+
+
+def next_steps(ctx: Ctx) -> str:
+    """What a failed rollback leaves, and what each way out does next."""
+    snap = (ctx.snapshot or {}).get("id")
+    return (
+        f". The lock keeps the state of deploy {ctx.undoes}: `fab rollback` retries undoing it "
+        f"(to {ctx.old_commit[:12]}, never further)"
+        + (f"; `fab restore {snap}` returns the database to before that deploy" if snap else "")
+    )
 
 
 def load_state(ctx: Ctx, state: dict) -> None:

@@ -33,6 +33,7 @@ MAX_CHANNELS = (
     else 6
 )
 KEEPALIVE_SECONDS = 15
+DEFAULT_TIMEOUT = 900  # seconds; pip installs and migrations pass their own
 # sshd refuses a channel when MaxSessions is reached; that clears as soon as another closes.
 CHANNEL_RETRIES = 6
 SUDO_REFUSALS = (
@@ -117,6 +118,8 @@ class Remote:
         status (the caller judges it); raises ConnectError when the connection fails or sudo
         wants a password that was not given."""
         wrapped, via_fabric_sudo = self._wrap(command, root, user)
+        # Every remote call ends: one with no timeout of its own gets the default.
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         start = time.monotonic()
         try:
             r = self._execute(wrapped, via_fabric_sudo, user, timeout)

@@ -241,3 +241,24 @@ def test_a_failed_rollback_is_retried_to_the_same_release_and_no_further(fresh_h
     doc, r = fab(fresh_host, "rollback")
     assert r.returncode == 0
     assert fresh_host.sh(f"cd {APP} && git rev-parse HEAD", user="cynow").stdout.strip() == old
+
+
+def test_repair_changes_nothing_beside_a_live_deploy(fresh_host):
+    """gunicorn is down (repair would start it) while a deploy's step runs, as its lock shows:
+    repair refuses and leaves the server to that deploy."""
+    lock = "/var/lib/cynow-ops/deploy.lock"
+    fresh_host.sh("systemctl stop gunicorn.service")
+    fresh_host.sh(
+        f"install -d -m 700 {lock} && echo 'alice@laptop deploy since 2026-12-02T10:00:00' "
+        f"> {lock}/owner && touch {lock}/heartbeat && "
+        f"setsid -f sh -c 'echo $$ > {lock}/pid; exec sleep 60' </dev/null >/dev/null 2>&1 && "
+        f"for i in $(seq 1 50); do [ -s {lock}/pid ] && break; sleep 0.1; done"
+    )
+    try:
+        doc, r = fab(fresh_host, "repair", "--yes")
+    finally:
+        fresh_host.sh(f'kill -KILL "-$(cat {lock}/pid)"')  # the step this test started
+    assert r.returncode == 1
+    assert "a deploy holds the lock (alice@laptop deploy since" in doc["error"]
+    assert all(a["skipped"] == "lock held" for a in doc["actions"])
+    assert fresh_host.sh("systemctl is-active gunicorn.service || true").stdout.strip() != "active"
