@@ -66,11 +66,12 @@ def render(r: Result) -> None:
     if r.action == "list":
         table = Table(title=f"snapshots on {r.host}", title_justify="left")
         for col in ("id", "taken", "size", "seconds", "reason", "commit"):
-            table.add_column(col)
+            # An id is what `fab restore` takes: never cut.
+            table.add_column(col, no_wrap=col in ("id", "taken", "commit"))
         for x in r.snapshots:
             table.add_row(
                 escape(x["id"]),
-                escape(x["taken"]),
+                escape(x["taken"].replace("+00:00", "Z")),
                 snapshots.human(x["bytes"]),
                 f"{x['seconds']:.2f}",
                 escape(x["reason"]),

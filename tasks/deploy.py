@@ -390,8 +390,7 @@ def validate(ctx: Ctx) -> str:
             + ": "
             + "; ".join(risk_lines(ctx.plan, "lossy"))
             + ". Deploy with --allow-data-loss if that is accepted (a snapshot is taken "
-            "first; `fab rollback --restore-db` returns to it)",
-            "\n".join(risk_lines(ctx.plan, "lossy")),
+            "first; `fab rollback --restore-db` returns to it)"
         )
     return (
         f"check ok; {len(ctx.plan)} migration(s) to apply: "

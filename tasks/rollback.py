@@ -128,6 +128,7 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     lossy = one_way(ctx.plan)
     try:
         if lossy and not restore_db:
+            o.failed_step = "plan"
             snap = (ctx.snapshot or {}).get("id", "")
             raise StepFailed(
                 "the deploy's migrations cannot be reversed without losing data ("

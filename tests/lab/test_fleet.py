@@ -53,6 +53,20 @@ def many(hosts, *args, extra=(), json_out=True):
     return fab_json(*argv) if json_out else fab(*argv)
 
 
+def summary(doc: dict) -> list:
+    """Each host's result, failed step and error: what a failed assertion should show."""
+    return [
+        (
+            h["host"],
+            h["result"],
+            (h.get("deploy") or {}).get("failed_step"),
+            (h.get("deploy") or {}).get("error"),
+            (h.get("deploy") or {}).get("output"),
+        )
+        for h in doc.get("hosts", [])
+    ]
+
+
 def head(host: LabHost) -> str:
     return host.sh(f"cd {APP} && sudo -u cynow git rev-parse HEAD").stdout.strip()
 
@@ -163,7 +177,7 @@ def test_rolling_deploy_in_batches_then_rollback_every_host(three):
     for h in three:
         h.sh("mkdir -p /etc/cynow && echo north > /etc/cynow/region")
     doc, r = many(three, "deploy", "--batch", "2")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0, summary(doc)
     assert [len(b) for b in doc["batches"]] == [2, 1]
     assert {row["result"] for row in doc["hosts"]} == {"deployed"}
     assert {row["commit"] for row in doc["hosts"]} == {new}
