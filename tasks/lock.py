@@ -211,8 +211,12 @@ def supervised(state_dir: str, token: str, command: str) -> str:
             "    fi",
             "  done",
             ") <&3 >/dev/null 2>&1 &",
+            "watcher=$!",
             "exec 3<&-",
             'wait "$pid"; rc=$?',
+            # The watcher goes before the wrapper: nothing of it outlives the command, holding
+            # the channel's input or acting on a process group that is no longer this step's.
+            'kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null',
             f"touch {q(lock + '/heartbeat')}",
             'exit "$rc"',
         ]

@@ -160,6 +160,27 @@ NOTE_MIGRATION = (
 )
 
 
+# The release after it: the note dropped again, a column holding data (a lossy migration).
+NOTES_GONE = {
+    "orders/models.py": (REPO / "tests/lab/app/orders/models.py").read_text(),
+    "orders/migrations/0003_remove_note.py": (
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+        '    dependencies = [("orders", "0002_order_note")]\n'
+        "    operations = [migrations.RemoveField(model_name='order', name='note')]\n"
+    ),
+}
+
+
+def deploy_notes(host: LabHost) -> dict:
+    """The note release pushed and deployed with `fab deploy` (which must succeed); its
+    document."""
+    files = {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION}
+    push_commit(host, files, "orders: notes")
+    doc, r = fab_json(*lab_args(host), "deploy", "--target", "lab")
+    assert doc["result"] == "deployed", (doc.get("failed_step"), doc.get("error"), r.stderr)
+    return doc
+
+
 def push_commit(
     host: LabHost, files: dict[str, str | None], message: str, when: str | None = None
 ) -> str:

@@ -17,13 +17,6 @@ from tests.lab.test_deploy import URLS, get, history, run_python
 
 pytestmark = pytest.mark.lab
 
-MODEL = (helpers.REPO / "tests/lab/app/orders/models.py").read_text()
-REMOVE_NOTE = (
-    "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
-    '    dependencies = [("orders", "0002_order_note")]\n'
-    "    operations = [migrations.RemoveField(model_name='order', name='note')]\n"
-)
-
 
 def sql(host, query: str) -> str:
     return host.sh(
@@ -80,16 +73,9 @@ def test_the_guides_broken_server_is_deployed_and_rolled_back_without_losing_a_r
 def test_a_column_with_data_is_dropped_only_when_allowed_and_comes_back_by_restoring(fresh_host):
     add_orders(fresh_host, 3)
     n = tables(fresh_host)["orders_order"]
-    push_commit(
-        fresh_host,
-        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
-        "orders: notes",
-    )
-    doc, r = fab(fresh_host, "deploy")
-    assert doc["result"] == "deployed", r.stdout + r.stderr
+    helpers.deploy_notes(fresh_host)
     sql(fresh_host, "update orders_order set note = 'call first'")
-    drop = {"orders/models.py": MODEL, "orders/migrations/0003_remove_note.py": REMOVE_NOTE}
-    push_commit(fresh_host, drop, "orders: notes are gone")
+    push_commit(fresh_host, helpers.NOTES_GONE, "orders: notes are gone")
 
     doc, r = fab(fresh_host, "deploy")
     assert r.returncode == 1 and doc["failed_step"] == "validate"
@@ -223,7 +209,7 @@ def test_a_failed_rollback_is_retried_to_the_same_release_and_no_further(fresh_h
         "orders: notes",
     )
     doc, _ = fab(fresh_host, "deploy")
-    assert doc["result"] == "deployed"
+    assert doc["result"] == "deployed", (doc["failed_step"], doc["error"], doc["output"])
     fresh_host.sh("systemctl stop nginx")  # the rollback's health gate fails
     try:
         doc, r = fab(fresh_host, "rollback")

@@ -9,7 +9,7 @@ import shlex
 import pytest
 
 from tests.lab import helpers
-from tests.lab.helpers import APP, NOTE_MIGRATION, NOTE_MODEL, fab_json, lab_args, push_commit
+from tests.lab.helpers import APP, fab_json, lab_args, push_commit
 from tests.lab.test_deploy import get
 
 pytestmark = pytest.mark.lab
@@ -59,13 +59,7 @@ def fab(host, *args):
 
 
 def test_deploy_snapshots_with_pg_dump_and_rollback_reverses(pg_host):
-    push_commit(
-        pg_host,
-        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
-        "orders: notes",
-    )
-    doc, r = fab(pg_host, "deploy")
-    assert doc["result"] == "deployed", r.stdout + r.stderr
+    doc = helpers.deploy_notes(pg_host)
     snap = next(s for s in doc["steps"] if s["step"] == "snapshot")["detail"]
     assert "(postgresql)" in snap
     snap_id = snap.split(":")[0]
@@ -96,22 +90,9 @@ def test_backup_and_restore_on_postgresql(pg_host):
 
 
 def test_a_lossy_deploy_on_postgresql_comes_back_by_restore_db(pg_host):
-    push_commit(
-        pg_host,
-        {"orders/models.py": NOTE_MODEL, "orders/migrations/0002_order_note.py": NOTE_MIGRATION},
-        "orders: notes",
-    )
-    doc, r = fab(pg_host, "deploy")
-    assert doc["result"] == "deployed", (doc["failed_step"], doc["error"], doc["output"])
+    helpers.deploy_notes(pg_host)
     psql(pg_host, "update orders_order set note = 'fragile'")
-    remove = (
-        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
-        '    dependencies = [("orders", "0002_order_note")]\n'
-        "    operations = [migrations.RemoveField(model_name='order', name='note')]\n"
-    )
-    model = (helpers.REPO / "tests/lab/app/orders/models.py").read_text()
-    files = {"orders/models.py": model, "orders/migrations/0003_remove_note.py": remove}
-    push_commit(pg_host, files, "orders: no notes")
+    push_commit(pg_host, helpers.NOTES_GONE, "orders: no notes")
     doc, r = fab(pg_host, "deploy", "--allow-data-loss")
     assert doc["result"] == "deployed", r.stdout + r.stderr
     doc, r = fab(pg_host, "rollback")

@@ -8,7 +8,7 @@ from invoke.runners import Result
 
 from tasks import connect
 from tasks.errors import ConfigError, ConnectError
-from tasks.runner import Remote
+from tasks.runner import DEFAULT_TIMEOUT, Remote
 from tasks.settings import resolve
 
 
@@ -130,14 +130,14 @@ def test_sudo_wanting_a_password_is_one_clear_error(mocker):
     msg = e.value.message
     assert "needs a password (sudo: a password is required)" in msg
     assert "--prompt-for-sudo-password" in msg and e.value.code == 2
-    sent.assert_called_once_with("sudo -n -- sh -c 'journalctl -n1'", None)
+    sent.assert_called_once_with("sudo -n -- sh -c 'journalctl -n1'", DEFAULT_TIMEOUT)
 
 
 def test_root_commands_are_wrapped_once(mocker):
     remote, sent = _remote(mocker, "cynow", Result(stdout="ok\n", exited=0))
     out = remote.run("echo a; echo b", root=True)
     assert out.ok and out.lines == ["ok"]
-    sent.assert_called_once_with("sudo -n -- sh -c 'echo a; echo b'", None)
+    sent.assert_called_once_with("sudo -n -- sh -c 'echo a; echo b'", DEFAULT_TIMEOUT)
 
 
 def test_a_command_failing_is_not_mistaken_for_sudo(mocker):
