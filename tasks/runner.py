@@ -219,9 +219,15 @@ class Remote:
                     break
             exited = chan.recv_exit_status()
             if exited == -1:
-                # No exit status: the connection went while the command ran. Its output is
-                # partial, never a result.
-                raise EOFError("the connection closed before the command ended")
+                transport = self.conn.client.get_transport()
+                if transport is None or not transport.is_active():
+                    # The connection went while the command ran: its output is partial, never
+                    # a result.
+                    raise EOFError("the connection closed before the command ended")
+                # The link is up but no exit status came (sshd sends none for a command that a
+                # signal ended; paramiko then reports -1): a failure, said as such.
+                exited = 255
+                err += b"\n(the command ended without an exit status: ended by a signal?)"
         finally:
             chan.close()
         return Result(

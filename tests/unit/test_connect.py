@@ -169,3 +169,48 @@ def test_jobs_of_one_identity_share_a_channel(mocker):
     }
     assert sent.call_count == 2  # one batch for a+b, one channel for the slow job
     assert commands.BATCH_MARK in sent.call_args_list[-1].args[0] + sent.call_args_list[0].args[0]
+
+
+class _Channel:
+    """A channel that closed after its output with no exit status (paramiko's -1)."""
+
+    eof_received, closed = True, True
+
+    def exec_command(self, command):
+        pass
+
+    def recv_ready(self):
+        return False
+
+    def recv_stderr_ready(self):
+        return False
+
+    def recv_exit_status(self):
+        return -1
+
+    def close(self):
+        pass
+
+    def fileno(self):  # select() on it returns at once
+        import os
+
+        r, w = os.pipe()
+        os.write(w, b"x")
+        return r
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_no_exit_status_is_a_failure_or_a_lost_connection_never_a_result(mocker, active):
+    conn = mocker.create_autospec(Connection, instance=True)
+    conn.user, conn.host, conn.port = "root", "127.0.0.11", 22
+    conn.config, conn.connect_timeout = Config(), 10
+    transport = conn.client.get_transport.return_value
+    transport.open_session.return_value = _Channel()
+    transport.is_active.return_value = active
+    remote = Remote(conn, resolve({}))
+    if active:  # the link is up: the command ended by a signal, a failure said as such
+        out = remote.run("true")
+        assert out.exited == 255 and "without an exit status" in out.stderr
+    else:
+        with pytest.raises(ConnectError, match="lost the connection"):
+            remote.run("true")
