@@ -573,32 +573,6 @@ def follow_script(unit: str, nginx_log: str, django_log: str) -> str:
 # -- deploy ------------------------------------------------------------------------------------
 
 
-def lock_take(state_dir: str, owner: str) -> str:
-    """mkdir is atomic: exactly one deploy gets the lock. Exit 3 (and the holder) when held."""
-    lock = f"{state_dir}/deploy.lock"
-    return (
-        f"mkdir -p {q(state_dir)} && if mkdir {q(lock)} 2>/dev/null; then "
-        f"printf '%s\\n' {q(owner)} > {q(lock + '/owner')}; else cat {q(lock + '/owner')} "
-        "2>/dev/null; exit 3; fi"
-    )
-
-
-def lock_write(state_dir: str, name: str, text: str) -> str:
-    return f"printf '%s\\n' {q(text)} > {q(f'{state_dir}/deploy.lock/{name}')}"
-
-
-def lock_read(state_dir: str) -> str:
-    lock = f"{state_dir}/deploy.lock"
-    return (
-        f"if [ -d {q(lock)} ]; then echo held; cat {q(lock + '/owner')} 2>/dev/null; "
-        f"echo '--state--'; cat {q(lock + '/state')} 2>/dev/null; fi"
-    )
-
-
-def lock_release(state_dir: str) -> str:
-    return f"rm -rf -- {q(state_dir + '/deploy.lock')}"
-
-
 def history_append(state_dir: str, line: str) -> str:
     return f"printf '%s\\n' {q(line)} >> {q(state_dir + '/history.jsonl')}"
 
@@ -822,12 +796,6 @@ def unmigrate_script(project_dir: str, python: str, targets: list[tuple[str, str
             for i, (app, name) in enumerate(targets)
         }
     )
-
-
-def deploy_end(state_dir: str, line: str, release: bool) -> str:
-    """The deploy's history line, then (unless the lock must stay) the lock released, in one
-    round trip; the release is tried even when the append fails."""
-    return history_append(state_dir, line) + (f"; {lock_release(state_dir)}" if release else "")
 
 
 def plan_heads(project_dir: str, remote: str, branch: str) -> str:

@@ -1,6 +1,6 @@
 import subprocess
 
-from tasks import commands, deploy
+from tasks import commands, deploy, lock
 
 
 def test_the_deploy_is_one_list_of_steps_with_undos_beside_them():
@@ -43,15 +43,17 @@ def test_exit_codes():
 
 
 def test_lock_is_atomic_and_tells_who_holds_it(tmp_path):
-    state = tmp_path / "state dir"
-    take = commands.lock_take(str(state), "alice@laptop since now; $(rm -rf /)")
-    first = subprocess.run(["sh", "-c", take], capture_output=True, text=True)
-    second = subprocess.run(["sh", "-c", take], capture_output=True, text=True)
+    state = str(tmp_path / "state dir")
+    owner = {"by": "alice@laptop", "command": "deploy", "since": "now; $(rm -rf /)"}
+    first = subprocess.run(["sh", "-c", lock.take(state, "t1", owner)], capture_output=True)
+    second = subprocess.run(
+        ["sh", "-c", lock.take(state, "t2", owner)], capture_output=True, text=True
+    )
     assert first.returncode == 0
     assert second.returncode == 3
-    assert second.stdout.strip() == "alice@laptop since now; $(rm -rf /)"
-    subprocess.run(["sh", "-c", commands.lock_release(str(state))], check=True)
-    assert not (state / "deploy.lock").exists()
+    assert lock.read_status(second.stdout).owner == "alice@laptop deploy since now; $(rm -rf /)"
+    subprocess.run(["sh", "-c", lock.release(state, "t1")], check=True)
+    assert not (tmp_path / "state dir" / "deploy.lock").exists()
 
 
 def test_history_line_is_one_line_whatever_it_contains(tmp_path):
