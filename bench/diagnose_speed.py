@@ -20,7 +20,10 @@ import time
 
 from loopback import REPO, ready_lab  # noqa: E402  (first: the network guard)
 
-from tasks import commands, diagnose  # noqa: E402
+from tasks import (
+    diagnose,  # noqa: E402, shell
+    shell,
+)
 from tasks.checks.base import Facts  # noqa: E402
 from tasks.settings import resolve  # noqa: E402
 from tests.lab import lab  # noqa: E402
@@ -37,9 +40,9 @@ def baseline_script(user: str) -> str:
     for j in jobs:
         cmd = j["command"]
         if j.get("root"):
-            cmd = commands.as_root(cmd)
+            cmd = shell.as_root(cmd)
         elif j.get("user") and j["user"] != user:
-            cmd = commands.as_user(j["user"], cmd)
+            cmd = shell.as_user(j["user"], cmd)
         parts.append(f"( {cmd} ) >/dev/null 2>&1")
     return "\n".join(parts) + "\n"
 

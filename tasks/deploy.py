@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tasks import commands, lock, parse, snapshots
+from tasks import deploy_commands, git, lock, parse, shell, snapshots
 from tasks.errors import ExitCode, OpsError
 from tasks.restart import health
 from tasks.runner import Output, Remote
@@ -79,16 +79,16 @@ class Ctx:
         return out
 
     def script(self, script: str, *, root=False, app=False, timeout=600) -> Parts:
-        """A step's commands as one remote script (commands.batch or .sequence): one round
+        """A step's commands as one remote script (shell.batch or .sequence): one round
         trip, whose parts are then read one by one."""
         return Parts(self.run(script, root=root, app=app, timeout=timeout, ok=False))
 
     def git(self, *args, ok=True):
-        return self.run(commands.git(self.s.project_dir, *args), app=True, ok=ok)
+        return self.run(git.git(self.s.project_dir, *args), app=True, ok=ok)
 
     def manage(self, *args, timeout=600):
         return self.run(
-            commands.in_project(self.s.project_dir, self.s.python, "manage.py", *args),
+            deploy_commands.in_project(self.s.project_dir, self.s.python, "manage.py", *args),
             app=True,
             timeout=timeout,
         )
@@ -122,7 +122,9 @@ def now() -> str:
 
 def probe(ctx: Ctx) -> dict:
     out = ctx.run(
-        commands.deploy_probe(ctx.s.project_dir, ctx.s.python, ctx.s.wsgi), app=True, ok=False
+        deploy_commands.deploy_probe(ctx.s.project_dir, ctx.s.python, ctx.s.wsgi),
+        app=True,
+        ok=False,
     )
     return read_probe(out.stdout)
 
@@ -131,14 +133,14 @@ def probe(ctx: Ctx) -> dict:
 
 
 class Parts:
-    """The output of a commands.batch/sequence script, part by part: each as the Output of its
+    """The output of a shell.batch/sequence script, part by part: each as the Output of its
     own command (its output, its exit status, and the whole script's stderr)."""
 
     def __init__(self, out: Output):
         self.out = out
         self.parts = {
             name: Output(name, text, out.stderr, code, out.seconds)
-            for name, (text, code) in parse.batch(out.stdout).items()
+            for name, (text, code) in shell.read_batch(out.stdout).items()
         }
 
     def get(self, name: str) -> Output:
@@ -165,7 +167,7 @@ def read_probe(stdout: str) -> dict:
 
 
 def read_reload(parts: Parts) -> dict:
-    """What commands.reload_script did: `hup` or `restart`, the master and the processes
+    """What deploy_commands.reload_script did: `hup` or `restart`, the master and the processes
     before it, and the journal's position just before the signal."""
     props = parse.key_values(parts.get("show").stdout)
     text = parts.get("reload").stdout
@@ -218,7 +220,7 @@ def held_message(st: lock.Status) -> str:
 
 def preflight(ctx: Ctx) -> str:
     s = ctx.s
-    parts = ctx.script(commands.preflight_script(s.project_dir, s.python, s.wsgi), app=True)
+    parts = ctx.script(deploy_commands.preflight_script(s.project_dir, s.python, s.wsgi), app=True)
     ctx.old_commit = parts.need("head", "reading the deployed commit").stdout.strip()
     dirty = parts.need("dirty", "git status").stdout.strip()
     if dirty:
@@ -244,7 +246,7 @@ def preflight(ctx: Ctx) -> str:
 def fetch(ctx: Ctx) -> str:
     s = ctx.s
     parts = ctx.script(
-        commands.fetch_script(s.project_dir, s.git_remote, s.git_branch, ctx.old_commit),
+        deploy_commands.fetch_script(s.project_dir, s.git_remote, s.git_branch, ctx.old_commit),
         app=True,
         timeout=120,
     )
@@ -282,7 +284,7 @@ def required_files(ctx: Ctx) -> str:
     if not files:
         return "none required"
     out = ctx.run(
-        commands.files_in_commit_script(ctx.s.project_dir, ctx.new_commit, files),
+        deploy_commands.files_in_commit_script(ctx.s.project_dir, ctx.new_commit, files),
         app=True,
         ok=False,
     )
@@ -308,13 +310,16 @@ def install_requirements(ctx: Ctx) -> str:
     if not ctx.requirements_changed:
         return "unchanged"
     s = ctx.s
-    frozen = ctx.run(commands.pip_freeze(s.venv), app=True, timeout=120)
+    frozen = ctx.run(deploy_commands.pip_freeze(s.venv), app=True, timeout=120)
     ctx.venv_before = frozen.stdout.splitlines()
     # Recorded before pip changes anything: a half-done install is undone from this freeze,
     # also by a `fab rollback` after a deploy interrupted during the install.
     ctx.save_state()
     out = ctx.run(
-        commands.pip_install(s.project_dir, s.venv, s.requirements), app=True, timeout=900, ok=False
+        deploy_commands.pip_install(s.project_dir, s.venv, s.requirements),
+        app=True,
+        timeout=900,
+        ok=False,
     )
     if not out.ok:
         tail = (out.stdout + out.stderr).strip().splitlines()[-8:]
@@ -332,11 +337,11 @@ def restore_requirements(ctx: Ctx) -> str:
     if not ctx.venv_before:
         return restore_old_file(ctx)  # a deploy recorded before freezes were kept
     s = ctx.s
-    parts = ctx.script(commands.venv_restore(s.venv, ctx.venv_before), app=True, timeout=900)
+    parts = ctx.script(deploy_commands.venv_restore(s.venv, ctx.venv_before), app=True, timeout=900)
     parts.need("install", "reinstalling the recorded packages")
     added = parse.added_packages(ctx.venv_before, parts.need("freeze", "pip freeze").lines)
     if added:
-        ctx.run(commands.pip_uninstall(s.venv, added), app=True, timeout=300)
+        ctx.run(deploy_commands.pip_uninstall(s.venv, added), app=True, timeout=300)
     return f"venv restored ({len(ctx.venv_before)} packages" + (
         f"; removed {', '.join(added)})" if added else ")"
     )
@@ -347,9 +352,9 @@ def restore_old_file(ctx: Ctx) -> str:
     old = f"{ctx.old_commit}:{ctx.s.requirements}"
     ctx.run(
         "tmp=$(mktemp) || exit 1; trap 'rm -f \"$tmp\"' EXIT; "
-        + commands.git(ctx.s.project_dir, "show", old)
+        + git.git(ctx.s.project_dir, "show", old)
         + ' > "$tmp" && '
-        + commands.join(f"{ctx.s.venv}/bin/pip", "install", "-q", "-r")
+        + shell.join(f"{ctx.s.venv}/bin/pip", "install", "-q", "-r")
         + ' "$tmp"',
         app=True,
         timeout=900,
@@ -458,7 +463,9 @@ def unmigrate(ctx: Ctx) -> str:
     note = ""
     if ctx.command == "rollback":
         note = "; snapshot " + snapshots.summary(snap_now(ctx, f"before rollback of {ctx.undoes}"))
-    parts = ctx.script(commands.unmigrate_script(ctx.s.project_dir, ctx.s.python, back), app=True)
+    parts = ctx.script(
+        deploy_commands.unmigrate_script(ctx.s.project_dir, ctx.s.python, back), app=True
+    )
     for i, (app, target) in enumerate(back):
         parts.need(str(i), f"manage.py migrate {app} {target}")
     return "; ".join(f"{app} -> {target}" for app, target in back) + note
@@ -500,7 +507,7 @@ def reload(ctx: Ctx) -> str:
     """HUP to the master (graceful) unless --restart, a stopped unit or a changed unit file ask
     for a full restart; the server decides between them in the same round trip."""
     parts = ctx.script(
-        commands.reload_script(ctx.s.gunicorn_unit, graceful=not ctx.full_restart), root=True
+        deploy_commands.reload_script(ctx.s.gunicorn_unit, graceful=not ctx.full_restart), root=True
     )
     parts.need("reload", "reloading gunicorn")
     r = read_reload(parts)
@@ -654,7 +661,7 @@ def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> None:
     trip. Not supervised: the release removes the lock the supervisor writes to."""
     remote = getattr(ctx.remote, "inner", ctx.remote)
     line = history_line(ctx, o, started)
-    script = commands.history_append(ctx.s.state_dir, line)
+    script = deploy_commands.history_append(ctx.s.state_dir, line)
     if release:
         script += "; " + lock.release(ctx.s.state_dir, ctx.token)
     remote.run(script, root=True, timeout=60)
@@ -693,7 +700,9 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
 def plan_only(ctx: Ctx, o: Outcome, show) -> Outcome:
     """--dry-run: what a deploy would do. Fetches objects; changes no file, ref or service."""
     s = ctx.s
-    heads = ctx.script(commands.plan_heads(s.project_dir, s.git_remote, s.git_branch), app=True)
+    heads = ctx.script(
+        deploy_commands.plan_heads(s.project_dir, s.git_remote, s.git_branch), app=True
+    )
     ctx.old_commit = heads.need("head", "reading the deployed commit").stdout.strip()
     remote = heads.need("remote", f"git ls-remote {s.git_remote}").stdout.split()
     ctx.new_commit = remote[0] if remote else ""
@@ -704,7 +713,7 @@ def plan_only(ctx: Ctx, o: Outcome, show) -> Outcome:
         o.steps.append({"step": "plan", "ok": True, "seconds": 0, "detail": "already up to date"})
         return o
     parts = ctx.script(
-        commands.plan_script(
+        deploy_commands.plan_script(
             s.project_dir, s.git_remote, s.git_branch, ctx.old_commit, ctx.new_commit
         ),
         app=True,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from fabric import task
 
-from tasks import commands
+from tasks import checks_commands
 from tasks.checks import code, django, http, listener, logs, nginx, permissions, services, unit
 from tasks.checks.base import FAIL, CheckResult, Facts
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, PRINTING, console, guarded, load, print_json
@@ -59,42 +59,46 @@ def first_round(s: Settings) -> dict[str, dict]:
     slow or possibly hanging ones run alone; the rest share a channel per identity."""
     return {
         "probe": dict(
-            command=commands.django_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit),
+            command=checks_commands.django_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit),
             user=s.app_user,
             alone=True,
         ),
         "http": dict(
-            command=commands.http_script(s.socket, s.health_urls, s.http_timeout),
+            command=checks_commands.http_script(s.socket, s.health_urls, s.http_timeout),
             root=True,
             alone=True,
         ),
         "code": dict(
-            command=commands.code_script(s.project_dir, s.git_remote, s.git_branch),
+            command=checks_commands.code_script(s.project_dir, s.git_remote, s.git_branch),
             user=s.app_user,
             alone=True,
         ),
-        "paths": dict(command=commands.path_facts(*expected_paths(s))),
+        "paths": dict(command=checks_commands.path_facts(*expected_paths(s))),
         "units": dict(
-            command=commands.units_script(s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit)
+            command=checks_commands.units_script(
+                s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit
+            )
         ),
         "journal": dict(
-            command=commands.journal(
+            command=checks_commands.journal(
                 s.gunicorn_unit, s.gunicorn_socket_unit, int(s.log_window_minutes)
             ),
             root=True,
         ),
         "nginx_log": dict(
-            command=commands.log_tail(s.nginx_error_log, logs.NGINX_CLOCK, 400), root=True
+            command=checks_commands.log_tail(s.nginx_error_log, logs.NGINX_CLOCK, 400), root=True
         ),
         "django_log": dict(
-            command=commands.log_tail(s.django_log, logs.DJANGO_CLOCK, 300), root=True
+            command=checks_commands.log_tail(s.django_log, logs.DJANGO_CLOCK, 300), root=True
         ),
-        "listener": dict(command=commands.listener_script(s.socket), root=True),
-        "nginx": dict(command=commands.nginx_script(s.nginx_site), root=True),
+        "listener": dict(command=checks_commands.listener_script(s.socket), root=True),
+        "nginx": dict(command=checks_commands.nginx_script(s.nginx_site), root=True),
         "permissions": dict(
-            command=commands.permissions_script(s.socket, s.static_root), user=s.web_user
+            command=checks_commands.permissions_script(s.socket, s.static_root), user=s.web_user
         ),
-        "required": dict(command=commands.required_files_script(s.project_dir, s.required_files)),
+        "required": dict(
+            command=checks_commands.required_files_script(s.project_dir, s.required_files)
+        ),
     }
 
 
@@ -133,10 +137,10 @@ def second_round(f: Facts, s: Settings) -> dict[str, dict]:
     groups = [g for g in groups if f"group:{g}" not in f.paths]
     jobs = {}
     if paths or users or groups:
-        jobs["unit_paths"] = dict(command=commands.path_facts(paths, users, groups))
+        jobs["unit_paths"] = dict(command=checks_commands.path_facts(paths, users, groups))
     if needs_manual_run(f, s):
         jobs["manual"] = dict(
-            command=commands.manual_run(
+            command=checks_commands.manual_run(
                 s.project_dir, s.venv, s.wsgi, s.health_urls[0] if s.health_urls else s.url_prefix
             ),
             user=s.app_user,

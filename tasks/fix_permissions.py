@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 from fabric import task
 
-from tasks import commands
+from tasks import checks_commands, shell
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.errors import ConfigError
 from tasks.fleet import parse_parallel
@@ -106,7 +106,11 @@ def scope(s: Settings) -> Scope:
             )
     # Directories www-data must pass through, each alone: to the socket and the static files.
     traverse = sorted(
-        (set(commands.parents(s.socket)) | set(commands.parents(s.static_root + "/x"))) - {"/"}
+        (
+            set(checks_commands.parents(s.socket))
+            | set(checks_commands.parents(s.static_root + "/x"))
+        )
+        - {"/"}
     )
     return Scope(s.project_dir, s.static_root, logs, s.socket, traverse)
 
@@ -221,8 +225,8 @@ def read_command(sc: Scope) -> str:
     ]
     fmt = "'%m %u %g %y %p\\0'"
     return (
-        f"find {' '.join(commands.q(t) for t in trees)} -printf {fmt} 2>/dev/null; "
-        f"find {' '.join(commands.q(d) for d in sc.traverse)} -maxdepth 0 -printf {fmt} "
+        f"find {' '.join(shell.q(t) for t in trees)} -printf {fmt} 2>/dev/null; "
+        f"find {' '.join(shell.q(d) for d in sc.traverse)} -maxdepth 0 -printf {fmt} "
         "2>/dev/null; true"
     )
 
@@ -252,10 +256,10 @@ def apply_commands(before: dict[str, Entry], after: dict[str, Entry]) -> list[st
     cmds = []
     for owner, paths in by_owner.items():
         for i in range(0, len(paths), CHUNK):
-            cmds.append(commands.join("chown", "-h", owner, "--", *paths[i : i + CHUNK]))
+            cmds.append(shell.join("chown", "-h", owner, "--", *paths[i : i + CHUNK]))
     for mode, paths in by_mode.items():
         for i in range(0, len(paths), CHUNK):
-            cmds.append(commands.join("chmod", f"{mode:o}", "--", *paths[i : i + CHUNK]))
+            cmds.append(shell.join("chmod", f"{mode:o}", "--", *paths[i : i + CHUNK]))
     return cmds
 
 

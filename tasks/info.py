@@ -4,13 +4,34 @@ from __future__ import annotations
 
 from fabric import task
 
-from tasks import commands, parse
+from tasks import parse
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.fleet import parse_parallel
+from tasks.git import git
 from tasks.runner import Remote
 from tasks.settings import Settings
+from tasks.shell import q
+from tasks.systemd import systemctl_show
 
 SCHEMA = "cynow-ops.info.v1"
+
+
+def info_script(project_dir: str, python: str, units: list[str]) -> str:
+    """One round trip for `fab info`: key=value lines, then `systemctl show` blocks."""
+    lines = [
+        "printf 'hostname=%s\\n' \"$(hostname)\"",
+        'printf \'os=%s\\n\' "$(. /etc/os-release && echo "$PRETTY_NAME")"',
+        "printf 'kernel=%s\\n' \"$(uname -r)\"",
+        "printf 'systemd=%s\\n' \"$(systemctl --version | head -n1)\"",
+        f"printf 'python=%s\\n' \"$({q(python)} --version 2>&1)\"",
+        f"printf 'commit=%s\\n' \"$({git(project_dir, 'rev-parse', 'HEAD')} 2>/dev/null)\"",
+        f"printf 'branch=%s\\n' \"$({git(project_dir, 'rev-parse', '--abbrev-ref', 'HEAD')}"
+        ' 2>/dev/null)"',
+        f"printf 'subject=%s\\n' \"$({git(project_dir, 'log', '-1', '--format=%s')} 2>/dev/null)\"",
+        "echo '--units--'",
+        systemctl_show(units, ["Id", "LoadState", "ActiveState", "SubState", "UnitFileState"]),
+    ]
+    return "\n".join(lines)
 
 
 def units_of(settings: Settings) -> list[str]:
@@ -18,7 +39,7 @@ def units_of(settings: Settings) -> list[str]:
 
 
 def parse_info(stdout: str) -> dict:
-    """The info script's output as plain data (see commands.info_script)."""
+    """The info script's output as plain data (see info_script)."""
     head, units = parse.split_sections(stdout, "--units--")
     facts = parse.key_values(head)
     return {
@@ -44,7 +65,7 @@ def parse_info(stdout: str) -> dict:
 
 def gather(remote: Remote) -> dict:
     s = remote.settings
-    out = remote.run(commands.info_script(s.project_dir, s.python, units_of(s)))
+    out = remote.run(info_script(s.project_dir, s.python, units_of(s)))
     return {"host": remote.name, **parse_info(out.stdout)}
 
 

@@ -23,8 +23,8 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from tasks import parse
-from tasks.commands import as_user, batch, q
+from tasks import shell
+from tasks.shell import as_user, batch, q
 
 GRACE_SECONDS = 15  # a heartbeat older than this, with no step running: nobody is there
 LOST_CLIENT = 97  # exit status of a command refused because its run no longer owns the lock
@@ -99,7 +99,7 @@ class Status:
 
 
 def read_status(stdout: str, grace: float = GRACE_SECONDS) -> Status:
-    parts = {name: text for name, (text, _code) in parse.batch(stdout).items()}
+    parts = {name: text for name, (text, _code) in shell.read_batch(stdout).items()}
     held = parts.get("held", "").strip() == "yes"
     st = Status(held=held, owner=parts.get("owner", "").strip(), grace=grace)
     for name in ("meta", "state"):

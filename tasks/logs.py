@@ -7,13 +7,63 @@ import re
 
 from fabric import task
 
-from tasks import catalogue, commands, parse
+from tasks import catalogue, parse, shell
 from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
 from tasks.errors import ConfigError
 from tasks.runner import Remote
 from tasks.settings import whole_number
+from tasks.shell import batch, join, q
 
 SCHEMA = "cynow-ops.logs.v1"
+
+
+LOG_SOURCES = ("gunicorn", "nginx", "django")
+
+
+def since_check(since: str) -> str:
+    """The cut-off in both log clocks, or date's own complaint (the user's --since, quoted)."""
+    return f"date -d {q(since)} '+nginx=%Y/%m/%d %H:%M:%S%ndjango=%Y-%m-%d %H:%M:%S%nepoch=%s'"
+
+
+def logs_script(unit: str, nginx_log: str, django_log: str, lines: int, since: str | None) -> str:
+    """The three logs of the guide's step 2. With --since, the files are read further back and
+    cut locally by their timestamps; the journal is cut by journalctl itself."""
+    if since:
+        journal = (
+            join("journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "--since", since)
+            + f" | tail -n {int(lines)}"
+        )
+        span = max(int(lines) * 20, 2000)
+    else:
+        journal = join(
+            "journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "-n", str(int(lines))
+        )
+        span = int(lines)
+    return batch(
+        {
+            "gunicorn": journal,
+            "nginx": f"tail -n {span} {q(nginx_log)}",
+            "django": f"tail -n {span} {q(django_log)}",
+        }
+    )
+
+
+def follow_script(unit: str, nginx_log: str, django_log: str) -> str:
+    """Every new line of the three logs, each prefixed with its source, until the channel
+    closes (run on a pty: closing it hangs up all three readers)."""
+    return (
+        " & ".join(
+            [
+                join("journalctl", "--no-pager", "-o", "short-iso", "-f", "-n", "0", "-u", unit)
+                + " | sed -u 's/^/gunicorn| /'",
+                f"tail -F -n 0 {q(nginx_log)} 2>/dev/null | sed -u 's/^/nginx| /'",
+                f"tail -F -n 0 {q(django_log)} 2>/dev/null | sed -u 's/^/django| /'",
+            ]
+        )
+        + " & wait"
+    )
+
+
 _STAMP = {
     "nginx": re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) "),
     "django": re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"),
@@ -49,7 +99,7 @@ def read(remote: Remote, since: str | None, n: int, known: bool) -> dict:
     s = remote.settings
     cutoffs: dict = {}
     if since:
-        check = remote.run(commands.since_check(since))
+        check = remote.run(since_check(since))
         if not check.ok:
             raise ConfigError(
                 f"--since {since!r} is not a time the server understands "
@@ -58,11 +108,11 @@ def read(remote: Remote, since: str | None, n: int, known: bool) -> dict:
             )
         cutoffs = parse.key_values(check.stdout)
     out = remote.run(
-        commands.logs_script(s.gunicorn_unit, s.nginx_error_log, s.django_log, n, since), root=True
+        logs_script(s.gunicorn_unit, s.nginx_error_log, s.django_log, n, since), root=True
     )
-    parts = parse.batch(out.stdout)
+    parts = shell.read_batch(out.stdout)
     sources = {}
-    for name in commands.LOG_SOURCES:
+    for name in LOG_SOURCES:
         lines = [
             ln for ln in parts.get(name, ("", 0))[0].splitlines() if ln and not ln.startswith("-- ")
         ]
@@ -101,9 +151,7 @@ def follow_logs(remote: Remote, known: bool) -> None:
         sig = f" [red]{m.entry.key}[/]" if m else ""
         c.print(f"[{colour}]{source}[/]{sig} {escape(text)}", soft_wrap=True, highlight=False)
 
-    remote.stream(
-        commands.follow_script(s.gunicorn_unit, s.nginx_error_log, s.django_log), show, root=True
-    )
+    remote.stream(follow_script(s.gunicorn_unit, s.nginx_error_log, s.django_log), show, root=True)
 
 
 @task(

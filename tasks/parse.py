@@ -50,23 +50,6 @@ def sections(text: str, markers: list[str]) -> dict[str, str]:
     return out
 
 
-def batch(text: str, mark: str = "@@cynow-ops@@") -> dict[str, tuple[str, int]]:
-    """The output of commands.batch: name -> (its output exactly, its exit status)."""
-    out: dict[str, tuple[str, int]] = {}
-    begin = re.compile(re.escape(mark) + r" begin (\S+)\n")
-    pos = 0
-    while m := begin.search(text, pos):
-        name = m.group(1)
-        end = re.compile(r"\n" + re.escape(f"{mark} end {name} ") + r"(\d+)\n?")
-        e = end.search(text, m.end())
-        if not e:  # cut off (timeout, lost connection): what arrived, and no status
-            out[name] = (text[m.end() :], 255)
-            break
-        out[name] = (text[m.end() : e.start()], int(e.group(1)))
-        pos = e.end()
-    return out
-
-
 def frozen_names(lines: list[str]) -> dict[str, str]:
     """`pip freeze` lines by normalised project name (PEP 503: case, runs of -_. alike);
     comments and options are left out."""

@@ -9,7 +9,7 @@ import time
 
 from fabric import task
 
-from tasks import commands, parse
+from tasks import parse, systemd
 from tasks.cli import COMMON_HELP, console, guarded, load, print_json
 from tasks.connect import make_connection, target_hosts
 from tasks.diagnose import diagnose_host
@@ -90,7 +90,7 @@ def reboot(c, yes=False, wait=None, target=None, json=False):
         remote.open()
         s = settings
         out = remote.run(
-            commands.systemctl_show(
+            systemd.systemctl_show(
                 [s.gunicorn_unit, s.nginx_unit], ["Id", "LoadState", "UnitFileState"]
             )
         )

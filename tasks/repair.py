@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
-from tasks import commands, lock, snapshots
+from tasks import lock, restart, shell, snapshots, systemd
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
 from tasks.errors import ConfigError
@@ -57,7 +57,7 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
     """The actions for a set of causes, in a safe order, each once; and the causes left to a
     person with what to do. Pure."""
     unit, app = s.gunicorn_unit, s.app_user
-    in_app = f"cd {commands.q(s.project_dir)} && "
+    in_app = f"cd {shell.q(s.project_dir)} && "
     catalogue = [
         (
             "permissions",
@@ -69,7 +69,7 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
             "daemon-reload",
             "make systemd read the changed unit",
             {"unit_not_reloaded"},
-            [("root", commands.systemctl("daemon-reload", unit))],
+            [("root", systemd.systemctl("daemon-reload", unit))],
         ),
         (
             "update",
@@ -79,15 +79,14 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
             [
                 (
                     app,
-                    in_app + commands.join("git", "pull", "--ff-only", s.git_remote, s.git_branch),
+                    in_app + shell.join("git", "pull", "--ff-only", s.git_remote, s.git_branch),
                 ),
                 (
                     app,
-                    in_app
-                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
+                    in_app + shell.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
                 ),
-                (app, in_app + commands.join(s.python, "manage.py", "migrate", "--noinput")),
-                (app, in_app + commands.join(s.python, "manage.py", "collectstatic", "--noinput")),
+                (app, in_app + shell.join(s.python, "manage.py", "migrate", "--noinput")),
+                (app, in_app + shell.join(s.python, "manage.py", "collectstatic", "--noinput")),
             ],
         ),
         (
@@ -97,8 +96,7 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
             [
                 (
                     app,
-                    in_app
-                    + commands.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
+                    in_app + shell.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
                 )
             ],
         ),
@@ -106,13 +104,13 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
             "migrate",
             "apply pending migrations",
             {"migrations_pending"},
-            [(app, in_app + commands.join(s.python, "manage.py", "migrate", "--noinput"))],
+            [(app, in_app + shell.join(s.python, "manage.py", "migrate", "--noinput"))],
         ),
         (
             "nginx",
             "check nginx's config, then start it",
             {"nginx_stopped"},
-            [("root", "nginx -t"), ("root", commands.systemctl("start", s.nginx_unit))],
+            [("root", "nginx -t"), ("root", systemd.systemctl("start", s.nginx_unit))],
         ),
         (
             "gunicorn",
@@ -127,9 +125,9 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
                 "migrations_pending",
             },
             [
-                ("root", commands.systemctl("reset-failed", unit)),
-                ("root", commands.remove_stale_socket(s.socket)),
-                ("root", commands.systemctl("restart", unit)),
+                ("root", systemd.systemctl("reset-failed", unit)),
+                ("root", restart.remove_stale_socket(s.socket)),
+                ("root", systemd.systemctl("restart", unit)),
             ],
         ),
     ]
@@ -140,7 +138,7 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
         if hit:
             cmds = list(cmds)
             if key == "gunicorn" and disabled:
-                cmds.append(("root", commands.systemctl("enable", unit)))
+                cmds.append(("root", systemd.systemctl("enable", unit)))
             actions.append(Action(key, title, hit, cmds))
     by_hand = {c: BY_HAND[c] for c in causes if c in BY_HAND}
     return actions, by_hand

@@ -9,12 +9,23 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
-from tasks import commands, parse
+from tasks import deploy_commands, parse, shell, systemd
 from tasks.checks import http
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
+from tasks.shell import q
 
 SCHEMA = "cynow-ops.restart.v1"
+
+
+def remove_stale_socket(socket: str) -> str:
+    """Remove the socket file only when no process holds it (a live gunicorn's is kept)."""
+    return (
+        f"if [ -S {q(socket)} ] && ! ss -xlpnH | grep -F -- {q(' ' + socket + ' ')} "
+        f"| grep -q 'users:(('; then rm -f -- {q(socket)} && echo removed; fi"
+    )
+
+
 HEALTH_TIMEOUT = 30.0
 
 
@@ -42,17 +53,17 @@ class Outcome:
 def unit_state(remote: Remote) -> dict:
     s = remote.settings
     out = remote.run(
-        commands.batch(
+        shell.batch(
             {
-                "show": commands.systemctl_show(
+                "show": systemd.systemctl_show(
                     [s.gunicorn_unit], ["ActiveState", "SubState", "MainPID", "NeedDaemonReload"]
                 ),
-                "pids": commands.unit_pids(s.gunicorn_unit),
+                "pids": systemd.unit_pids(s.gunicorn_unit),
             }
         ),
         root=True,
     )
-    parts = {k: v[0] for k, v in parse.batch(out.stdout).items()}
+    parts = {k: v[0] for k, v in shell.read_batch(out.stdout).items()}
     props = parse.key_values(parts.get("show", ""))
     return {
         "active": props.get("ActiveState", ""),
@@ -75,7 +86,7 @@ WAIT_SLICE = 5.0
 
 @dataclass
 class Poll:
-    """One poll of the health gate (commands.health_script)."""
+    """One poll of the health gate (deploy_commands.health_script)."""
 
     replies: dict  # tasks.checks.http.parse_http
     pids: list[int]
@@ -84,7 +95,7 @@ class Poll:
 
 
 def read_poll(stdout: str) -> Poll:
-    parts = {k: v[0] for k, v in parse.batch(stdout).items()}
+    parts = {k: v[0] for k, v in shell.read_batch(stdout).items()}
     main = parts.get("main", "").strip()
     tracebacks = parts.get("tracebacks", "").strip()
     return Poll(
@@ -143,7 +154,7 @@ def health(
     deadline = time.monotonic() + timeout
     errors_seen = 0
     while True:
-        script = commands.health_script(
+        script = deploy_commands.health_script(
             s.socket,
             s.health_urls,
             s.http_timeout,
@@ -195,15 +206,13 @@ def restart_host(remote: Remote, force: bool) -> Outcome:
     o = Outcome(remote.name, mode, before=before)
     if before["reload_needed"]:
         # HUP cannot apply a changed unit file; systemd must read it first.
-        _step(
-            o, "daemon-reload", lambda: _run_ok(remote, commands.systemctl("daemon-reload", unit))
-        )
+        _step(o, "daemon-reload", lambda: _run_ok(remote, systemd.systemctl("daemon-reload", unit)))
     if mode == "graceful":
         old_workers = [p for p in before["pids"] if p != before["main_pid"]]
         ok = _step(
             o,
             f"HUP gunicorn master (pid {before['main_pid']})",
-            lambda: _run_ok(remote, commands.hup_main(unit)),
+            lambda: _run_ok(remote, systemd.hup_main(unit)),
         )
         if ok:
             o.healthy = _step(
@@ -216,27 +225,27 @@ def restart_host(remote: Remote, force: bool) -> Outcome:
             _step(
                 o,
                 f"systemctl stop {unit}",
-                lambda: _run_ok(remote, commands.systemctl("stop", unit)),
+                lambda: _run_ok(remote, systemd.systemctl("stop", unit)),
             )
             _step(o, "kill what is left in the unit's control group", lambda: _kill_left(remote))
             _step(
                 o,
                 "remove a stale socket",
-                lambda: _run_ok(remote, commands.remove_stale_socket(s.socket)),
+                lambda: _run_ok(remote, remove_stale_socket(s.socket)),
             )
         elif mode == "restart":
             _step(
                 o,
                 f"systemctl stop {unit}",
-                lambda: _run_ok(remote, commands.systemctl("stop", unit)),
+                lambda: _run_ok(remote, systemd.systemctl("stop", unit)),
             )
         _step(
             o,
             "systemctl reset-failed",
-            lambda: _run_ok(remote, commands.systemctl("reset-failed", unit)),
+            lambda: _run_ok(remote, systemd.systemctl("reset-failed", unit)),
         )
         if _step(
-            o, f"systemctl start {unit}", lambda: _run_ok(remote, commands.systemctl("start", unit))
+            o, f"systemctl start {unit}", lambda: _run_ok(remote, systemd.systemctl("start", unit))
         ):
             o.healthy = _step(o, "health: the site answers", lambda: health(remote))
     o.after = unit_state(remote)
@@ -247,7 +256,7 @@ def _kill_left(remote: Remote) -> tuple[bool, str]:
     left = unit_state(remote)["pids"]
     if not left:
         return True, "none left"
-    _run_ok(remote, commands.kill_pids(left))
+    _run_ok(remote, systemd.kill_pids(left))
     time.sleep(0.2)
     still = unit_state(remote)["pids"]
     return not still, f"killed {left}" + (f"; still there: {still}" if still else "")

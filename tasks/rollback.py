@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json as jsonlib
 
-from tasks import commands, lock, snapshots
+from tasks import deploy_commands, lock, snapshots
 from tasks.deploy import (
     AFTER_UNDO,
     Ctx,
@@ -110,7 +110,7 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
         # The deploy it undoes: a rollback's own state names it; an interrupted deploy is it.
         ctx.undoes = state.get("undoes") or state.get("id") or ""
     else:
-        text = ctx.run(commands.history_read(s.state_dir, 1000), root=True).stdout
+        text = ctx.run(deploy_commands.history_read(s.state_dir, 1000), root=True).stdout
         history, _bad = read_history(text)
         head = ctx.git("rev-parse", "HEAD").stdout.strip()
         state = deploy_to_undo(history, head)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from fabric import task
 
-from tasks import commands, rolling
+from tasks import git, rolling
 from tasks.cli import COMMON_HELP, PRINTING, console, guarded, load, print_json
 from tasks.connect import describe
 from tasks.deploy import SCHEMA, Ctx, Outcome, deploy_host
@@ -271,9 +271,7 @@ def origin_commit(fleet: Fleet) -> str:
     ref = f"refs/heads/{s.git_branch}"
 
     def read(remote: Remote) -> str:
-        out = remote.run(
-            commands.git(s.project_dir, "ls-remote", s.git_remote, ref), user=s.app_user
-        )
+        out = remote.run(git.git(s.project_dir, "ls-remote", s.git_remote, ref), user=s.app_user)
         return next((ln.split()[0] for ln in out.lines if ln.endswith("\t" + ref)), "")
 
     for cxn in fleet:
@@ -309,7 +307,7 @@ def read_commits(fleet: Fleet, out: Rollout) -> None:
     s = fleet.settings
 
     def head(remote: Remote) -> str:
-        o = remote.run(commands.git(s.project_dir, "rev-parse", "HEAD"), user=s.app_user)
+        o = remote.run(git.git(s.project_dir, "rev-parse", "HEAD"), user=s.app_user)
         return o.stdout.strip() if o.ok else ""
 
     for cxn, value in fleet.each(head).items():

@@ -19,7 +19,7 @@ from fabric import Connection
 from invoke.exceptions import AuthFailure, CommandTimedOut
 from invoke.runners import Result
 
-from tasks import commands, parse
+from tasks import shell
 from tasks.connect import describe, open_connection
 from tasks.errors import ConnectError
 from tasks.settings import Settings
@@ -242,12 +242,12 @@ class Remote:
         password, Fabric's sudo answers the prompt; without one, `sudo -n` fails fast."""
         if user and user != self.conn.user:
             if self.sudo_password:
-                return f"sh -c {commands.q(command)}", True
-            return commands.as_user(user, command), False
+                return f"sh -c {shell.q(command)}", True
+            return shell.as_user(user, command), False
         if root and not self.is_root:
             if self.sudo_password:
-                return f"sh -c {commands.q(command)}", True
-            return commands.as_root(command), False
+                return f"sh -c {shell.q(command)}", True
+            return shell.as_root(command), False
         return command, False
 
     def stream(self, command: str, on_line, *, root: bool = False) -> None:
@@ -255,7 +255,7 @@ class Remote:
         Closing the channel hangs up the pty, which ends the remote processes too."""
         wrapped, via_fabric_sudo = self._wrap(command, root, None)
         if via_fabric_sudo:
-            wrapped = command if self.is_root else commands.as_root(command)
+            wrapped = command if self.is_root else shell.as_root(command)
         chan = self.conn.client.get_transport().open_session(timeout=self.conn.connect_timeout)
         buf = b""
         try:
@@ -279,7 +279,7 @@ class Remote:
 
         `jobs` maps a name to keyword arguments of `run` (command=..., root=..., user=...,
         timeout=...), plus `alone=True` for a slow job that gets its own channel at once. Other
-        jobs that run as the same identity share one channel and one sudo (`commands.batch`):
+        jobs that run as the same identity share one channel and one sudo (`shell.batch`):
         sudo and channel setup cost more than most of these commands.
         """
         groups: dict[object, list[str]] = {}
@@ -307,12 +307,12 @@ class Remote:
         first = jobs[names[0]]
         timeouts = [jobs[n].get("timeout") for n in names]
         whole = self.run(
-            commands.batch({n: jobs[n]["command"] for n in names}),
+            shell.batch({n: jobs[n]["command"] for n in names}),
             root=bool(first.get("root")),
             user=first.get("user"),
             timeout=None if None in timeouts else sum(timeouts),
         )
-        parts = parse.batch(whole.stdout)
+        parts = shell.read_batch(whole.stdout)
         return {
             n: Output(
                 jobs[n]["command"],

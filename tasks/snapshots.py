@@ -19,9 +19,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tasks import parse, programs
-from tasks.commands import as_user, batch, q
+from tasks import programs, shell
 from tasks.settings import Settings
+from tasks.shell import as_user, batch, q
 
 MARK = "CYNOW-SNAPSHOT "
 HEADROOM = 1.2  # a snapshot may come out a little larger than the live file (sqlite pages)
@@ -207,7 +207,7 @@ def human(n: float) -> str:
 def take(remote, s: Settings, reason: str, deploy: str = "", commit: str = "") -> Snapshot:
     """A snapshot now: the size and free space first (refused when it would not fit), then the
     dump. Raises SnapshotError, having changed nothing but a failed partial file removed."""
-    parts = parse.batch(remote.run(measure_script(s), root=True, timeout=180).stdout)
+    parts = shell.read_batch(remote.run(measure_script(s), root=True, timeout=180).stdout)
     info_text, info_code = parts.get("info", ("", 255))
     info = read_mark(info_text)
     if info_code != 0 or not info:

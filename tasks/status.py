@@ -4,13 +4,47 @@ from __future__ import annotations
 
 from fabric import task
 
-from tasks import commands, parse
+from tasks import parse, shell
 from tasks.checks import listener
+from tasks.checks_commands import listener_script
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.fleet import parse_parallel
+from tasks.git import git
 from tasks.runner import Remote
+from tasks.shell import batch
+from tasks.systemd import processes, systemctl_show
 
 SCHEMA = "cynow-ops.status.v1"
+
+
+def status_script(units: list[str], gunicorn_unit: str, socket: str, project_dir: str) -> str:
+    return batch(
+        {
+            "units": systemctl_show(
+                units,
+                [
+                    "Id",
+                    "LoadState",
+                    "ActiveState",
+                    "SubState",
+                    "UnitFileState",
+                    "MainPID",
+                    "NRestarts",
+                    "Result",
+                ],
+            ),
+            "processes": processes(gunicorn_unit),
+            "listener": listener_script(socket),
+            "commit": "\n".join(
+                [
+                    f'echo "commit=$({git(project_dir, "rev-parse", "HEAD")} 2>/dev/null)"',
+                    f'echo "branch=$({git(project_dir, "rev-parse", "--abbrev-ref", "HEAD")} '
+                    '2>/dev/null)"',
+                    f'echo "subject=$({git(project_dir, "log", "-1", "--format=%s")} 2>/dev/null)"',
+                ]
+            ),
+        }
+    )
 
 
 def parse_processes(text: str) -> list[dict]:
@@ -35,10 +69,8 @@ def parse_processes(text: str) -> list[dict]:
 def gather(remote: Remote) -> dict:
     s = remote.settings
     units = [s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit]
-    out = remote.run(
-        commands.status_script(units, s.gunicorn_unit, s.socket, s.project_dir), root=True
-    )
-    parts = {k: v[0] for k, v in parse.batch(out.stdout).items()}
+    out = remote.run(status_script(units, s.gunicorn_unit, s.socket, s.project_dir), root=True)
+    parts = {k: v[0] for k, v in shell.read_batch(out.stdout).items()}
     li = listener.parse_listener(parts.get("listener", ""))
     return {
         "host": remote.name,

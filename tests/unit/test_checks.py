@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import catalogue, commands
+from tasks import catalogue, checks_commands
 from tasks.checks import http, logs, nginx, unit
 from tasks.checks.services import gave_up, state_line
 
@@ -157,7 +157,7 @@ def test_gave_up_only_when_it_is_systemds_last_word():
 
 
 def test_parents_of_socket():
-    assert commands.parents("/home/cynow/cynow/gunicorn.sock") == [
+    assert checks_commands.parents("/home/cynow/cynow/gunicorn.sock") == [
         "/home",
         "/home/cynow",
         "/home/cynow/cynow",
@@ -165,6 +165,6 @@ def test_parents_of_socket():
 
 
 def test_journal_command_takes_the_end_of_the_window():
-    cmd = commands.journal("gunicorn.service", "gunicorn.socket", 15)
+    cmd = checks_commands.journal("gunicorn.service", "gunicorn.socket", 15)
     assert cmd.endswith("--since '15 min ago' | tail -n 400")
     assert " -n " not in cmd.split("|")[0]

@@ -149,7 +149,7 @@ def test_a_command_failing_is_not_mistaken_for_sudo(mocker):
 
 
 def test_jobs_of_one_identity_share_a_channel(mocker):
-    from tasks import commands
+    from tasks import shell
 
     remote, sent = _remote(mocker, "cynow", None)
     sent.side_effect = lambda cmd, timeout: Result(
@@ -168,7 +168,7 @@ def test_jobs_of_one_identity_share_a_channel(mocker):
         "slow": ("S\n", 0),
     }
     assert sent.call_count == 2  # one batch for a+b, one channel for the slow job
-    assert commands.BATCH_MARK in sent.call_args_list[-1].args[0] + sent.call_args_list[0].args[0]
+    assert shell.MARK in sent.call_args_list[-1].args[0] + sent.call_args_list[0].args[0]
 
 
 class _Channel:

@@ -1,6 +1,6 @@
 import subprocess
 
-from tasks import commands, deploy, lock
+from tasks import deploy, deploy_commands, lock
 
 
 def test_the_deploy_is_one_list_of_steps_with_undos_beside_them():
@@ -58,12 +58,12 @@ def test_lock_is_atomic_and_tells_who_holds_it(tmp_path):
 
 def test_history_line_is_one_line_whatever_it_contains(tmp_path):
     line = '{"error": "it\'s \\"broken\\"; $(id)"}'
-    subprocess.run(["sh", "-c", commands.history_append(str(tmp_path), line)], check=True)
+    subprocess.run(["sh", "-c", deploy_commands.history_append(str(tmp_path), line)], check=True)
     assert (tmp_path / "history.jsonl").read_text() == line + "\n"
 
 
 def test_probe_never_writes_bytecode_into_the_checkout():
-    assert " -B -c " in commands.deploy_probe("/p", "/p/venv/bin/python", "config.wsgi:app")
-    assert commands.migrate_to("/p", "/p/venv/bin/python", "orders", "0001_initial") == (
+    assert " -B -c " in deploy_commands.deploy_probe("/p", "/p/venv/bin/python", "config.wsgi:app")
+    assert deploy_commands.migrate_to("/p", "/p/venv/bin/python", "orders", "0001_initial") == (
         "cd /p && /p/venv/bin/python manage.py migrate orders 0001_initial --noinput"
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import commands, deploy, restart
+from tasks import deploy, deploy_commands, restart, systemd
 from tasks.runner import Output
 from tasks.settings import resolve
 
@@ -245,7 +245,9 @@ def test_fetch_refuses_an_unreachable_origin_and_runs_nothing_after_the_fetch(se
     ctx, remote, dev, app = server
     ctx.old_commit = git(app, "rev-parse", "HEAD")
     git(app, "remote", "set-url", "origin", str(app.parent / "gone.git"))
-    parts = deploy.Parts(remote.run(commands.fetch_script(str(app), "origin", "main", "x" * 40)))
+    parts = deploy.Parts(
+        remote.run(deploy_commands.fetch_script(str(app), "origin", "main", "x" * 40))
+    )
     assert parts.get("fetch").exited != 0 and list(parts.parts) == ["fetch"]
     with pytest.raises(deploy.Refused, match="cannot fetch origin main: and the repository exists"):
         deploy.fetch(ctx)
@@ -325,7 +327,7 @@ def test_unmigrate_script_stops_at_the_first_failing_app(tmp_path):
         "import sys\nopen('calls', 'a').write(' '.join(sys.argv[1:]) + '\\n')\n"
         "sys.exit(1 if sys.argv[2] == 'orders' else 0)\n"
     )
-    script = commands.unmigrate_script(
+    script = deploy_commands.unmigrate_script(
         str(tmp_path), sys.executable, [("shop", "0003_x"), ("orders", "zero"), ("auth", "zero")]
     )
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
@@ -416,7 +418,7 @@ def fakes(tmp_path, monkeypatch):
 
 
 def test_fake_control_group_is_what_unit_pids_reads(fakes):
-    out = subprocess.run(["sh", "-c", commands.unit_pids("gunicorn.service")], capture_output=True)
+    out = subprocess.run(["sh", "-c", systemd.unit_pids("gunicorn.service")], capture_output=True)
     assert out.stdout.split() == [b"30", b"41", b"42"]
 
 

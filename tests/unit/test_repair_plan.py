@@ -29,9 +29,9 @@ def test_gunicorn_is_started_last_and_enabled_when_disabled():
 
 
 def commands_remove_stale():
-    from tasks import commands
+    from tasks import restart
 
-    return commands.remove_stale_socket(S.socket)
+    return restart.remove_stale_socket(S.socket)
 
 
 def test_human_causes_are_explained_not_touched():
