@@ -6,6 +6,7 @@ missing lab is a failure: CI must run them.
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 import pytest
@@ -31,11 +32,16 @@ def lab_image():
         if os.environ.get("CI") == "true":
             pytest.fail(f"lab build failed: {e}")
         pytest.skip(f"lab build failed: {e}")
+    # One test session drives the lab at a time: two would reset each other's hosts. Another
+    # session (a second terminal, a helper) waits here until the first one ends.
+    gate = open(lab.ROOT / "session.lock", "w")  # noqa: SIM115 - held for the whole session
+    fcntl.flock(gate, fcntl.LOCK_EX)
     already = set(lab.running())
     yield lab.image_dir()
     # Power off what this session booted; a host the user booted (./dev demo) stays up.
     for n in set(lab.running()) - already:
         lab.down(n)
+    gate.close()
 
 
 @pytest.fixture(scope="session")
