@@ -1,8 +1,9 @@
 """`fab diagnose`: every step of the 502 guide, read-only, ending in one named cause and its fix.
 
-Gathering is two rounds of concurrent channels on one SSH connection: round one reads everything
-the guide's steps read; round two checks the paths the unit names and, only when gunicorn is
-down, runs it by hand on a temporary socket (guide step 7). Evaluation is pure (tasks/checks).
+Gathering is two rounds of concurrent channels on one SSH connection: round one runs every
+fact of tasks/checks (each step's module holds its own); round two checks the paths the unit
+names and, only when gunicorn is down, runs it by hand on a temporary socket (guide step 7).
+Evaluation is pure: each module's checks, in the guide's order (tasks/checks/__init__.py).
 """
 
 from __future__ import annotations
@@ -14,163 +15,92 @@ from datetime import UTC, datetime
 
 from fabric import task
 
-from tasks import checks_commands
-from tasks.checks import code, django, http, listener, logs, nginx, permissions, services, unit
-from tasks.checks.base import FAIL, CheckResult, Facts
+from tasks import checks, shell
+from tasks.causes import TITLES as CAUSES
+from tasks.checks.base import FAIL, CheckResult, Fact, Facts
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, PRINTING, console, guarded, load, print_json
 from tasks.connect import describe
 from tasks.errors import ConnectError, ExitCode, OpsError
 from tasks.fleet import Fleet, parse_parallel
 from tasks.runner import Output, Remote
 from tasks.settings import Settings
-from tasks.verdict import CAUSES, Verdict, decide
+from tasks.verdict import Verdict, decide
 
 SCHEMA = "cynow-ops.diagnose.v1"
 MULTI_SCHEMA = "cynow-ops.diagnose-hosts.v1"
 
-# Which remote commands each check reads: a check's time is the slowest of them.
-SOURCES = {
-    "services": ["units"],
-    "listener": ["listener"],
-    "logs.gunicorn": ["journal"],
-    "logs.nginx": ["nginx_log"],
-    "logs.django": ["django_log"],
-    "unit": ["units", "paths", "unit_paths"],
-    "nginx": ["nginx"],
-    "permissions.socket": ["permissions"],
-    "permissions.static": ["permissions"],
-    "permissions.database": ["probe"],
-    "http.manual": ["manual"],
-    "http": ["http"],
-    "django.required": ["required"],
-    "django": ["probe"],
-    "code": ["code"],
-}
+IDENTITY = {"login": {}, "root": {"root": True}}
 
 
-def expected_paths(s: Settings) -> tuple[list[str], list[str], list[str]]:
-    """What the guide's unit names, checked in round one; round two only checks a unit that
-    names something else."""
-    return [f"{s.venv}/bin/gunicorn", s.project_dir], [s.app_user], [s.app_group]
+def job(fact: Fact, command: str, s: Settings) -> dict:
+    """A fact's command as Remote.many runs it: as whom, alone or sharing a channel."""
+    who = {"app": {"user": s.app_user}, "web": {"user": s.web_user}}
+    kw = dict(command=command, **IDENTITY.get(fact.identity, who.get(fact.identity, {})))
+    if fact.alone:
+        kw["alone"] = True
+    if fact.timeout:
+        kw["timeout"] = fact.timeout
+    return kw
 
 
 def first_round(s: Settings) -> dict[str, dict]:
     """Everything steps 1-9 read, as independent commands (name -> Remote.run kwargs). The
     slow or possibly hanging ones run alone; the rest share a channel per identity."""
-    return {
-        "probe": dict(
-            command=checks_commands.django_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit),
-            user=s.app_user,
-            alone=True,
-        ),
-        "http": dict(
-            command=checks_commands.http_script(s.socket, s.health_urls, s.http_timeout),
-            root=True,
-            alone=True,
-        ),
-        "code": dict(
-            command=checks_commands.code_script(s.project_dir, s.git_remote, s.git_branch),
-            user=s.app_user,
-            alone=True,
-        ),
-        "paths": dict(command=checks_commands.path_facts(*expected_paths(s))),
-        "units": dict(
-            command=checks_commands.units_script(
-                s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit
-            )
-        ),
-        "journal": dict(
-            command=checks_commands.journal(
-                s.gunicorn_unit, s.gunicorn_socket_unit, int(s.log_window_minutes)
-            ),
-            root=True,
-        ),
-        "nginx_log": dict(
-            command=checks_commands.log_tail(s.nginx_error_log, logs.NGINX_CLOCK, 400), root=True
-        ),
-        "django_log": dict(
-            command=checks_commands.log_tail(s.django_log, logs.DJANGO_CLOCK, 300), root=True
-        ),
-        "listener": dict(command=checks_commands.listener_script(s.socket), root=True),
-        "nginx": dict(command=checks_commands.nginx_script(s.nginx_site), root=True),
-        "permissions": dict(
-            command=checks_commands.permissions_script(s.socket, s.static_root), user=s.web_user
-        ),
-        "required": dict(
-            command=checks_commands.required_files_script(s.project_dir, s.required_files)
-        ),
-    }
+    empty = Facts()
+    return {f.name: job(f, f.command(s, empty), s) for f in checks.FACTS if not f.second}
+
+
+def second_round(facts: Facts, s: Settings) -> dict[str, dict]:
+    """Only what round one could not know: paths a non-standard unit names, and the by-hand
+    run when gunicorn is down. Usually nothing."""
+    jobs = {}
+    for f in checks.FACTS:
+        if f.second and (command := f.command(s, facts)) is not None:
+            jobs[f.name] = job(f, command, s)
+    return jobs
+
+
+def store(facts: Facts, out: dict[str, Output], s: Settings) -> None:
+    """Each fact's output parsed into its Facts fields."""
+    for f in checks.FACTS:
+        if f.name not in out:
+            continue
+        raw = out[f.name].stdout
+        value = f.parse(shell.read_batch(raw) if f.framed else raw, s)
+        values = value if len(f.fields) > 1 else (value,)
+        for name, v in zip(f.fields, values, strict=True):
+            if f.merge:
+                getattr(facts, name).update(v)
+            else:
+                setattr(facts, name, v)
+        facts.seconds[f.name] = out[f.name].seconds
 
 
 def parse_first_round(out: dict[str, Output], s: Settings) -> Facts:
-    f = Facts()
-    f.units, f.unit_file, f.unit_verify = unit.parse_units(out["units"].stdout)
-    f.journal = logs.parse_journal(out["journal"].stdout)
-    f.nginx_log = logs.parse_nginx_log(out["nginx_log"].stdout, s.log_window_minutes)
-    f.django_log = logs.parse_django_log(out["django_log"].stdout, s.log_window_minutes)
-    f.listener = listener.parse_listener(out["listener"].stdout)
-    f.nginx = nginx.parse_nginx(out["nginx"].stdout)
-    f.permissions = permissions.parse_permissions(out["permissions"].stdout)
-    f.http = http.parse_http(out["http"].stdout)
-    f.probe = django.parse_probe(out["probe"].stdout)
-    f.required = django.parse_required(out["required"].stdout)
-    f.code = code.parse_code(out["code"].stdout)
-    f.paths = unit.parse_paths(out["paths"].stdout)
-    f.seconds = {name: o.seconds for name, o in out.items()}
-    return f
+    facts = Facts()
+    store(facts, out, s)
+    return facts
 
 
-def needs_manual_run(f: Facts, s: Settings) -> bool:
-    """Guide step 7 by hand only when the service's gunicorn cannot answer."""
-    g = f.units.get(s.gunicorn_unit, {})
-    running = g.get("ActiveState") == "active" and g.get("SubState") == "running"
-    answered = any(r.get("code") for r in f.http.get("socket", {}).values())
-    return not (running and answered)
-
-
-def second_round(f: Facts, s: Settings) -> dict[str, dict]:
-    """Only what round one could not know: paths a non-standard unit names, and the by-hand
-    run when gunicorn is down. Usually nothing."""
-    paths, users, groups = unit.unit_paths(f, s)
-    paths = [p for p in paths if p not in f.paths]
-    users = [u for u in users if f"user:{u}" not in f.paths]
-    groups = [g for g in groups if f"group:{g}" not in f.paths]
-    jobs = {}
-    if paths or users or groups:
-        jobs["unit_paths"] = dict(command=checks_commands.path_facts(paths, users, groups))
-    if needs_manual_run(f, s):
-        jobs["manual"] = dict(
-            command=checks_commands.manual_run(
-                s.project_dir, s.venv, s.wsgi, s.health_urls[0] if s.health_urls else s.url_prefix
-            ),
-            user=s.app_user,
-            timeout=60,
-        )
-    return jobs
+def parse_second_round(facts: Facts, out: dict[str, Output], s: Settings | None = None) -> None:
+    store(facts, out, s)
 
 
 def gather(remote: Remote) -> Facts:
     s = remote.settings
     first = remote.many(first_round(s))
-    f = parse_first_round(first, s)
-    jobs = second_round(f, s)
+    facts = parse_first_round(first, s)
+    jobs = second_round(facts, s)
     second = remote.many(jobs) if jobs else {}
-    parse_second_round(f, second)
-    capture(first | second)
-    return f
+    parse_second_round(facts, second, s)
+    capture(first | second, first_round(s) | jobs)
+    return facts
 
 
-def parse_second_round(f: Facts, out: dict[str, Output]) -> None:
-    if "unit_paths" in out:
-        f.paths.update(unit.parse_paths(out["unit_paths"].stdout))
-    if "manual" in out:
-        f.manual = http.parse_manual(out["manual"].stdout)
-    f.seconds.update({name: o.seconds for name, o in out.items()})
-
-
-def capture(outputs: dict[str, Output]) -> None:
-    """With CYNOW_OPS_CAPTURE=DIR, keep each command's raw output: the unit tests' data files
-    (tests/unit/data/diagnose) are real output captured this way from the lab."""
+def capture(outputs: dict[str, Output], jobs: dict[str, dict]) -> None:
+    """With CYNOW_OPS_CAPTURE=DIR, keep each command's raw output (NAME.out) and the command
+    that produced it, as whom (NAME.cmd): the unit tests' data files (tests/unit/data/diagnose)
+    are real output captured this way from the lab."""
     target = os.environ.get("CYNOW_OPS_CAPTURE")
     if not target:
         return
@@ -178,27 +108,22 @@ def capture(outputs: dict[str, Output]) -> None:
     for name, o in outputs.items():
         with open(os.path.join(target, f"{name}.out"), "w") as fh:
             fh.write(o.stdout)
+        kw = jobs.get(name, {})
+        who = "root" if kw.get("root") else kw.get("user") or "login user"
+        with open(os.path.join(target, f"{name}.cmd"), "w") as fh:
+            fh.write(f"# run as {who}\n{kw.get('command', '')}\n")
 
 
 def evaluate(f: Facts, s: Settings) -> list[CheckResult]:
-    """Every check, in the guide's order of steps."""
-    checks = (
-        services.evaluate(f, s)
-        + listener.evaluate(f, s)
-        + logs.evaluate(f, s)
-        + unit.evaluate(f, s)
-        + nginx.evaluate(f, s)
-        + permissions.evaluate(f, s)
-        + http.evaluate(f, s)
-        + django.evaluate(f, s)
-        + code.evaluate(f, s)
-    )
-    for c in checks:
-        key = next((k for k in SOURCES if c.id == k or c.id.startswith(k + ".")), None)
-        if key is None:
-            key = next((k for k in SOURCES if c.id.split(".")[0] == k), None)
-        c.seconds = max((f.seconds.get(src, 0.0) for src in SOURCES.get(key, [])), default=0.0)
-    return sorted(checks, key=lambda c: c.step)
+    """Every check of every guide step, in the guide's order. A check's time is that of the
+    slowest command it read (its own `reads`, else its module's facts)."""
+    results = []
+    for step in checks.STEPS:
+        own = tuple(fact.name for fact in step.FACTS)
+        for r in step.evaluate(f, s):
+            r.seconds = max((f.seconds.get(n, 0.0) for n in r.reads or own), default=0.0)
+            results.append(r)
+    return sorted(results, key=lambda c: c.step)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 from fabric import task
 
-from tasks import checks_commands, shell
+from tasks import shell
+from tasks.checks import permissions
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.errors import ConfigError
 from tasks.fleet import parse_parallel
@@ -106,10 +107,7 @@ def scope(s: Settings) -> Scope:
             )
     # Directories www-data must pass through, each alone: to the socket and the static files.
     traverse = sorted(
-        (
-            set(checks_commands.parents(s.socket))
-            | set(checks_commands.parents(s.static_root + "/x"))
-        )
+        (set(permissions.parents(s.socket)) | set(permissions.parents(s.static_root + "/x")))
         - {"/"}
     )
     return Scope(s.project_dir, s.static_root, logs, s.socket, traverse)

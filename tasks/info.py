@@ -10,15 +10,15 @@ from tasks.fleet import parse_parallel
 from tasks.git import git
 from tasks.runner import Remote
 from tasks.settings import Settings
-from tasks.shell import q
+from tasks.shell import batch, q, read_batch
 from tasks.systemd import systemctl_show
 
 SCHEMA = "cynow-ops.info.v1"
 
 
 def info_script(project_dir: str, python: str, units: list[str]) -> str:
-    """One round trip for `fab info`: key=value lines, then `systemctl show` blocks."""
-    lines = [
+    """One round trip for `fab info`: key=value lines, and the units' `systemctl show`."""
+    about = [
         "printf 'hostname=%s\\n' \"$(hostname)\"",
         'printf \'os=%s\\n\' "$(. /etc/os-release && echo "$PRETTY_NAME")"',
         "printf 'kernel=%s\\n' \"$(uname -r)\"",
@@ -28,10 +28,15 @@ def info_script(project_dir: str, python: str, units: list[str]) -> str:
         f"printf 'branch=%s\\n' \"$({git(project_dir, 'rev-parse', '--abbrev-ref', 'HEAD')}"
         ' 2>/dev/null)"',
         f"printf 'subject=%s\\n' \"$({git(project_dir, 'log', '-1', '--format=%s')} 2>/dev/null)\"",
-        "echo '--units--'",
-        systemctl_show(units, ["Id", "LoadState", "ActiveState", "SubState", "UnitFileState"]),
     ]
-    return "\n".join(lines)
+    return batch(
+        {
+            "about": "\n".join(about),
+            "units": systemctl_show(
+                units, ["Id", "LoadState", "ActiveState", "SubState", "UnitFileState"]
+            ),
+        }
+    )
 
 
 def units_of(settings: Settings) -> list[str]:
@@ -40,8 +45,9 @@ def units_of(settings: Settings) -> list[str]:
 
 def parse_info(stdout: str) -> dict:
     """The info script's output as plain data (see info_script)."""
-    head, units = parse.split_sections(stdout, "--units--")
-    facts = parse.key_values(head)
+    parts = read_batch(stdout)
+    units = parts["units"].text
+    facts = parse.key_values(parts["about"].text)
     return {
         "hostname": facts.get("hostname", ""),
         "os": facts.get("os", ""),

@@ -29,27 +29,6 @@ def systemctl_show(text: str) -> dict[str, dict[str, str]]:
     return units
 
 
-def split_sections(text: str, marker: str) -> tuple[str, str]:
-    """Text before and after a marker line."""
-    before, _, after = text.partition(f"\n{marker}\n")
-    return before, after
-
-
-def sections(text: str, markers: list[str]) -> dict[str, str]:
-    """Split output at marker lines; the text before the first marker is under ''."""
-    out = {m: "" for m in markers}
-    current, buf = "", []
-    wanted = set(markers)
-    for line in text.splitlines():
-        if line.strip() in wanted:
-            out[current] = "\n".join(buf)
-            current, buf = line.strip(), []
-        else:
-            buf.append(line)
-    out[current] = "\n".join(buf)
-    return out
-
-
 def frozen_names(lines: list[str]) -> dict[str, str]:
     """`pip freeze` lines by normalised project name (PEP 503: case, runs of -_. alike);
     comments and options are left out."""

@@ -94,11 +94,19 @@ class Part(NamedTuple):
     code: int
 
 
-def read_batch(text: str) -> dict[str, Part]:
+class Parts(dict):
+    """Parts by name; one that did not run (an earlier part of a sequence failed, the output
+    was cut off) reads as empty, with exit status 255."""
+
+    def __missing__(self, name: str) -> Part:
+        return Part("", 255)
+
+
+def read_batch(text: str) -> Parts:
     """The parts of a batch/sequence output (several scripts' in a row, too). Only whole lines
     count as markers, and only with the nonce their script printed first: what a part prints
     is its output, whatever it contains."""
-    out: dict[str, Part] = {}
+    out = Parts()
     nonce = None
     pos = 0
     while pos < len(text):

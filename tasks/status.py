@@ -5,19 +5,19 @@ from __future__ import annotations
 from fabric import task
 
 from tasks import parse, shell
-from tasks.checks import listener
-from tasks.checks_commands import listener_script
+from tasks.checks import socket as socket_check
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.fleet import parse_parallel
 from tasks.git import git
 from tasks.runner import Remote
+from tasks.settings import Settings
 from tasks.shell import batch
 from tasks.systemd import processes, systemctl_show
 
 SCHEMA = "cynow-ops.status.v1"
 
 
-def status_script(units: list[str], gunicorn_unit: str, socket: str, project_dir: str) -> str:
+def status_script(s: Settings, units: list[str]) -> str:
     return batch(
         {
             "units": systemctl_show(
@@ -33,14 +33,15 @@ def status_script(units: list[str], gunicorn_unit: str, socket: str, project_dir
                     "Result",
                 ],
             ),
-            "processes": processes(gunicorn_unit),
-            "listener": listener_script(socket),
+            "processes": processes(s.gunicorn_unit),
+            "listener": socket_check.listener_command(s),
             "commit": "\n".join(
                 [
-                    f'echo "commit=$({git(project_dir, "rev-parse", "HEAD")} 2>/dev/null)"',
-                    f'echo "branch=$({git(project_dir, "rev-parse", "--abbrev-ref", "HEAD")} '
+                    f'echo "commit=$({git(s.project_dir, "rev-parse", "HEAD")} 2>/dev/null)"',
+                    f'echo "branch=$({git(s.project_dir, "rev-parse", "--abbrev-ref", "HEAD")} '
                     '2>/dev/null)"',
-                    f'echo "subject=$({git(project_dir, "log", "-1", "--format=%s")} 2>/dev/null)"',
+                    f'echo "subject=$({git(s.project_dir, "log", "-1", "--format=%s")} '
+                    '2>/dev/null)"',
                 ]
             ),
         }
@@ -69,9 +70,10 @@ def parse_processes(text: str) -> list[dict]:
 def gather(remote: Remote) -> dict:
     s = remote.settings
     units = [s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit]
-    out = remote.run(status_script(units, s.gunicorn_unit, s.socket, s.project_dir), root=True)
-    parts = {k: v[0] for k, v in shell.read_batch(out.stdout).items()}
-    li = listener.parse_listener(parts.get("listener", ""))
+    out = remote.run(status_script(s, units), root=True)
+    framed = shell.read_batch(out.stdout)
+    parts = {k: v.text for k, v in framed.items()}
+    li = socket_check.parse_listener(shell.read_batch(framed["listener"].text))
     return {
         "host": remote.name,
         "units": {

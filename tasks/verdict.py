@@ -4,52 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from tasks import catalogue
+from tasks import catalogue, causes
 from tasks.checks import http as http_check
 from tasks.checks.base import Facts, Finding
 from tasks.settings import Settings
 
-# Every cause identifier, most fundamental first: when several hold, the first is the one to fix
-# first (the others are often its consequences). Documented in the README.
-CAUSES: dict[str, str] = {
-    "unreachable": "the server cannot be reached or logged into over SSH",
-    "nginx_config_invalid": "nginx's configuration is invalid or the site is not enabled",
-    "nginx_stopped": "nginx is not running",
-    "unit_file_invalid": "the gunicorn unit names a user, directory or program that does not exist",
-    "unit_not_reloaded": "the gunicorn unit changed on disk but systemd runs the old one",
-    "socket_path_mismatch": "nginx connects to a different socket than gunicorn binds",
-    "socket_permission_denied": "www-data cannot reach the gunicorn socket",
-    "code_outdated": "the server runs older code than origin/main (the guide's current problem)",
-    "missing_dependency": "the venv lacks a package the code imports",
-    "settings_error": "Django's settings are broken or a variable is missing",
-    "app_import_error": "the app's code fails to import",
-    "database_unwritable": "the app user cannot write the sqlite database or its directory",
-    "migrations_pending": "migrations are not applied",
-    "gunicorn_start_limit_hit": "gunicorn crashed repeatedly and systemd gave up",
-    "gunicorn_crash_loop": "gunicorn keeps exiting and systemd keeps restarting it",
-    "stale_socket": "the socket file exists but nothing listens on it",
-    "gunicorn_stopped": "gunicorn is not running",
-    "worker_timeout": "requests run longer than gunicorn's or nginx's timeout",
-    "static_unreadable": "www-data cannot read the static files",
-    "unknown": "a request through nginx or a check fails, and no known cause matched",
-    "healthy": "every check passed and the health URLs answer through nginx",
-}
-PRIORITY = list(CAUSES)
-# The cynow-ops command that applies a cause's fix, shown first; the shell commands follow.
-FAB_FIX = {
-    "nginx_stopped": "fab repair",
-    "unit_not_reloaded": "fab restart",
-    "socket_permission_denied": "fab fix-permissions",
-    "code_outdated": "fab repair",
-    "missing_dependency": "fab repair",
-    "database_unwritable": "fab fix-permissions",
-    "migrations_pending": "fab repair",
-    "gunicorn_start_limit_hit": "fab restart",
-    "stale_socket": "fab restart --force",
-    "gunicorn_stopped": "fab restart",
-    "static_unreadable": "fab fix-permissions",
-}
-APP_CAUSES = {"code_outdated", "missing_dependency", "settings_error", "app_import_error"}
+CAUSES = causes.TITLES  # id -> title, ranked (tasks/causes.py)
 
 
 @dataclass
@@ -93,7 +53,7 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
     nginx = catalogue.match_lines(facts.nginx_log, ("nginx",))
     g = facts.units.get(s.gunicorn_unit, {})
     manual_failed = facts.manual is not None and not http_check.ok_code(facts.manual["http"])
-    if cause in APP_CAUSES and (_last(journal, "worker_boot") or manual_failed):
+    if causes.BY_ID[cause].app and (_last(journal, "worker_boot") or manual_failed):
         steps.append("workers fail to boot (Worker failed to boot.)")
     active, sub, res = g.get("ActiveState"), g.get("SubState"), g.get("Result")
     if cause not in ("gunicorn_stopped",):
@@ -155,13 +115,12 @@ def decide(findings: list[Finding], facts: Facts, s: Settings, failing: list[str
         )
     if not merged:
         return Verdict("healthy", CAUSES["healthy"])
-    ranked = sorted(merged.values(), key=lambda f: PRIORITY.index(f.cause))
+    ranked = sorted(merged.values(), key=lambda f: causes.RANK[f.cause])
     first, rest = ranked[0], ranked[1:]
     # A crash loop's restarts or a start limit are consequences: once the cause is fixed, the
     # service still needs its reset/start, so those fixes follow the primary one.
-    fix = ([f"{FAB_FIX[first.cause]}  # or, by hand:"] if first.cause in FAB_FIX else []) + list(
-        first.fix
-    )
+    fab = causes.BY_ID[first.cause].fab
+    fix = ([f"{fab}  # or, by hand:"] if fab else []) + list(first.fix)
     for f in rest:
         if f.cause in ("gunicorn_start_limit_hit", "gunicorn_stopped", "stale_socket"):
             # "start X" adds nothing after "restart X".
@@ -185,29 +144,7 @@ def decide(findings: list[Finding], facts: Facts, s: Settings, failing: list[str
 def _log_evidence(cause: str, facts: Facts, already: list[str]) -> list[str]:
     """The newest log lines that speak of this cause (from any of the three logs)."""
     lines = []
-    keys = {
-        "code_outdated": ("module_not_found", "import_error", "worker_boot", "nginx_enoent"),
-        "app_import_error": (
-            "module_not_found",
-            "import_error",
-            "syntax_error",
-            "worker_boot",
-            "app_load",
-            "nginx_enoent",
-        ),
-        "missing_dependency": ("module_not_found", "worker_boot", "nginx_enoent"),
-        "settings_error": ("improperly_configured", "worker_boot", "nginx_enoent"),
-        "migrations_pending": ("no_such_table", "unapplied"),
-        "database_unwritable": ("readonly_db",),
-        "stale_socket": ("nginx_refused",),
-        "socket_permission_denied": ("nginx_eacces",),
-        "socket_path_mismatch": ("nginx_enoent",),
-        "gunicorn_stopped": ("nginx_enoent",),
-        "gunicorn_start_limit_hit": ("start_limit", "nginx_enoent"),
-        "gunicorn_crash_loop": ("gunicorn_error", "auto_restart", "exit_code"),
-        "unit_file_invalid": ("exec_failed", "nginx_enoent"),
-        "static_unreadable": ("nginx_static_eacces",),
-    }.get(cause, ())
+    keys = causes.BY_ID[cause].logs if cause in causes.BY_ID else ()
     for source, log in (
         ("journal", facts.journal),
         ("nginx", facts.nginx_log),

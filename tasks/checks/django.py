@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, failure, result
+import json
+
+from tasks import guide, programs
+from tasks.checks.base import APP, FAIL, SKIPPED, WARN, Check, Fact, Facts, Finding
 from tasks.settings import Settings
+from tasks.shell import q, say
 
 IMPORT_ERRORS = {
     "ModuleNotFoundError",
@@ -15,9 +19,32 @@ IMPORT_ERRORS = {
 }
 
 
-def parse_probe(stdout: str) -> dict:
-    import json
+def django_probe(project_dir: str, python: str, wsgi: str, unit: str, timeout: float = 60) -> str:
+    """The probe (tasks/remote/django_probe.py) as gunicorn would import the app."""
+    settings_module = wsgi.split(".")[0] + ".settings"
+    script = (
+        f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\nUNIT = {unit!r}\n"
+        + programs.source("django_probe")
+    )
+    # -B: importing the app must not write __pycache__ into the checkout (read-only).
+    return (
+        f"cd {q(project_dir)} && timeout {timeout:g} {q(python)} -B -c {q(script)} 2>&1 "
+        "| tail -n 60"
+    )
 
+
+def required_files_command(s: Settings, _facts=None) -> str:
+    return (
+        "\n".join(
+            f"if test -f {q(s.project_dir + '/' + f)}; then {say('present', f)}; "
+            f"else {say('missing', f)}; fi"
+            for f in s.required_files
+        )
+        or "true"
+    )
+
+
+def parse_probe(stdout: str, _s=None) -> dict:
     for line in reversed(stdout.splitlines()):
         if line.startswith("CYNOW-PROBE "):
             try:
@@ -54,14 +81,7 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
         return Finding(
             "code_outdated",
             ev + [f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"],
-            [
-                f"cd {project_dir} && sudo -u {s.app_user} git pull --ff-only {s.git_remote} "
-                f"{s.git_branch}",
-                f"sudo -u {s.app_user} {s.venv}/bin/pip install -r requirements.txt",
-                f"sudo -u {s.app_user} {s.python} manage.py migrate --noinput",
-                f"sudo -u {s.app_user} {s.python} manage.py collectstatic --noinput",
-                restart,
-            ],
+            guide.update_by_hand(s, project_dir),
         )
     if error.get("type") == "ModuleNotFoundError" and not error.get("in_project"):
         module = (error.get("name") or "").split(".")[0]
@@ -84,44 +104,25 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
     )
 
 
+CHECK = Check("django.check", 8, "manage.py check", reads=("probe",))
+
+
 def evaluate(facts: Facts, s: Settings) -> list:
     p = facts.probe
     behind = int(facts.code.get("behind") or 0)
-    out = []
+    python = Check("django.python", 8, "venv python", reads=("probe",))
+    wsgi = Check("django.wsgi", 8, f"import {s.wsgi}", reads=("probe",))
     if "python" not in p:
         ev = p.get("unavailable", [])
-        out.append(
-            result(
-                "django.python",
-                8,
-                "venv python",
-                FAIL,
-                f"{s.python} did not run: {ev[-1] if ev else '?'}",
-                ev,
-            )
-        )
         return (
-            out
+            [python.fail(f"{s.python} did not run: {ev[-1] if ev else '?'}", ev)]
             + [
-                result(f"django.{k}", 8, t, SKIPPED, "venv python did not run")
-                for k, t in (
-                    ("wsgi", f"import {s.wsgi}"),
-                    ("check", "manage.py check"),
-                    ("migrations", "migrations applied"),
-                )
+                c.skip("venv python did not run")
+                for c in (wsgi, CHECK, Check("django.migrations", 8, "migrations applied"))
             ]
             + _required(facts, s)
         )
-    out.append(
-        result(
-            "django.python",
-            8,
-            "venv python",
-            OK,
-            f"Python {p['python']}, Django {p.get('django', '?')}",
-            [p["executable"]],
-        )
-    )
+    out = [python.ok(f"Python {p['python']}, Django {p.get('django', '?')}", [p["executable"]])]
     w = p.get("wsgi", {})
     serving = bool(facts.http.get("socket")) and all(
         200 <= r.get("code", 0) < 400 for r in facts.http["socket"].values()
@@ -129,7 +130,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
     # Without the unit's environment the app may not import; the running service has it.
     untestable = bool(p.get("env_unreadable")) and serving
     if w.get("ok"):
-        out.append(result("django.wsgi", 8, f"import {s.wsgi}", OK, "imports cleanly"))
+        out.append(wsgi.ok("imports cleanly"))
     else:
         f = classify(w, behind, s, s.project_dir)
         for path in p.get("env_unreadable", []):
@@ -139,88 +140,57 @@ def evaluate(facts: Facts, s: Settings) -> list:
             )
         if untestable:
             out.append(
-                result(
-                    "django.wsgi",
-                    8,
-                    f"import {s.wsgi}",
-                    WARN,
+                wsgi.warn(
                     "could not be tested without the unit's environment; the "
                     "running service answers",
                     f.evidence,
                 )
             )
         else:
-            out.append(
-                result(
-                    "django.wsgi",
-                    8,
-                    f"import {s.wsgi}",
-                    FAIL,
-                    _exc_line(w),
-                    w.get("traceback", [])[-6:],
-                    [f],
-                )
-            )
+            out.append(wsgi.fail(_exc_line(w), w.get("traceback", [])[-6:], [f]))
     setup = p.get("setup")
     c = p.get("check")
     if setup:
         out.append(
-            result(
-                "django.check",
-                8,
-                "manage.py check",
+            CHECK.result(
                 WARN if untestable else FAIL,
                 _exc_line(setup),
                 setup.get("traceback", [])[-4:],
             )
         )
     elif c and c.get("ok"):
-        out.append(
-            result("django.check", 8, "manage.py check", OK, (c.get("output") or ["no issues"])[-1])
-        )
+        out.append(CHECK.ok((c.get("output") or ["no issues"])[-1]))
     elif c:
-        out.append(
-            result(
-                "django.check",
-                8,
-                "manage.py check",
-                FAIL,
-                _exc_line(c),
-                c.get("traceback", [])[-6:],
-            )
-        )
+        out.append(CHECK.fail(_exc_line(c), c.get("traceback", [])[-6:]))
     out.append(_migrations(p, s))
     return out + _required(facts, s)
 
 
 def _migrations(p: dict, s: Settings):
-    title = "migrations applied"
+    check = Check("django.migrations", 8, "migrations applied", reads=("probe",))
     migrate = f"cd {s.project_dir} && sudo -u {s.app_user} {s.python} manage.py migrate --noinput"
     db = p.get("database", {})
     if db and "sqlite" in db.get("engine", "") and not db.get("exists"):
         ev = [f"{db.get('name')} does not exist: no table has been created"]
-        return failure("django.migrations", 8, title, "migrations_pending", ev, [migrate])
+        return check.failure("migrations_pending", ev, [migrate])
     if "unapplied" not in p:
         e = p.get("migrations_error")
-        return result(
-            "django.migrations",
-            8,
-            title,
-            SKIPPED if not e else WARN,
-            _exc_line(e) if e else "Django did not load",
+        return check.result(
+            SKIPPED if not e else WARN, _exc_line(e) if e else "Django did not load"
         )
     if p["unapplied"]:
         ev = [
             f"You have {len(p['unapplied'])} unapplied migration(s): " + ", ".join(p["unapplied"])
         ]
-        return failure("django.migrations", 8, title, "migrations_pending", ev, [migrate])
-    return result("django.migrations", 8, title, OK, "no unapplied migrations")
+        return check.failure("migrations_pending", ev, [migrate])
+    return check.ok("no unapplied migrations")
 
 
 def _required(facts: Facts, s: Settings) -> list:
+    check = Check("django.required", 8, "required files", reads=("required",))
     req = facts.required
     if not req:
-        return [result("django.required", 8, "required files", SKIPPED, "none configured")]
+        return [check.skip("none configured")]
     missing = [f for f, present in req.items() if not present]
     if missing:
         ev = [f"missing in the checkout: {s.project_dir}/{f}" for f in missing]
@@ -240,14 +210,26 @@ def _required(facts: Facts, s: Settings) -> list:
                     ],
                 )
             )
-        return [result("django.required", 8, "required files", FAIL, ev[0], ev, findings)]
-    return [result("django.required", 8, "required files", OK, ", ".join(req))]
+        return [check.fail(ev[0], ev, findings)]
+    return [check.ok(", ".join(req))]
 
 
-def parse_required(stdout: str) -> dict:
+def parse_required(stdout: str, _s=None) -> dict:
     out = {}
     for line in stdout.splitlines():
         state, _, name = line.partition(" ")
         if state in ("present", "missing"):
             out[name] = state == "present"
     return out
+
+
+FACTS = [
+    Fact(
+        "probe",
+        lambda s, _f: django_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit),
+        parse_probe,
+        identity=APP,
+        alone=True,
+    ),
+    Fact("required", required_files_command, parse_required),
+]

@@ -6,8 +6,87 @@ from __future__ import annotations
 import re
 
 from tasks import catalogue, parse
-from tasks.checks.base import FAIL, OK, SKIPPED, Facts, result
+from tasks.checks.base import APP, ROOT, Check, Fact, Facts
 from tasks.settings import Settings
+from tasks.shell import batch, q, say
+
+
+def http_script(socket: str, urls: list[str], timeout: float) -> str:
+    """Step 7: each health URL through the socket directly, and through nginx on the address
+    nginx listens on (found with ss, since production binds 0.0.0.0 and the lab 127.0.0.x)."""
+    fmt = "%{http_code} %{time_total}"
+    lines = [
+        "addr=$(ss -tlnpH | awk '/\"nginx\"/ {print $4}' | grep -E ':80$' | head -n1)",
+        '[ -n "$addr" ] || addr=$(ss -tlnpH | awk \'/"nginx"/ {print $4; exit}\')',
+        'case "$addr" in 0.0.0.0:*|\\*:*|\\[::\\]:*) addr=127.0.0.1:${addr##*:};; esac',
+        'echo "nginx_addr=$addr"',
+    ]
+    for url in urls:
+        lines.append(
+            f"printf 'socket %s %s\\n' {q(url)} \"$(curl -sS -o /dev/null -w {q(fmt)} "
+            f"--max-time {timeout:g} --unix-socket {q(socket)} "
+            f"{q('http://localhost' + url)} 2>&1 | tr '\\n' ' ')\""
+        )
+        lines.append(
+            f'if [ -n "$addr" ]; then printf \'nginx %s %s\\n\' {q(url)} "$(curl -sS '
+            f"-o /dev/null -w {q(fmt)} --max-time {timeout:g} "
+            f"\"http://$addr\"{q(url)} 2>&1 | tr '\\n' ' ')\"; "
+            f"else {say('nginx', url, 'none no-listener')}; fi"
+        )
+    return "\n".join(lines)
+
+
+def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float = 15) -> str:
+    """When gunicorn is down: start it by hand on a temporary socket for a few seconds, ask it
+    for a page, stop it (by its PID) and remove the socket. Tells a broken app from a broken
+    service setup."""
+    run = "\n".join(
+        [
+            f"cd {q(project_dir)} || exit 90",
+            "tmp=$(mktemp -d /tmp/cynow-diagnose.XXXXXX)",
+            f"PYTHONDONTWRITEBYTECODE=1 timeout {seconds:g} {q(venv + '/bin/gunicorn')} "
+            "--workers 1 --graceful-timeout 1 "
+            f'--bind "unix:$tmp/g.sock" {q(wsgi)} >"$tmp/log" 2>&1 &',
+            "pid=$!",
+            'i=0; while [ $i -lt 100 ] && [ ! -S "$tmp/g.sock" ] && kill -0 $pid 2>/dev/null; do '
+            "sleep 0.05; i=$((i+1)); done",
+            'if [ -S "$tmp/g.sock" ]; then',
+            f"  http=$(curl -sS -o /dev/null -w '%{{http_code}}' --max-time 10 "
+            f'--unix-socket "$tmp/g.sock" {q("http://localhost" + url)} 2>&1)',
+            "  kill -TERM $pid 2>/dev/null",
+            "else http=none; fi",
+            "wait $pid; code=$?",
+        ]
+    )
+    # The results are read after the run, so the gunicorn's log (the app's text) is a part of
+    # its own and cannot pass for them.
+    report = batch(
+        {
+            "result": 'printf \'manual_http=%s\\nmanual_exit=%s\\n\' "$http" "$code"',
+            "log": 'tail -n 40 "$tmp/log"',
+        }
+    )
+    return "\n".join([run, report, 'rm -rf "$tmp"'])
+
+
+def http_command(s: Settings, _facts=None) -> str:
+    return http_script(s.socket, s.health_urls, s.http_timeout)
+
+
+def needs_manual_run(f: Facts, s: Settings) -> bool:
+    """The by-hand run only when the service's gunicorn cannot answer."""
+    g = f.units.get(s.gunicorn_unit, {})
+    running = g.get("ActiveState") == "active" and g.get("SubState") == "running"
+    answered = any(r.get("code") for r in f.http.get("socket", {}).values())
+    return not (running and answered)
+
+
+def manual_command(s: Settings, facts: Facts) -> str | None:
+    if not needs_manual_run(facts, s):
+        return None
+    url = s.health_urls[0] if s.health_urls else s.url_prefix
+    return manual_run(s.project_dir, s.venv, s.wsgi, url)
+
 
 _CODE = re.compile(r"(?:^|\s)(\d{3}) (\d+\.\d+)\s*$")
 _CURL_ERR = re.compile(r"curl: \(\d+\) (.*?)(?=\s\d{3} \d+\.\d+\s*$|$)")
@@ -26,7 +105,7 @@ def parse_reply(text: str) -> dict:
     }
 
 
-def parse_http(stdout: str) -> dict:
+def parse_http(stdout: str, _s=None) -> dict:
     out: dict = {"socket": {}, "nginx": {}, "nginx_addr": ""}
     for line in stdout.splitlines():
         if line.startswith("nginx_addr="):
@@ -43,16 +122,29 @@ def parse_http(stdout: str) -> dict:
     return out
 
 
-def parse_manual(stdout: str) -> dict:
-    sec = parse.sections(stdout, ["--log--"])
-    kv = parse.key_values(sec[""])
+def parse_manual(parts: dict, _s=None) -> dict:
+    kv = parse.key_values(parts["result"].text)
     raw = kv.get("manual_http", "none")
     return {
         "http": int(raw) if raw.isdigit() else 0,
         "http_raw": raw,
         "exit": kv.get("manual_exit", ""),
-        "log": sec["--log--"].splitlines(),
+        "log": parts["log"].text.splitlines(),
     }
+
+
+FACTS = [
+    Fact("http", http_command, parse_http, identity=ROOT, alone=True),
+    Fact(
+        "manual",
+        manual_command,
+        parse_manual,
+        identity=APP,
+        framed=True,
+        timeout=60,
+        second=True,
+    ),
+]
 
 
 def ok_code(code: int) -> bool:
@@ -69,15 +161,15 @@ def describe(reply: dict) -> str:
     return reply.get("error") or "no answer"
 
 
-def _via(facts: Facts, via: str, title: str, step_id: str) -> list:
+def _via(facts: Facts, via: str, check: Check) -> list:
     replies = facts.http.get(via, {})
     if not replies:
-        return [result(step_id, 7, title, SKIPPED, "not asked")]
+        return [check.skip("not asked")]
     ev = [f"GET {url} -> {describe(r)}" for url, r in replies.items()]
     bad = [url for url, r in replies.items() if not ok_code(r.get("code", 0))]
     if bad:
-        return [result(step_id, 7, title, FAIL, "; ".join(e for e in ev if "-> 2" not in e), ev)]
-    return [result(step_id, 7, title, OK, ", ".join(ev), ev)]
+        return [check.fail("; ".join(e for e in ev if "-> 2" not in e), ev)]
+    return [check.ok(", ".join(ev), ev)]
 
 
 def nginx_failed(facts: Facts) -> bool:
@@ -86,27 +178,18 @@ def nginx_failed(facts: Facts) -> bool:
 
 
 def evaluate(facts: Facts, s: Settings) -> list:
-    out = _via(facts, "socket", "request through the socket", "http.socket")
+    out = _via(facts, "socket", Check("http.socket", 7, "request through the socket", ("http",)))
     addr = facts.http.get("nginx_addr") or "?"
-    out += _via(facts, "nginx", f"request through nginx ({addr})", "http.nginx")
+    out += _via(
+        facts, "nginx", Check("http.nginx", 7, f"request through nginx ({addr})", ("http",))
+    )
+    manual = Check("http.manual", 7, "gunicorn run by hand", reads=("manual",))
     m = facts.manual
     if m is None:
-        out.append(
-            result(
-                "http.manual",
-                7,
-                "gunicorn run by hand",
-                SKIPPED,
-                "not needed: the service's gunicorn answers",
-            )
-        )
+        out.append(manual.skip("not needed: the service's gunicorn answers"))
     elif ok_code(m["http"]):
         out.append(
-            result(
-                "http.manual",
-                7,
-                "gunicorn run by hand",
-                OK,
+            manual.ok(
                 f"answers {m['http']} on a temporary socket: Django is fine, the "
                 "service setup is not",
                 m["log"][-3:],
@@ -116,11 +199,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
         tail = [ln for ln in m["log"] if ln.strip()][-8:]
         said = [x for x in catalogue.match_lines(m["log"]) if x.entry.key != "worker_boot"]
         out.append(
-            result(
-                "http.manual",
-                7,
-                "gunicorn run by hand",
-                FAIL,
+            manual.fail(
                 "fails too: Django itself is broken"
                 + (f" ({said[-1].entry.key}: {said[-1].line.strip()[-80:]})" if said else ""),
                 tail,

@@ -6,9 +6,10 @@ import re
 from collections import Counter
 from datetime import datetime, timedelta
 
-from tasks import catalogue, parse
-from tasks.checks.base import OK, WARN, Facts, Finding, result
+from tasks import catalogue
+from tasks.checks.base import ROOT, Check, Fact, Facts, Finding
 from tasks.settings import Settings
+from tasks.shell import batch, join, q
 
 NGINX_CLOCK = "%Y/%m/%d %H:%M:%S"
 DJANGO_CLOCK = "%Y-%m-%d %H:%M:%S"
@@ -16,19 +17,46 @@ _NGINX_TS = re.compile(r"^(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) ")
 _DJANGO_TS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
-def windowed(stdout: str, clock_format: str, stamp: re.Pattern, minutes: float) -> list[str]:
-    """Log lines written in the last `minutes` by the server's own clock (first output line).
+def journal_command(s: Settings, _facts=None, lines: int = 400) -> str:
+    """The gunicorn unit's journal (gunicorn's output and systemd's words about it)."""
+    # Not `-n`: combined with --since, journalctl counts lines from the start of the window.
+    return (
+        join(
+            "journalctl",
+            "--no-pager",
+            "-o",
+            "short-iso",
+            "-u",
+            s.gunicorn_unit,
+            "-u",
+            s.gunicorn_socket_unit,
+            "--since",
+            f"{int(s.log_window_minutes)} min ago",
+        )
+        + f" | tail -n {int(lines)}"
+    )
+
+
+def log_tail(path: str, clock_format: str, lines: int) -> str:
+    """The server's clock (to cut the window) and the end of a log file."""
+    return batch(
+        {"clock": f"date {q('+' + clock_format)}", "log": f"tail -n {int(lines)} {q(path)} 2>&1"}
+    )
+
+
+def windowed(parts: dict, clock_format: str, stamp: re.Pattern, minutes: float) -> list[str]:
+    """Log lines written in the last `minutes` by the server's own clock.
 
     Lines without a timestamp (traceback continuations) belong to the record above them.
     """
-    sections = parse.sections(stdout, ["--log--"])
+    log = parts["log"].text
     try:
-        now = datetime.strptime(sections[""].strip(), clock_format)
+        now = datetime.strptime(parts["clock"].text.strip(), clock_format)
     except ValueError:
-        return sections["--log--"].splitlines()
+        return log.splitlines()
     start = now - timedelta(minutes=minutes)
     keep, inside = [], False
-    for line in sections["--log--"].splitlines():
+    for line in log.splitlines():
         m = stamp.match(line)
         if m:
             try:
@@ -40,16 +68,35 @@ def windowed(stdout: str, clock_format: str, stamp: re.Pattern, minutes: float) 
     return keep
 
 
-def parse_nginx_log(stdout: str, minutes: float) -> list[str]:
-    return windowed(stdout, NGINX_CLOCK, _NGINX_TS, minutes)
+def parse_nginx_log(parts: dict, s: Settings) -> list[str]:
+    return windowed(parts, NGINX_CLOCK, _NGINX_TS, s.log_window_minutes)
 
 
-def parse_django_log(stdout: str, minutes: float) -> list[str]:
-    return windowed(stdout, DJANGO_CLOCK, _DJANGO_TS, minutes)
+def parse_django_log(parts: dict, s: Settings) -> list[str]:
+    return windowed(parts, DJANGO_CLOCK, _DJANGO_TS, s.log_window_minutes)
 
 
-def parse_journal(stdout: str) -> list[str]:
+def parse_journal(stdout: str, _s=None) -> list[str]:
     return [ln for ln in stdout.splitlines() if ln and not ln.startswith("-- ")]
+
+
+FACTS = [
+    Fact("journal", journal_command, parse_journal, identity=ROOT),
+    Fact(
+        "nginx_log",
+        lambda s, _f: log_tail(s.nginx_error_log, NGINX_CLOCK, 400),
+        parse_nginx_log,
+        identity=ROOT,
+        framed=True,
+    ),
+    Fact(
+        "django_log",
+        lambda s, _f: log_tail(s.django_log, DJANGO_CLOCK, 300),
+        parse_django_log,
+        identity=ROOT,
+        framed=True,
+    ),
+]
 
 
 def summarise(matches: list) -> str:
@@ -83,32 +130,27 @@ def timeout_findings(matches: list, s: Settings) -> list[Finding]:
     ]
 
 
-def _check(id, title, lines, sources, s, window):
+def _check(check: Check, lines, sources, s):
+    window = s.log_window_minutes
     matches = catalogue.match_lines(lines, sources)
     if not lines:
-        return result(id, 2, title, OK, f"no lines in the last {window:g} min"), matches
+        return check.ok(f"no lines in the last {window:g} min")
     if not matches:
-        return result(
-            id,
-            2,
-            title,
-            OK,
-            f"{len(lines)} lines in the last {window:g} min, none from the catalogue",
-        ), matches
-    return result(
-        id,
-        2,
-        title,
-        WARN,  # history: what it means now is for the other checks to say
+        return check.ok(f"{len(lines)} lines in the last {window:g} min, none from the catalogue")
+    # A warning: the lines are history; what they mean now is for the other checks to say.
+    return check.warn(
         f"{len(matches)} known error lines: {summarise(matches)}",
         evidence(matches),
         timeout_findings(matches, s),
-    ), matches
+    )
 
 
 def evaluate(facts: Facts, s: Settings) -> list:
-    w = s.log_window_minutes
-    j, _ = _check("logs.gunicorn", f"journal of {s.gunicorn_unit}", facts.journal, None, s, w)
-    n, _ = _check("logs.nginx", s.nginx_error_log, facts.nginx_log, ("nginx",), s, w)
-    d, _ = _check("logs.django", s.django_log, facts.django_log, ("django", "gunicorn"), s, w)
-    return [j, n, d]
+    journal = Check("logs.gunicorn", 2, f"journal of {s.gunicorn_unit}", reads=("journal",))
+    nginx = Check("logs.nginx", 2, s.nginx_error_log, reads=("nginx_log",))
+    django = Check("logs.django", 2, s.django_log, reads=("django_log",))
+    return [
+        _check(journal, facts.journal, None, s),
+        _check(nginx, facts.nginx_log, ("nginx",), s),
+        _check(django, facts.django_log, ("django", "gunicorn"), s),
+    ]

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import re
 
-from tasks import parse
-from tasks.checks import unit as unit_check
-from tasks.checks.base import FAIL, OK, WARN, Facts, Finding, result
+from tasks.checks import unit_file
+from tasks.checks.base import OK, ROOT, WARN, Check, Fact, Facts, Finding
 from tasks.settings import Settings
+from tasks.shell import batch, q
 
 GUIDE_HEADERS = ["Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto"]
 
 
-def parse_nginx(stdout: str) -> dict:
-    sec = parse.sections(stdout, ["--site--", "--enabled--"])
-    dump, _, code = sec[""].rpartition("--nginx-exit=")
+def nginx_command(s: Settings, _facts=None, sites_enabled="/etc/nginx/sites-enabled") -> str:
+    """`nginx -T` (the test and the whole effective config), the site file, and which sites
+    are enabled."""
+    return batch(
+        {
+            "test": "nginx -T 2>&1",
+            "site": f"cat {q(s.nginx_site)} 2>&1",
+            "enabled": f'for f in {q(sites_enabled)}/*; do [ -e "$f" ] || [ -L "$f" ] || continue; '
+            'printf \'%s -> %s\\n\' "$f" "$(readlink -f "$f")"; done',
+        }
+    )
+
+
+def parse_nginx(parts: dict, _s=None) -> dict:
+    dump, code = parts["test"]
     head = dump.split("\n# configuration file ", 1)[0]
     # nginx -t's verdict lines, and errors in the error_log format ("... [emerg] 100#100: ...").
     test = [
@@ -23,17 +35,20 @@ def parse_nginx(stdout: str) -> dict:
         if ln.startswith("nginx: ") or re.search(r"\[(emerg|alert|crit)\]", ln)
     ]
     enabled = {}
-    for line in sec["--enabled--"].splitlines():
+    for line in parts["enabled"].text.splitlines():
         link, _, target = line.partition(" -> ")
         if link:
             enabled[link] = target
     return {
-        "ok": code.strip() == "0",
+        "ok": code == 0,
         "test": test,
         "dump": dump,
-        "site": sec["--site--"],
+        "site": parts["site"].text,
         "enabled": enabled,
     }
+
+
+FACTS = [Fact("nginx", nginx_command, parse_nginx, identity=ROOT, framed=True)]
 
 
 def _strip_comments(text: str) -> str:
@@ -69,146 +84,88 @@ def headers(block: str) -> list[str]:
 
 def evaluate(facts: Facts, s: Settings) -> list:
     n = facts.nginx
-    out = []
+    test = Check("nginx.test", 4, "nginx -t")
     if n.get("ok"):
-        out.append(
-            result(
-                "nginx.test",
-                4,
-                "nginx -t",
-                OK,
-                "syntax ok, test successful",
-                n.get("test", [])[-2:],
-            )
-        )
+        out = [test.ok("syntax ok, test successful", n.get("test", [])[-2:])]
     else:
         errors = [ln for ln in n.get("test", []) if re.search(r"\[(emerg|alert|crit)\]", ln)]
         errors += [ln for ln in n.get("test", []) if "test failed" in ln]
         ev = errors or n.get("test", []) or [n.get("dump", "").strip()[-300:]]
-        out.append(
-            result(
-                "nginx.test",
-                4,
-                "nginx -t",
-                FAIL,
-                ev[0] if ev else "nginx -t failed",
+        out = [
+            test.failure(
+                "nginx_config_invalid",
                 ev,
                 [
-                    Finding(
-                        "nginx_config_invalid",
-                        ev,
-                        [
-                            "fix the file and line nginx names above",
-                            "sudo nginx -t && sudo systemctl reload nginx",
-                        ],
-                    )
+                    "fix the file and line nginx names above",
+                    "sudo nginx -t && sudo systemctl reload nginx",
                 ],
+                summary=ev[0] if ev else "nginx -t failed",
             )
-        )
-    site_enabled = [link for link, target in n.get("enabled", {}).items() if target == s.nginx_site]
-    if site_enabled:
-        out.append(
-            result("nginx.site", 4, "site enabled", OK, f"{site_enabled[0]} -> {s.nginx_site}")
-        )
-    else:
-        ev = [f"{k} -> {v}" for k, v in n.get("enabled", {}).items()] or ["sites-enabled is empty"]
-        site = s.nginx_site.rsplit("/", 1)[-1]
-        out.append(
-            result(
-                "nginx.site",
-                4,
-                "site enabled",
-                FAIL,
-                f"{s.nginx_site} is not enabled",
-                ev,
-                [
-                    Finding(
-                        "nginx_config_invalid",
-                        [f"{s.nginx_site} is not linked from /etc/nginx/sites-enabled"] + ev,
-                        [
-                            f"sudo ln -s {s.nginx_site} /etc/nginx/sites-enabled/{site}",
-                            "sudo nginx -t && sudo systemctl reload nginx",
-                        ],
-                    )
-                ],
-            )
-        )
+        ]
+    out.append(site_enabled(n, s))
     config = n.get("dump") if n.get("ok") else n.get("site", "")
     block = location_block(config or "", s.url_prefix)
-    gunicorn = facts.units.get(s.gunicorn_unit, {})
-    bind = unit_check.unix_bind(
-        unit_check.gunicorn_args(unit_check.exec_argv(gunicorn.get("ExecStart", "")))["binds"]
-    )
+    proxy = Check("nginx.proxy", 4, f"location {s.url_prefix} proxy_pass", reads=("nginx", "units"))
     if block is None:
-        out.append(
-            result(
-                "nginx.proxy",
-                4,
-                f"location {s.url_prefix} proxy_pass",
-                FAIL,
-                f"no `location {s.url_prefix}` in the nginx config",
-            )
-        )
+        out.append(proxy.fail(f"no `location {s.url_prefix}` in the nginx config"))
         return out
+    out.append(proxy_target(proxy, block, facts, s))
+    missing = [h for h in GUIDE_HEADERS if h not in headers(block)]
+    out.append(
+        Check("nginx.headers", 4, "proxy headers").result(
+            WARN if missing else OK,
+            ("missing " + ", ".join(missing)) if missing else "the guide's four headers",
+        )
+    )
+    return out
+
+
+def site_enabled(n: dict, s: Settings):
+    check = Check("nginx.site", 4, "site enabled")
+    links = [link for link, target in n.get("enabled", {}).items() if target == s.nginx_site]
+    if links:
+        return check.ok(f"{links[0]} -> {s.nginx_site}")
+    ev = [f"{k} -> {v}" for k, v in n.get("enabled", {}).items()] or ["sites-enabled is empty"]
+    site = s.nginx_site.rsplit("/", 1)[-1]
+    return check.fail(
+        f"{s.nginx_site} is not enabled",
+        ev,
+        [
+            Finding(
+                "nginx_config_invalid",
+                [f"{s.nginx_site} is not linked from /etc/nginx/sites-enabled"] + ev,
+                [
+                    f"sudo ln -s {s.nginx_site} /etc/nginx/sites-enabled/{site}",
+                    "sudo nginx -t && sudo systemctl reload nginx",
+                ],
+            )
+        ],
+    )
+
+
+def proxy_target(check: Check, block: str, facts: Facts, s: Settings):
+    """Does the location's proxy_pass name the socket the unit binds?"""
+    gunicorn = facts.units.get(s.gunicorn_unit, {})
+    bind = unit_file.unix_bind(
+        unit_file.gunicorn_args(unit_file.exec_argv(gunicorn.get("ExecStart", "")))["binds"]
+    )
     sock, raw = proxy_socket(block)
     ev = [
         f"nginx: proxy_pass {raw};",
         f"gunicorn: --bind unix:{bind}" if bind else "gunicorn: no unix --bind",
     ]
     if sock and bind and sock != bind:
-        out.append(
-            result(
-                "nginx.proxy",
-                4,
-                f"location {s.url_prefix} proxy_pass",
-                FAIL,
-                f"nginx connects to {sock}, gunicorn binds {bind}",
-                ev,
-                [
-                    Finding(
-                        "socket_path_mismatch",
-                        ev,
-                        [
-                            f"make both name one path: proxy_pass http://unix:{s.socket}; in "
-                            f"{s.nginx_site} and --bind unix:{s.socket} in {s.gunicorn_unit}",
-                            "sudo nginx -t && sudo systemctl reload nginx",
-                            f"sudo systemctl daemon-reload && sudo systemctl restart "
-                            f"{s.gunicorn_unit}",
-                        ],
-                    )
-                ],
-            )
+        return check.failure(
+            "socket_path_mismatch",
+            ev,
+            [
+                f"make both name one path: proxy_pass http://unix:{s.socket}; in "
+                f"{s.nginx_site} and --bind unix:{s.socket} in {s.gunicorn_unit}",
+                "sudo nginx -t && sudo systemctl reload nginx",
+                f"sudo systemctl daemon-reload && sudo systemctl restart {s.gunicorn_unit}",
+            ],
+            summary=f"nginx connects to {sock}, gunicorn binds {bind}",
         )
-    elif not sock:
-        out.append(
-            result(
-                "nginx.proxy",
-                4,
-                f"location {s.url_prefix} proxy_pass",
-                WARN,
-                f"proxy_pass {raw} is not a unix socket",
-                ev,
-            )
-        )
-    else:
-        out.append(
-            result(
-                "nginx.proxy",
-                4,
-                f"location {s.url_prefix} proxy_pass",
-                OK,
-                f"proxy_pass unix:{sock} = gunicorn's --bind",
-                ev,
-            )
-        )
-    missing = [h for h in GUIDE_HEADERS if h not in headers(block)]
-    out.append(
-        result(
-            "nginx.headers",
-            4,
-            "proxy headers",
-            WARN if missing else OK,
-            ("missing " + ", ".join(missing)) if missing else "the guide's four headers",
-        )
-    )
-    return out
+    if not sock:
+        return check.warn(f"proxy_pass {raw} is not a unix socket", ev)
+    return check.ok(f"proxy_pass unix:{sock} = gunicorn's --bind", ev)

@@ -3,25 +3,52 @@ its database?"""
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, failure, result
+from tasks.checks.base import WEB, Check, Fact, Facts
 from tasks.settings import Settings
+from tasks.shell import batch, q, say
 
 
-def parse_permissions(stdout: str) -> dict:
+def parents(path: str) -> list[str]:
+    """Every directory above a path, from the root down: what www-data must traverse."""
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def permissions_command(s: Settings, _facts=None) -> str:
+    """What the web server's user can reach; run *as that user* (modes alone can lie: ACLs,
+    supplementary groups)."""
+    dirs = sorted(set(parents(s.socket)) | set(parents(s.static_root + "/x")))
+    root = q(s.static_root)
+    return batch(
+        {
+            "traverse": "\n".join(
+                f"if test -x {q(d)}; then {say('ok', d)}; else {say('denied', d)}; fi" for d in dirs
+            ),
+            "socket": f"if test -w {q(s.socket)}; then echo writable; else echo not-writable; fi",
+            "unreadable": f"find {root} \\( -type d \\( ! -executable -o ! -readable \\) -o "
+            "-type f ! -readable \\) -printf '%M %u:%g %p\\n' 2>&1 | head -n 20",
+            # One byte a file: a file name holding a newline is still one file.
+            "count": f"find {root} -type f -printf . 2>/dev/null | wc -c",
+        }
+    )
+
+
+def parse_permissions(parts: dict, _s=None) -> dict:
     out: dict = {"traverse": {}, "unreadable": [], "errors": []}
-    for line in stdout.splitlines():
-        if line.startswith("traverse "):
-            _, verdict, path = line.split(" ", 2)
-            out["traverse"][path] = verdict == "ok"
-        elif line.startswith("socket "):
-            out["socket_writable"] = line.endswith(" writable")
-        elif line.startswith("unreadable "):
-            out["unreadable"].append(line[len("unreadable ") :])
-        elif line.startswith("static_files="):
-            out["static_files"] = int(line.split("=", 1)[1] or 0)
-        elif line.startswith("find: "):
-            out["errors"].append(line)
+    for line in parts["traverse"].text.splitlines():
+        verdict, _, path = line.partition(" ")
+        out["traverse"][path] = verdict == "ok"
+    if parts["socket"].text.strip():
+        out["socket_writable"] = parts["socket"].text.strip() == "writable"
+    for line in parts["unreadable"].text.splitlines():
+        (out["errors"] if line.startswith("find: ") else out["unreadable"]).append(line)
+    count = parts["count"].text.strip()
+    if count.isdigit():
+        out["static_files"] = int(count)
     return out
+
+
+FACTS = [Fact("permissions", permissions_command, parse_permissions, identity=WEB, framed=True)]
 
 
 def _mode_of(namei: list[str], path: str) -> str:
@@ -40,7 +67,7 @@ def _blocked(dirs: dict, under: str) -> list[str]:
 
 def socket_access(facts: Facts, s: Settings):
     p = facts.permissions
-    title = f"{s.web_user} reaches the socket"
+    check = Check("permissions.socket", 6, f"{s.web_user} reaches the socket")
     blocked = _blocked(p.get("traverse", {}), s.socket)
     if blocked:
         ev = [
@@ -48,47 +75,29 @@ def socket_access(facts: Facts, s: Settings):
             for d in blocked
         ]
         fix = [f"sudo chmod o+x {d}  # or chgrp {s.app_group} + g+x" for d in blocked]
-        return failure("permissions.socket", 6, title, "socket_permission_denied", ev, fix)
+        return check.failure("socket_permission_denied", ev, fix)
     if facts.listener.get("exists") and p.get("socket_writable") is False:
         li = facts.listener
         ev = [
             f"{s.socket}: {li.get('owner')}:{li.get('group')} mode {li.get('mode')}: "
             f"{s.web_user} cannot write (connect to) it"
         ]
-        return result(
-            "permissions.socket",
-            6,
-            title,
-            FAIL,
-            ev[0],
+        return check.failure(
+            "socket_permission_denied",
             ev,
             [
-                Finding(
-                    "socket_permission_denied",
-                    ev,
-                    [
-                        f"sudo chgrp {s.app_group} {s.socket} && sudo chmod 660 {s.socket}",
-                        "or set the unit's Group and --umask so it is created that way",
-                    ],
-                )
+                f"sudo chgrp {s.app_group} {s.socket} && sudo chmod 660 {s.socket}",
+                "or set the unit's Group and --umask so it is created that way",
             ],
         )
     if not facts.listener.get("exists"):
-        return result(
-            "permissions.socket",
-            6,
-            title,
-            OK,
-            "every parent directory is traversable (no socket file to test)",
-        )
-    return result(
-        "permissions.socket", 6, title, OK, "every parent directory traversable, socket writable"
-    )
+        return check.ok("every parent directory is traversable (no socket file to test)")
+    return check.ok("every parent directory traversable, socket writable")
 
 
 def static_access(facts: Facts, s: Settings):
     p = facts.permissions
-    title = f"{s.web_user} reads static files"
+    check = Check("permissions.static", 6, f"{s.web_user} reads static files")
     blocked = _blocked(p.get("traverse", {}), s.static_root + "/x")
     bad = p.get("unreadable", []) + [e for e in p.get("errors", []) if "Permission denied" in e]
     if blocked or bad:
@@ -96,46 +105,24 @@ def static_access(facts: Facts, s: Settings):
         fix = [f"sudo chmod o+x {d}" for d in blocked] + (
             [f"sudo chmod -R o+rX {s.static_root}"] if bad else []
         )
-        return result(
-            "permissions.static", 6, title, FAIL, ev[0], ev, [Finding("static_unreadable", ev, fix)]
-        )
+        return check.failure("static_unreadable", ev, fix)
     if any("No such file" in e for e in p.get("errors", [])) or not p.get("static_files"):
-        return result(
-            "permissions.static",
-            6,
-            title,
-            WARN,
+        return check.warn(
             f"{s.static_root} is missing or empty: collectstatic has not run",
             p.get("errors", [])[:2],
         )
-    return result(
-        "permissions.static",
-        6,
-        title,
-        OK,
-        f"{p.get('static_files')} files under {s.static_root}, all readable",
-    )
+    return check.ok(f"{p.get('static_files')} files under {s.static_root}, all readable")
 
 
 def database_access(facts: Facts, s: Settings):
     db = facts.probe.get("database")
-    title = f"{s.app_user} writes the database"
+    check = Check("permissions.database", 6, f"{s.app_user} writes the database", reads=("probe",))
     if not db:
-        return result(
-            "permissions.database", 6, title, SKIPPED, "unknown: Django settings did not load"
-        )
+        return check.skip("unknown: Django settings did not load")
     if "sqlite" not in db.get("engine", ""):
-        return result(
-            "permissions.database", 6, title, SKIPPED, f"{db.get('engine')}: not a file database"
-        )
+        return check.skip(f"{db.get('engine')}: not a file database")
     if not db.get("exists"):
-        return result(
-            "permissions.database",
-            6,
-            title,
-            WARN,
-            f"{db['name']} does not exist (migrate creates it)",
-        )
+        return check.warn(f"{db['name']} does not exist (migrate creates it)")
     problems = []
     if not db.get("writable"):
         problems.append(
@@ -151,16 +138,8 @@ def database_access(facts: Facts, s: Settings):
             f"sudo chown {s.app_user}:{s.app_group} {db['name']} {db.get('dir')}",
             f"sudo chmod u+w {db['name']} {db.get('dir')}",
         ]
-        return result(
-            "permissions.database",
-            6,
-            title,
-            FAIL,
-            problems[0],
-            problems,
-            [Finding("database_unwritable", problems, fix)],
-        )
-    return result("permissions.database", 6, title, OK, f"{db['name']} and its directory writable")
+        return check.failure("database_unwritable", problems, fix)
+    return check.ok(f"{db['name']} and its directory writable")
 
 
 def evaluate(facts: Facts, s: Settings) -> list:

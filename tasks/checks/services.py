@@ -2,8 +2,40 @@
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, SKIPPED, WARN, Facts, Finding, installed, result
+from tasks import parse
+from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
 from tasks.settings import Settings
+from tasks.systemd import systemctl_show
+
+# What `systemctl show` reports of the three units (steps 1 and 3 read them).
+UNIT_PROPS = [
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "UnitFileState",
+    "Result",
+    "NRestarts",
+    "NeedDaemonReload",
+    "ExecMainStatus",
+    "ExecMainCode",
+    "MainPID",
+    "FragmentPath",
+    "User",
+    "Group",
+    "WorkingDirectory",
+    "ExecStart",
+    "Restart",
+    "ActiveEnterTimestamp",
+]
+
+
+def units_command(s: Settings, _facts=None) -> str:
+    """The state and properties of the gunicorn unit, its socket unit and nginx."""
+    return systemctl_show([s.gunicorn_unit, s.gunicorn_socket_unit, s.nginx_unit], UNIT_PROPS)
+
+
+FACTS = [Fact("units", units_command, lambda out, s: parse.systemctl_show(out))]
 
 # systemd's exit statuses for "could not even start the command the unit names".
 SPAWN_FAILURES = {"200": "CHDIR", "203": "EXEC", "216": "GROUP", "217": "USER"}
@@ -39,14 +71,10 @@ def _enabled(p: dict) -> str:
 def gunicorn(facts: Facts, s: Settings) -> list:
     unit = s.gunicorn_unit
     p = facts.units.get(unit, {})
-    title = f"{unit} running"
+    check = Check("services.gunicorn", 1, f"{unit} running")
     if not installed(p):
         return [
-            result(
-                "services.gunicorn",
-                1,
-                title,
-                FAIL,
+            check.fail(
                 f"{unit} is not installed",
                 [f"LoadState={p.get('LoadState', 'unknown')}"],
                 [
@@ -123,29 +151,18 @@ def gunicorn(facts: Facts, s: Settings) -> list:
         status, summary = WARN, f"{active} ({sub})"
     if status == OK and _enabled(p) not in ("enabled", "static", "enabled-runtime"):
         status, summary = WARN, summary + " (will not start at boot)"
-    return [result("services.gunicorn", 1, title, status, summary, ev, findings)]
+    return [check.result(status, summary, ev, findings)]
 
 
 def gunicorn_socket(facts: Facts, s: Settings) -> list:
     unit = s.gunicorn_socket_unit
     p = facts.units.get(unit, {})
-    title = f"{unit} (socket activation)"
+    check = Check("services.gunicorn_socket", 1, f"{unit} (socket activation)")
     if not installed(p):
-        return [
-            result(
-                "services.gunicorn_socket",
-                1,
-                title,
-                SKIPPED,
-                "not used: gunicorn binds the socket itself (the guide's setup)",
-            )
-        ]
+        return [check.skip("not used: gunicorn binds the socket itself (the guide's setup)")]
     ok = p.get("ActiveState") in ("active",)
     return [
-        result(
-            "services.gunicorn_socket",
-            1,
-            title,
+        check.result(
             OK if ok else FAIL,
             f"{p.get('ActiveState')} ({p.get('SubState')}), {_enabled(p)}",
             [state_line(p)],
@@ -156,14 +173,10 @@ def gunicorn_socket(facts: Facts, s: Settings) -> list:
 def nginx(facts: Facts, s: Settings) -> list:
     unit = s.nginx_unit
     p = facts.units.get(unit, {})
-    title = f"{unit} running"
+    check = Check("services.nginx", 1, f"{unit} running")
     if not installed(p):
         return [
-            result(
-                "services.nginx",
-                1,
-                title,
-                FAIL,
+            check.fail(
                 "nginx is not installed",
                 findings=[
                     Finding(
@@ -174,18 +187,10 @@ def nginx(facts: Facts, s: Settings) -> list:
         ]
     ev = [state_line(p), f"enabled: {_enabled(p)}"]
     if p.get("ActiveState") == "active":
-        return [
-            result(
-                "services.nginx", 1, title, OK, f"active ({p.get('SubState')}), {_enabled(p)}", ev
-            )
-        ]
+        return [check.ok(f"active ({p.get('SubState')}), {_enabled(p)}", ev)]
     fix = ["sudo nginx -t", f"sudo systemctl start {unit}"]
     return [
-        result(
-            "services.nginx",
-            1,
-            title,
-            FAIL,
+        check.fail(
             f"{p.get('ActiveState')} ({p.get('SubState')})",
             ev,
             [Finding("nginx_stopped", ev, fix)],

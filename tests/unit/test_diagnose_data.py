@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from tasks import diagnose
+from tasks.causes import TITLES as CAUSES
 from tasks.runner import Output
 from tasks.settings import resolve
-from tasks.verdict import CAUSES, decide
+from tasks.verdict import decide
 
 DATA = Path(__file__).parent / "data" / "diagnose"
 SCENARIOS = sorted(p.name for p in DATA.iterdir() if (p / "expected.json").exists())

@@ -1,0 +1,97 @@
+"""Guide step 5 (socket) and step 1's port check: does anything listen where nginx connects?"""
+
+from __future__ import annotations
+
+import re
+
+from tasks.checks.base import ROOT, Check, Fact, Facts, Finding
+from tasks.settings import Settings
+from tasks.shell import batch, q
+
+
+def listener_command(s: Settings, _facts=None) -> str:
+    """The socket file, who listens on it, and the guide's port 8000."""
+    return batch(
+        {
+            "stat": f"stat -c 'type=%F owner=%U group=%G mode=%a' {q(s.socket)} 2>&1",
+            "listen": f"ss -xlpnH | grep -F -- {q(' ' + s.socket + ' ')}",
+            "port8000": "ss -tlnpH 'sport = :8000'",
+            "namei": f"namei -l {q(s.socket)} 2>&1",
+        }
+    )
+
+
+def parse_listener(parts: dict, _s=None) -> dict:
+    stat = parts["stat"].text.strip()
+    m = re.match(r"type=(.+?) owner=(\S+) group=(\S+) mode=(\d+)", stat)
+    info: dict = {"exists": bool(m)}
+    if m:
+        info.update(type=m.group(1), owner=m.group(2), group=m.group(3), mode=m.group(4))
+    else:
+        info["error"] = stat
+    # Only a socket some process holds is listened on: after the master is killed the kernel
+    # can still list the old socket without a process for a moment.
+    listen = [ln for ln in parts["listen"].text.splitlines() if "users:((" in ln]
+    info["listening"] = bool(listen)
+    info["listen_lines"] = listen
+    info["owners"] = re.findall(r'\("([^"]+)",pid=(\d+)', " ".join(listen))
+    info["port8000"] = [ln for ln in parts["port8000"].text.splitlines() if ln.strip()]
+    info["namei"] = [ln for ln in parts["namei"].text.splitlines() if ln.strip()]
+    return info
+
+
+FACTS = [Fact("listener", listener_command, parse_listener, identity=ROOT, framed=True)]
+
+
+def evaluate(facts: Facts, s: Settings) -> list:
+    li = facts.listener
+    check = Check("listener.socket", 5, f"socket {s.socket}")
+    restart = [f"sudo rm -f {s.socket}", f"sudo systemctl restart {s.gunicorn_unit}"]
+    if not li.get("exists"):
+        out = [
+            check.fail(
+                "no socket file: nothing serves the path nginx connects to", [li.get("error", "")]
+            )
+        ]
+    elif li.get("type") != "socket":
+        out = [
+            check.fail(
+                f"exists but is a {li.get('type')}",
+                [f"{s.socket}: {li.get('type')}"],
+                [
+                    Finding(
+                        "stale_socket", [f"{s.socket} is a {li.get('type')}, not a socket"], restart
+                    )
+                ],
+            )
+        ]
+    elif not li.get("listening"):
+        ev = [
+            f"{s.socket}: socket {li.get('owner')}:{li.get('group')} {li.get('mode')}",
+            "ss -xl: no process listens on it",
+        ]
+        out = [
+            check.failure(
+                "stale_socket",
+                ev,
+                restart,
+                summary="stale: the file exists but nobody listens (master killed?)",
+            )
+        ]
+    else:
+        who = ", ".join(f"{name} (pid {pid})" for name, pid in li.get("owners", [])[:1])
+        out = [
+            check.ok(
+                f"socket {li.get('owner')}:{li.get('group')} {li.get('mode')}, "
+                f"listened by {who or 'a process'}",
+                li.get("listen_lines", [])[:2],
+            )
+        ]
+    port = Check("listener.port8000", 1, "TCP port 8000")
+    if li.get("port8000"):
+        out.append(
+            port.warn("something listens on :8000 (a gunicorn run by hand?)", li["port8000"])
+        )
+    else:
+        out.append(port.skip("nothing on :8000; the unit binds a unix socket"))
+    return out

@@ -1,0 +1,246 @@
+"""Guide step 3: the gunicorn unit file: user, directories, binary, bind address, reloaded?"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
+from tasks.settings import Settings
+from tasks.shell import batch, q, say
+
+# gunicorn options that take a separate value (so that value is not the WSGI app).
+VALUE_OPTS = {
+    "-b",
+    "--bind",
+    "-w",
+    "--workers",
+    "-t",
+    "--timeout",
+    "-k",
+    "--worker-class",
+    "-c",
+    "--config",
+    "--chdir",
+    "-u",
+    "--user",
+    "-g",
+    "--group",
+    "-m",
+    "--umask",
+    "--log-level",
+    "--access-logfile",
+    "--error-logfile",
+    "--log-file",
+    "--max-requests",
+    "--max-requests-jitter",
+    "--threads",
+    "-e",
+    "--env",
+    "--pythonpath",
+    "--graceful-timeout",
+    "--keep-alive",
+    "--backlog",
+    "-n",
+    "--name",
+    "-p",
+    "--pid",
+    "--worker-connections",
+    "--log-config",
+    "--forwarded-allow-ips",
+    "--paste",
+    "--limit-request-line",
+    "--limit-request-fields",
+    "--worker-tmp-dir",
+    "--statsd-host",
+}
+
+
+def unit_file_command(s: Settings, _facts=None) -> str:
+    """The unit file as systemd has it on disk, and systemd's own verification of it."""
+    u = q(s.gunicorn_unit)
+    return batch(
+        {
+            "cat": f"systemctl cat --no-pager {u} 2>&1",
+            "verify": f"systemd-analyze verify {u} 2>&1 | grep -F -- {u} | head -n 20",
+        }
+    )
+
+
+def parse_unit_file(parts: dict, _s=None) -> tuple[str, list[str]]:
+    """(the unit file on disk, systemd-analyze verify lines)."""
+    verify = [ln for ln in parts["verify"].text.splitlines() if ln.strip()]
+    return parts["cat"].text, verify
+
+
+def path_facts(paths: list[str], users: list[str], groups: list[str]) -> str:
+    """Existence of the unit's binaries and directories, and of its user and group."""
+    lines = [
+        f"if test -d {q(p)}; then {say('dir', p)}; elif test -x {q(p)}; then {say('exec', p)}; "
+        f"elif test -e {q(p)}; then {say('file', p)}; else {say('missing', p)}; fi"
+        for p in paths
+    ]
+    lines += [
+        f"if id -u {q(u)} >/dev/null 2>&1; then {say('user', u)}; else {say('nouser', u)}; fi"
+        for u in users
+    ]
+    lines += [
+        f"if getent group {q(g)} >/dev/null; then {say('group', g)}; else {say('nogroup', g)}; fi"
+        for g in groups
+    ]
+    return "\n".join(lines) or "true"
+
+
+def expected_paths(s: Settings) -> tuple[list[str], list[str], list[str]]:
+    """What the guide's unit names, checked in round one; round two only checks a unit that
+    names something else."""
+    return [f"{s.venv}/bin/gunicorn", s.project_dir], [s.app_user], [s.app_group]
+
+
+def unit_paths_command(s: Settings, facts: Facts) -> str | None:
+    """Round two: the paths, user and group the loaded unit names that round one did not
+    check (none for the guide's unit)."""
+    paths, users, groups = unit_paths(facts, s)
+    paths = [p for p in paths if p not in facts.paths]
+    users = [u for u in users if f"user:{u}" not in facts.paths]
+    groups = [g for g in groups if f"group:{g}" not in facts.paths]
+    return path_facts(paths, users, groups) if paths or users or groups else None
+
+
+def exec_argv(exec_start: str) -> list[str]:
+    """argv of systemd's ExecStart property: `{ path=... ; argv[]=ARGS ; ignore_errors=no ... }`."""
+    m = re.search(r"argv\[\]=(.*?) ; ", exec_start)
+    if not m:
+        return []
+    try:
+        return shlex.split(m.group(1))
+    except ValueError:
+        return m.group(1).split()
+
+
+def gunicorn_args(argv: list[str]) -> dict:
+    """--bind values and the WSGI app from a gunicorn command line."""
+    binds, app, i = [], None, 1
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-b", "--bind") and i + 1 < len(argv):
+            binds.append(argv[i + 1])
+            i += 2
+            continue
+        if a.startswith("--bind="):
+            binds.append(a.split("=", 1)[1])
+        elif a in VALUE_OPTS:
+            i += 1
+        elif not a.startswith("-"):
+            app = a
+        i += 1
+    return {"binary": argv[0] if argv else "", "binds": binds, "app": app}
+
+
+def unix_bind(binds: list[str]) -> str | None:
+    for b in binds:
+        if b.startswith("unix:"):
+            return b[len("unix:") :]
+    return None
+
+
+def unit_paths(facts: Facts, s: Settings) -> tuple[list[str], list[str], list[str]]:
+    """What the loaded unit names, for the existence checks: (paths, users, groups)."""
+    p = facts.units.get(s.gunicorn_unit, {})
+    args = gunicorn_args(exec_argv(p.get("ExecStart", "")))
+    paths = [x for x in (args["binary"], p.get("WorkingDirectory", "")) if x and x.startswith("/")]
+    return paths, [p.get("User") or "root"], [x for x in [p.get("Group")] if x]
+
+
+def evaluate(facts: Facts, s: Settings) -> list:
+    unit = s.gunicorn_unit
+    p = facts.units.get(unit, {})
+    check = Check(
+        "unit.file", 3, f"unit file of {unit}", reads=("units", "unit", "paths", "unit_paths")
+    )
+    if not installed(p):
+        return [check.fail("no unit file")]
+    args = gunicorn_args(exec_argv(p.get("ExecStart", "")))
+    user, group, wd = p.get("User") or "root", p.get("Group") or "", p.get("WorkingDirectory", "")
+    problems, fix = [], []
+    paths = facts.paths
+    binary = args["binary"]
+    if binary and paths.get(binary) not in (None, "exec"):
+        problems.append(f"ExecStart binary {binary} is {paths.get(binary)} (not executable)")
+    if wd and paths.get(wd) not in (None, "dir"):
+        problems.append(f"WorkingDirectory {wd} is {paths.get(wd)}")
+    if paths.get(f"user:{user}") == "missing":
+        problems.append(f"User={user} does not exist")
+    if group and paths.get(f"group:{group}") == "missing":
+        problems.append(f"Group={group} does not exist")
+    problems += [ln for ln in facts.unit_verify if "not executable" in ln or "No such" in ln]
+    bind = unix_bind(args["binds"])
+    ev = [
+        f"User={user} Group={group or '-'} WorkingDirectory={wd or '-'}",
+        f"ExecStart={' '.join(exec_argv(p.get('ExecStart', '')))}",
+    ]
+    findings = []
+    if problems:
+        fix = [
+            f"sudo systemctl edit --full {unit}  # fix: " + "; ".join(problems),
+            "sudo systemctl daemon-reload",
+            f"sudo systemctl restart {unit}",
+        ]
+        findings.append(Finding("unit_file_invalid", problems + ev, fix))
+    reload_needed = p.get("NeedDaemonReload") == "yes"
+    if reload_needed:
+        findings.append(
+            Finding(
+                "unit_not_reloaded",
+                [
+                    f"NeedDaemonReload=yes: {p.get('FragmentPath')} changed on disk; "
+                    "systemd still runs "
+                    "the old definition"
+                ]
+                + ev,
+                ["sudo systemctl daemon-reload", f"sudo systemctl restart {unit}"],
+            )
+        )
+    notes = []
+    if s.gunicorn_unit and bind and bind != s.socket:
+        notes.append(f"binds unix:{bind}, configured socket is {s.socket}")
+    if args["app"] and args["app"] != s.wsgi:
+        notes.append(f"serves {args['app']}, configured wsgi is {s.wsgi}")
+    if not bind:
+        notes.append(
+            "no unix --bind: " + (", ".join(args["binds"]) or "gunicorn's default 127.0.0.1:8000")
+        )
+    status = FAIL if findings else (WARN if notes else OK)
+    summary = (
+        "; ".join(problems)
+        if problems
+        else "changed on disk, not reloaded (NeedDaemonReload=yes)"
+        if reload_needed
+        else "; ".join(notes)
+        if notes
+        else f"User={user}, binds unix:{bind}, app {args['app']}"
+    )
+    return [check.result(status, summary, ev + notes + facts.unit_verify[:3], findings)]
+
+
+def parse_paths(stdout: str, _s=None) -> dict:
+    """path_facts output: path -> exec|dir|file|missing; user:NAME / group:NAME -> ok|missing."""
+    out = {}
+    for line in stdout.splitlines():
+        kind, _, name = line.partition(" ")
+        if kind in ("exec", "dir", "file", "missing"):
+            out[name] = kind
+        elif kind in ("user", "nouser"):
+            out[f"user:{name}"] = "ok" if kind == "user" else "missing"
+        elif kind in ("group", "nogroup"):
+            out[f"group:{name}"] = "ok" if kind == "group" else "missing"
+    return out
+
+
+FACTS = [
+    Fact(
+        "unit", unit_file_command, parse_unit_file, into=("unit_file", "unit_verify"), framed=True
+    ),
+    Fact("paths", lambda s, _f: path_facts(*expected_paths(s)), parse_paths),
+    Fact("unit_paths", unit_paths_command, parse_paths, into="paths", second=True, merge=True),
+]

@@ -1,0 +1,24 @@
+import subprocess
+
+from tasks import shell
+from tasks.checks import http
+
+
+def test_http_replies():
+    assert http.parse_reply("200 0.004") == {"code": 200, "seconds": 0.004, "error": ""}
+    r = http.parse_reply("curl: (7) Couldn't connect to server 000 0.000101 ")
+    assert r["code"] == 0 and r["error"] == "Couldn't connect to server"
+
+
+def test_manual_run_report_cannot_be_forged_by_the_apps_log(tmp_path):
+    # The by-hand gunicorn's log is the app's text: a line `manual_http=200` in it stays log.
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    fake = venv / "gunicorn"
+    fake.write_text("#!/bin/sh\necho manual_http=200\necho manual_exit=0\nexit 3\n")
+    fake.chmod(0o755)
+    script = http.manual_run(str(tmp_path), str(tmp_path / "venv"), "x:y", "/")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
+    m = http.parse_manual(shell.read_batch(out))
+    assert m["http"] == 0 and m["exit"] == "3"
+    assert "manual_http=200" in m["log"]

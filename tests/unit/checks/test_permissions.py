@@ -1,0 +1,29 @@
+import subprocess
+
+from tasks import shell
+from tasks.checks import permissions
+
+
+def test_parents_of_socket():
+    assert permissions.parents("/home/cynow/cynow/gunicorn.sock") == [
+        "/home",
+        "/home/cynow",
+        "/home/cynow/cynow",
+    ]
+
+
+def test_a_file_name_cannot_pass_for_the_socket_verdict(tmp_path, s):
+    # An unreadable static file named like a verdict line stays an unreadable entry.
+    from dataclasses import replace
+
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "x\nwritable").write_text("")
+    (static / "x\nwritable").chmod(0)
+    s = replace(s, socket=str(tmp_path / "none.sock"), static_root=str(static))
+    out = subprocess.run(
+        ["sh", "-c", permissions.permissions_command(s)], capture_output=True, text=True
+    ).stdout
+    p = permissions.parse_permissions(shell.read_batch(out))
+    assert p["socket_writable"] is False
+    assert p["static_files"] == 1

@@ -1,0 +1,128 @@
+# run as cynow
+cd /home/cynow/cynow && timeout 60 /home/cynow/cynow/venv/bin/python -B -c 'WSGI = '"'"'config.wsgi:application'"'"'
+SETTINGS = '"'"'config.settings'"'"'
+UNIT = '"'"'gunicorn.service'"'"'
+# The diagnosis'"'"'s Django probe (guide step 8), run on the server as the app user with the
+# venv'"'"'s python in the project directory: `python -B -c SOURCE`, where SOURCE is the three names
+# WSGI, SETTINGS and UNIT, then this file (tasks/checks/django.py builds it). One interpreter
+# imports the WSGI app as gunicorn would, runs Django'"'"'s checks, reads the migration plan and
+# the database file, and prints one line `CYNOW-PROBE {json}`.
+import importlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import traceback
+
+sys.path.insert(0, os.getcwd())
+out = {"python": sys.version.split()[0], "executable": sys.executable, "env_unreadable": []}
+# The unit'"'"'s Environment= and EnvironmentFile=, as gunicorn gets them from systemd: without
+# them a secret passed that way would look like a settings error.
+try:
+    show = subprocess.run(
+        ["systemctl", "show", "-p", "Environment", "-p", "EnvironmentFiles", UNIT],  # noqa: F821 (sent first)
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout
+except Exception:
+    show = ""
+for line in show.splitlines():
+    key, _, value = line.partition("=")
+    if key == "Environment":
+        for pair in shlex.split(value):
+            k, _, v = pair.partition("=")
+            os.environ[k] = v
+    elif key == "EnvironmentFiles" and value:
+        path = value.split(" (")[0]
+        try:
+            for raw in open(path).read().splitlines():
+                raw = raw.strip()
+                if raw and not raw.startswith("#") and "=" in raw:
+                    k, _, v = raw.partition("=")
+                    os.environ[k.strip()] = v.strip().strip("\"'"'"'")
+        except OSError:
+            out["env_unreadable"].append(path)
+
+
+def err(e):
+    name = getattr(e, "name", None)
+    top = (name or "").split(".")[0]
+    return {
+        "ok": False,
+        "type": type(e).__name__,
+        "message": str(e).splitlines()[0] if str(e) else "",
+        "name": name,
+        "in_project": bool(top) and (os.path.isdir(top) or os.path.isfile(top + ".py")),
+        "traceback": traceback.format_exc().splitlines()[-15:],
+    }
+
+
+mod, _, attr = WSGI.partition(":")  # noqa: F821 (sent before this file)
+try:
+    getattr(importlib.import_module(mod), attr)
+    out["wsgi"] = {"ok": True}
+except BaseException as e:
+    out["wsgi"] = err(e)
+try:
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)  # noqa: F821
+    django.setup()
+    out["django"] = django.get_version()
+    db = settings.DATABASES["default"]
+    name = str(db.get("NAME", ""))
+    out["database"] = {"engine": db.get("ENGINE", ""), "name": name}
+    if "sqlite" in db.get("ENGINE", ""):
+        d = os.path.dirname(name) or "."
+        out["database"].update(
+            exists=os.path.exists(name),
+            writable=os.access(name, os.W_OK),
+            dir=d,
+            dir_writable=os.access(d, os.W_OK),
+        )
+        import grp
+        import pwd
+
+        for key, path in (("file", name), ("dir", d)):
+            try:
+                st = os.stat(path)
+                owner = pwd.getpwuid(st.st_uid).pw_name
+                group = grp.getgrgid(st.st_gid).gr_name
+                out["database"][key + "_stat"] = f"{owner}:{group} {st.st_mode & 0o7777:o}"
+            except (OSError, KeyError):
+                pass
+    out["static_root"] = str(getattr(settings, "STATIC_ROOT", "") or "")
+    # What `manage.py check` runs, without loading the management machinery.
+    try:
+        from django.core import checks
+
+        found = checks.run_checks()
+        bad = [str(m) for m in found if m.is_serious()]
+        out["check"] = (
+            {
+                "ok": True,
+                "output": [f"System check identified {len(found)} issue(s), none serious."],
+            }
+            if not bad
+            else {"ok": False, "type": "SystemCheckError", "message": bad[0], "traceback": bad[:6]}
+        )
+    except BaseException as e:
+        out["check"] = err(e)
+    if "sqlite" not in db.get("ENGINE", "") or out["database"]["exists"]:
+        try:
+            from django.db import connection
+            from django.db.migrations.executor import MigrationExecutor
+
+            ex = MigrationExecutor(connection)
+            plan = ex.migration_plan(ex.loader.graph.leaf_nodes())
+            out["unapplied"] = [m.app_label + "." + m.name for m, back in plan if not back]
+        except BaseException as e:
+            out["migrations_error"] = err(e)
+except BaseException as e:
+    out["setup"] = err(e)
+print("CYNOW-PROBE " + json.dumps(out))
+' 2>&1 | tail -n 60
