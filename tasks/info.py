@@ -48,15 +48,9 @@ def parse_info(stdout: str) -> dict:
     parts = read_batch(stdout)
     units = parts["units"].text
     facts = parse.key_values(parts["about"].text)
+    keys = ("hostname", "os", "kernel", "systemd", "python", "commit", "branch", "subject")
     return {
-        "hostname": facts.get("hostname", ""),
-        "os": facts.get("os", ""),
-        "kernel": facts.get("kernel", ""),
-        "systemd": facts.get("systemd", ""),
-        "python": facts.get("python", ""),
-        "commit": facts.get("commit", ""),
-        "branch": facts.get("branch", ""),
-        "subject": facts.get("subject", ""),
+        **{k: facts.get(k, "") for k in keys},
         "units": {
             uid: {
                 "load": p.get("LoadState", ""),

@@ -80,22 +80,17 @@ def parse_journal(stdout: str, _s=None) -> list[str]:
     return [ln for ln in stdout.splitlines() if ln and not ln.startswith("-- ")]
 
 
+def _tail(name: str, path, clock: str, lines: int, parser) -> Fact:
+    """A log file's end, with the server's clock in the same round trip."""
+    return Fact(
+        name, lambda s, _f: log_tail(path(s), clock, lines), parser, identity=ROOT, framed=True
+    )
+
+
 FACTS = [
     Fact("journal", journal_command, parse_journal, identity=ROOT),
-    Fact(
-        "nginx_log",
-        lambda s, _f: log_tail(s.nginx_error_log, NGINX_CLOCK, 400),
-        parse_nginx_log,
-        identity=ROOT,
-        framed=True,
-    ),
-    Fact(
-        "django_log",
-        lambda s, _f: log_tail(s.django_log, DJANGO_CLOCK, 300),
-        parse_django_log,
-        identity=ROOT,
-        framed=True,
-    ),
+    _tail("nginx_log", lambda s: s.nginx_error_log, NGINX_CLOCK, 400, parse_nginx_log),
+    _tail("django_log", lambda s: s.django_log, DJANGO_CLOCK, 300, parse_django_log),
 ]
 
 
