@@ -14,7 +14,7 @@ from tasks import (
     rollout,
     status,
 )
-from tasks.settings import DEFAULTS
+from tasks.settings import DEFAULTS, TARGETS
 
 ns = Collection()
 ns.add_task(rollout.deploy)
@@ -30,6 +30,6 @@ ns.add_task(reboot.reboot)
 ns.add_task(repair.repair)
 ns.add_task(restart.restart)
 ns.add_task(status.status)
-# The guide's server layout is the lowest config level: fabric.yaml, `fab -f FILE` and
-# FABRIC_CYNOW_* variables override it.
-ns.configure({"cynow": DEFAULTS})
+# config/defaults.yaml and config/targets.yaml are the lowest config level: fabric.yaml,
+# `fab -f FILE` and FABRIC_CYNOW_* variables override them (a -f file's targets merge in).
+ns.configure({"cynow": {**DEFAULTS, "targets": TARGETS}})

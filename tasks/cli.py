@@ -25,7 +25,7 @@ from tasks.settings import Settings
 
 # Flags every task has; `fab --help TASK` shows these texts.
 COMMON_HELP = {
-    "target": "named target from cynow.targets (fabric.yaml or a -f file); -H overrides its hosts",
+    "target": "named target (config/targets.yaml or a -f file); -H overrides its hosts",
     "json": "print one JSON document on stdout instead of the report (schema in the README)",
 }
 # One host's lines at a time, whichever thread prints them (tasks over several hosts).

@@ -1,9 +1,10 @@
 """What a target server looks like: the guide's defaults, named targets, and their validation.
 
-Values come from Fabric's own config system under the `cynow` key: these defaults (set on the
-task collection), then the project's `fabric.yaml`, a runtime file given with `fab -f FILE`,
-and `FABRIC_CYNOW_*` environment variables. A named target (`cynow.targets.NAME`) may override
-any setting for its hosts. Everything is checked before any connection is opened.
+Values come from Fabric's own config system under the `cynow` key: config/defaults.yaml and
+config/targets.yaml (set on the task collection, the lowest level), then the project's
+`fabric.yaml`, a runtime file given with `fab -f FILE`, and `FABRIC_CYNOW_*` environment
+variables. A named target (`cynow.targets.NAME`) may override any setting for its hosts.
+Everything is checked before any connection is opened.
 """
 
 from __future__ import annotations
@@ -14,52 +15,25 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tasks.errors import ConfigError
 
-# The production server as the 502 guide describes it.
-DEFAULTS: dict[str, Any] = {
-    "app_user": "cynow",
-    "app_group": "www-data",
-    "web_user": "www-data",
-    "project_dir": "/home/cynow/cynow",
-    "venv": "/home/cynow/cynow/venv",
-    "socket": "/home/cynow/cynow/gunicorn.sock",
-    "gunicorn_unit": "gunicorn.service",
-    "gunicorn_socket_unit": "gunicorn.socket",
-    "nginx_unit": "nginx.service",
-    "nginx_site": "/etc/nginx/sites-available/cynow",
-    "nginx_error_log": "/var/log/nginx/error.log",
-    "django_log": "/var/log/cynow/django.log",
-    "url_prefix": "/cynow/",
-    "health_urls": ["/cynow/", "/cynow/orders/"],
-    "git_remote": "origin",
-    "git_branch": "main",
-    "wsgi": "config.wsgi:application",
-    "required_files": ["orders/urls.py"],
-    "static_root": "/home/cynow/cynow/static",
-    # Deploys: the lock, the deploy in progress and the history live here on the server.
-    "state_dir": "/var/lib/cynow-ops",
-    "requirements": "requirements.txt",
-    "health_timeout": 30,
-    # Database snapshots (STATE_DIR/snapshots, root-only): how many to keep.
-    "snapshots_keep": 5,
-    # A lock whose heartbeat is older than this, with no step running, is stale (its run gone).
-    "lock_grace": 15,
-    # Diagnosis: how far back logs matter, and how long a health request may take.
-    "log_window_minutes": 15,
-    "http_timeout": 10,
-    # Connection safety.
-    "connect_timeout": 10,
-    "known_hosts": [],
-    "host_key_policy": "strict",
-    "key_filename": None,
-    "allowed_networks": [],
-    # Target selection.
-    "target": None,
-    "targets": {},
-}
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+
+
+def _load(name: str) -> dict[str, Any]:
+    with open(CONFIG / name) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+# The production server as the 502 guide describes it (config/defaults.yaml), and the named
+# targets (config/targets.yaml).
+DEFAULTS: dict[str, Any] = _load("defaults.yaml")
+TARGETS: dict[str, Any] = _load("targets.yaml")
 
 # Keys a named target may carry beyond the settings above.
 TARGET_ONLY = {"hosts"}
@@ -376,7 +350,8 @@ def _unknown(key: str, known: set[str], where: str) -> ConfigError:
     close = difflib.get_close_matches(key, sorted(known), n=1)
     hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(known))}"
     return ConfigError(
-        f"config: {where}{key} is not a setting ({hint}); fix it in fabric.yaml or your -f file"
+        f"config: {where}{key} is not a setting ({hint}); "
+        "fix it in config/targets.yaml or your -f file"
     )
 
 
@@ -417,7 +392,7 @@ def resolve(cynow: Mapping[str, Any], target: str | None = None) -> Settings:
         raise _fail(
             "targets",
             "must be a mapping of target names to settings",
-            "see fabric.yaml for the form",
+            "see config/targets.yaml for the form",
         )
     name = target or raw.get("target")
     hosts: list[str] = []
@@ -427,11 +402,13 @@ def resolve(cynow: Mapping[str, Any], target: str | None = None) -> Settings:
             known = ", ".join(sorted(targets)) or "none defined"
             raise ConfigError(
                 f"config: no target named {name!r} (known: {known}); "
-                "define it under cynow.targets in fabric.yaml or a -f file"
+                "define it in config/targets.yaml or under cynow.targets in a -f file"
             )
         entry = targets[name] or {}
         if not isinstance(entry, dict):
-            raise _fail(f"targets.{name}", "must be a mapping of settings", "see fabric.yaml")
+            raise _fail(
+                f"targets.{name}", "must be a mapping of settings", "see config/targets.yaml"
+            )
         over = _validated(entry, f"cynow.targets.{name}.", settings_keys | TARGET_ONLY)
         hosts = over.pop("hosts", [])
         values.update(over)
