@@ -88,12 +88,13 @@ def parse_second_round(facts: Facts, out: dict[str, Output], s: Settings | None 
 
 def gather(remote: Remote) -> Facts:
     s = remote.settings
-    first = remote.many(first_round(s))
+    jobs = first_round(s)
+    first = remote.many(jobs)
     facts = parse_first_round(first, s)
-    jobs = second_round(facts, s)
-    second = remote.many(jobs) if jobs else {}
+    later = second_round(facts, s)
+    second = remote.many(later) if later else {}
     parse_second_round(facts, second, s)
-    capture(first | second, first_round(s) | jobs)
+    capture(first | second, jobs | later)
     return facts
 
 
