@@ -7,31 +7,32 @@ from fabric import task
 from tasks import parse
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.fleet import parse_parallel
-from tasks.git import git
 from tasks.runner import Remote
 from tasks.settings import Settings
-from tasks.shell import batch, q, read_batch
+from tasks.shell import as_owner, as_user_here, batch, q, read_batch
+from tasks.status import commit_lines
 from tasks.systemd import systemctl_show
 
 SCHEMA = "cynow-ops.info.v1"
 
 
-def info_script(project_dir: str, python: str, units: list[str]) -> str:
-    """One round trip for `fab info`: key=value lines, and the units' `systemctl show`."""
+def info_script(project_dir: str, python: str, units: list[str], app_user: str = "cynow") -> str:
+    """One round trip for `fab info`: key=value lines, and the units' `systemctl show`.
+
+    The venv's python runs as the app user and git as the checkout's owner, never as the
+    operator: both run code the app user controls (sitecustomize, .git/config)."""
     about = [
         "printf 'hostname=%s\\n' \"$(hostname)\"",
         'printf \'os=%s\\n\' "$(. /etc/os-release && echo "$PRETTY_NAME")"',
         "printf 'kernel=%s\\n' \"$(uname -r)\"",
         "printf 'systemd=%s\\n' \"$(systemctl --version | head -n1)\"",
-        f"printf 'python=%s\\n' \"$({q(python)} --version 2>&1)\"",
-        f"printf 'commit=%s\\n' \"$({git(project_dir, 'rev-parse', 'HEAD')} 2>/dev/null)\"",
-        f"printf 'branch=%s\\n' \"$({git(project_dir, 'rev-parse', '--abbrev-ref', 'HEAD')}"
-        ' 2>/dev/null)"',
-        f"printf 'subject=%s\\n' \"$({git(project_dir, 'log', '-1', '--format=%s')} 2>/dev/null)\"",
     ]
+    python_line = f"printf 'python=%s\\n' \"$({q(python)} -I --version 2>&1)\""
     return batch(
         {
             "about": "\n".join(about),
+            "python": as_user_here(app_user, python_line),
+            "commit": as_owner(project_dir, commit_lines(project_dir)),
             "units": systemctl_show(
                 units, ["Id", "LoadState", "ActiveState", "SubState", "UnitFileState"]
             ),
@@ -47,7 +48,11 @@ def parse_info(stdout: str) -> dict:
     """The info script's output as plain data (see info_script)."""
     parts = read_batch(stdout)
     units = parts["units"].text
-    facts = parse.key_values(parts["about"].text)
+    facts = {
+        **parse.key_values(parts["about"].text),
+        **parse.key_values(parts["python"].text),
+        **parse.key_values(parts["commit"].text),
+    }
     keys = ("hostname", "os", "kernel", "systemd", "python", "commit", "branch", "subject")
     return {
         **{k: facts.get(k, "") for k in keys},
@@ -65,7 +70,7 @@ def parse_info(stdout: str) -> dict:
 
 def gather(remote: Remote) -> dict:
     s = remote.settings
-    out = remote.run(info_script(s.project_dir, s.python, units_of(s)))
+    out = remote.run(info_script(s.project_dir, s.python, units_of(s), s.app_user))
     return {"host": remote.name, **parse_info(out.stdout)}
 
 

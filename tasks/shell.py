@@ -46,6 +46,28 @@ def as_user(user: str, command: str) -> str:
     return f"sudo -n -u {q(user)} -- sh -c {q(command)}"
 
 
+def as_owner(path: str, command: str) -> str:
+    """Run a whole shell command line as the owner of `path` (by uid, so an owner without a
+    name works too), through sudo only when that is someone else. For commands that read
+    files the owner controls and may run what they name (git and its .git/config): as the
+    owner they can do nothing the owner could not do already."""
+    return (
+        f"_cynow_u=$(stat -c %u -- {q(path)}) && "
+        f'if [ "$_cynow_u" = "$(id -u)" ]; then sh -c {q(command)}; '
+        f'else sudo -n -u "#$_cynow_u" -- sh -c {q(command)}; fi'
+    )
+
+
+def as_user_here(user: str, command: str) -> str:
+    """Run a whole shell command line as `user`: directly when the caller is that user, else
+    through non-interactive sudo (a login that may not sudo gets sudo's refusal, not a run as
+    itself)."""
+    return (
+        f'if [ "$(id -un)" = {q(user)} ]; then sh -c {q(command)}; '
+        f"else sudo -n -u {q(user)} -- sh -c {q(command)}; fi"
+    )
+
+
 def in_dir(directory: str, command: str) -> str:
     """A command line run in a directory (and not at all when it cannot be entered)."""
     return f"cd {q(directory)} && {command}"

@@ -17,6 +17,17 @@ from tasks.systemd import processes, systemctl_show
 SCHEMA = "cynow-ops.status.v1"
 
 
+def commit_lines(project_dir: str) -> str:
+    """commit=, branch=, subject= lines of the deployed commit (empty when git cannot say)."""
+    return "\n".join(
+        [
+            f'echo "commit=$({git(project_dir, "rev-parse", "HEAD")} 2>/dev/null)"',
+            f'echo "branch=$({git(project_dir, "rev-parse", "--abbrev-ref", "HEAD")} 2>/dev/null)"',
+            f'echo "subject=$({git(project_dir, "log", "-1", "--format=%s")} 2>/dev/null)"',
+        ]
+    )
+
+
 def status_script(s: Settings, units: list[str]) -> str:
     return batch(
         {
@@ -35,15 +46,9 @@ def status_script(s: Settings, units: list[str]) -> str:
             ),
             "processes": processes(s.gunicorn_unit),
             "listener": socket_check.listener_command(s),
-            "commit": "\n".join(
-                [
-                    f'echo "commit=$({git(s.project_dir, "rev-parse", "HEAD")} 2>/dev/null)"',
-                    f'echo "branch=$({git(s.project_dir, "rev-parse", "--abbrev-ref", "HEAD")} '
-                    '2>/dev/null)"',
-                    f'echo "subject=$({git(s.project_dir, "log", "-1", "--format=%s")} '
-                    '2>/dev/null)"',
-                ]
-            ),
+            # This script runs as root: git, which runs what .git/config names, runs as the
+            # checkout's owner.
+            "commit": shell.as_owner(s.project_dir, commit_lines(s.project_dir)),
         }
     )
 

@@ -44,8 +44,11 @@ def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float 
         [
             f"cd {q(project_dir)} || exit 90",
             "tmp=$(mktemp -d /tmp/cynow-diagnose.XXXXXX)",
+            # An empty config of its own: gunicorn would read ./gunicorn.conf.py from the
+            # checkout, where `daemon = True` would let it escape the timeout and outlive us.
+            ': >"$tmp/none.py"',
             f"PYTHONDONTWRITEBYTECODE=1 timeout {seconds:g} {q(venv + '/bin/gunicorn')} "
-            "--workers 1 --graceful-timeout 1 "
+            '--config "$tmp/none.py" --workers 1 --graceful-timeout 1 '
             f'--bind "unix:$tmp/g.sock" {q(wsgi)} >"$tmp/log" 2>&1 &',
             "pid=$!",
             'i=0; while [ $i -lt 100 ] && [ ! -S "$tmp/g.sock" ] && kill -0 $pid 2>/dev/null; do '

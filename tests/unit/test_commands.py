@@ -1,21 +1,12 @@
 import pytest
 
-from tasks import deploy_commands, git, info, logs, systemd
+from tasks import deploy_commands, logs, systemd
 
 
 def test_exact_strings():
-    assert git.git("/home/cynow/cynow", "rev-parse", "HEAD") == (
-        "git -c safe.directory=/home/cynow/cynow -C /home/cynow/cynow rev-parse HEAD"
-    )
     assert systemd.systemctl_show(["gunicorn.service"], ["Id", "ActiveState"]) == (
         "systemctl show --no-pager --property=Id --property=ActiveState gunicorn.service"
     )
-
-
-def test_info_script_quotes_paths():
-    s = info.info_script("/srv/my app", "/srv/my app/venv/bin/python", ["gunicorn.service"])
-    assert "'/srv/my app/venv/bin/python' --version" in s
-    assert "-C '/srv/my app' rev-parse HEAD" in s
 
 
 def test_kill_pids_refuses_anything_but_plain_pids():

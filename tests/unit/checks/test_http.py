@@ -22,3 +22,17 @@ def test_manual_run_report_cannot_be_forged_by_the_apps_log(tmp_path):
     m = http.parse_manual(shell.read_batch(out))
     assert m["http"] == 0 and m["exit"] == "3"
     assert "manual_http=200" in m["log"]
+
+
+def test_manual_run_does_not_read_the_checkouts_gunicorn_conf(tmp_path):
+    # gunicorn reads ./gunicorn.conf.py unless told otherwise; `daemon = True` there would let
+    # the by-hand run escape its timeout. It is given an empty config of its own.
+    (tmp_path / "gunicorn.conf.py").write_text("daemon = True\n")
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    fake = venv / "gunicorn"
+    fake.write_text('#!/bin/sh\n[ "$1" = --config ] && printf "config=[%s]\\n" "$(cat "$2")"\n')
+    fake.chmod(0o755)
+    script = http.manual_run(str(tmp_path), str(tmp_path / "venv"), "x:y", "/")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
+    assert "config=[]" in http.parse_manual(shell.read_batch(out))["log"]
