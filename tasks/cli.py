@@ -22,6 +22,7 @@ from tasks.errors import OpsError
 from tasks.fleet import Fleet, host_error, worst_exit
 from tasks.runner import Remote
 from tasks.settings import Settings
+from tasks.text import clean
 
 # Flags every task has; `fab --help TASK` shows these texts.
 COMMON_HELP = {
@@ -40,7 +41,11 @@ def console(stderr: bool = False):
     """rich's Console, created on first use: JSON runs never import rich (faster start)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    from tasks.text import CleanHook
+
+    out = Console(stderr=stderr, highlight=False)
+    out.push_render_hook(CleanHook())  # server text is data: no control codes reach the tty
+    return out
 
 
 def guarded(fn: Callable) -> Callable:
@@ -51,7 +56,8 @@ def guarded(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except OpsError as e:
-            raise Exit(f"cynow-ops: {e.message}", code=int(e.code)) from None
+            message = clean(e.message, newlines=False)  # messages quote server text
+            raise Exit(f"cynow-ops: {message}", code=int(e.code)) from None
 
     return inner
 
