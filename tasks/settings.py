@@ -41,7 +41,9 @@ TARGET_ONLY = {"hosts"}
 NOT_IN_TARGET = {"target", "targets"}
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_UNIT = re.compile(r"^[A-Za-z0-9@_.\\:-]+\.(service|socket)$")
+# systemd's unit name characters (systemd.unit(5)), and the suffixes cynow-ops reads: the name
+# is also matched against `systemctl show`'s Id, which always carries the suffix.
+_UNIT = re.compile(r"^[A-Za-z0-9:_.\\@-]{1,248}\.(service|socket)$")
 _REMOTE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _WSGI = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -98,8 +100,20 @@ def _name(key: str, v: Any) -> str:
 
 def _unit(key: str, v: Any) -> str:
     v = _str(key, v)
-    if not _UNIT.match(v):
-        raise _fail(key, f"is not a systemd unit name ({v!r})", "use a name like gunicorn.service")
+    # A leading '-' would reach systemctl and journalctl as an option, not a unit.
+    if v.startswith("-"):
+        raise _fail(
+            key,
+            f"starts with '-' ({v!r}): systemctl would read it as an option",
+            "give the unit's own name, e.g. gunicorn.service",
+        )
+    if not _UNIT.fullmatch(v):
+        raise _fail(
+            key,
+            f"is not a systemd unit name ({v!r})",
+            "use letters, digits and ':_.\\@-', ending in .service or .socket, "
+            "e.g. gunicorn.service",
+        )
     return v
 
 

@@ -81,3 +81,42 @@ def test_defaults_cover_every_check():
     from tasks.settings import CHECKS
 
     assert set(CHECKS) - {"hosts"} == set(DEFAULTS) - {"target", "targets"}
+
+
+@pytest.mark.parametrize("key", ["gunicorn_unit", "gunicorn_socket_unit", "nginx_unit"])
+@pytest.mark.parametrize("name", ["-H.service", "--user.service", "-.socket"])
+def test_a_unit_name_starting_with_a_dash_is_refused(key, name):
+    # It would reach systemctl and journalctl as an option (`-H host` runs on another machine).
+    with pytest.raises(ConfigError) as e:
+        resolve({key: name})
+    msg = e.value.message
+    assert "\n" not in msg and f"cynow.{key} starts with '-'" in msg
+    assert "as an option" in msg and "e.g. gunicorn.service" in msg
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gunicorn service",
+        "gunicorn;id.service",
+        "g$(id).service",
+        "g`id`.service",
+        "g'.service",
+        "gunicorn.target",
+        ".service",
+        "x" * 249 + ".service",
+    ],
+)
+def test_a_unit_name_outside_systemds_characters_is_refused(name):
+    with pytest.raises(ConfigError) as e:
+        resolve({"gunicorn_unit": name})
+    assert "is not a systemd unit name" in e.value.message
+    assert "ending in .service or .socket" in e.value.message
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["gunicorn.service", "app@blue.service", "app-x_y:z.socket", r"dev-disk\x2dx.service"],
+)
+def test_systemds_unit_names_are_accepted(name):
+    assert resolve({"gunicorn_unit": name}).gunicorn_unit == name
