@@ -7,7 +7,7 @@ import json
 from tasks import guide, programs
 from tasks.checks.base import APP, FAIL, SKIPPED, WARN, Check, Fact, Facts, Finding
 from tasks.settings import Settings
-from tasks.shell import q, say
+from tasks.shell import in_dir, q, say
 
 IMPORT_ERRORS = {
     "ModuleNotFoundError",
@@ -68,7 +68,7 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
         if ln.startswith('  File "') and project_dir in ln and s.venv not in ln
     ]
     ev = [line] + frames[-2:]
-    restart = f"sudo systemctl restart {s.gunicorn_unit}"
+    restart = guide.sudo("systemctl", "restart", s.gunicorn_unit)
     if error.get("type") == "ImproperlyConfigured":
         return Finding(
             "settings_error",
@@ -89,8 +89,11 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
             "missing_dependency",
             ev,
             [
-                f"cd {project_dir} && sudo -u {s.app_user} {s.venv}/bin/pip install -r "
-                f"requirements.txt  # add {module} there first if it is not listed",
+                in_dir(
+                    project_dir,
+                    guide.sudo_as(s.app_user, f"{s.venv}/bin/pip", "install", "-r", s.requirements),
+                )
+                + guide.comment(f"add {module} there first if it is not listed"),
                 restart,
             ],
         )
@@ -168,7 +171,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
 
 def _migrations(p: dict, s: Settings):
     check = Check("django.migrations", 8, "migrations applied", reads=("probe",))
-    migrate = f"cd {s.project_dir} && sudo -u {s.app_user} {s.python} manage.py migrate --noinput"
+    migrate = in_dir(s.project_dir, guide.by_hand(s)["migrate"])
     db = p.get("database", {})
     if db and "sqlite" in db.get("engine", "") and not db.get("exists"):
         ev = [f"{db.get('name')} does not exist: no table has been created"]
@@ -202,12 +205,7 @@ def _required(facts: Facts, s: Settings) -> list:
                     "code_outdated",
                     ev
                     + [f"the checkout is {behind} commit(s) behind {s.git_remote}/{s.git_branch}"],
-                    [
-                        f"cd {s.project_dir} && sudo -u {s.app_user} git pull --ff-only "
-                        f"{s.git_remote} "
-                        f"{s.git_branch}",
-                        f"sudo systemctl restart {s.gunicorn_unit}",
-                    ],
+                    [guide.by_hand(s)["pull"], guide.by_hand(s)["restart"]],
                 )
             )
         return [check.fail(ev[0], ev, findings)]

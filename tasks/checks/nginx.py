@@ -6,6 +6,7 @@ import re
 
 from tasks.checks import unit_file
 from tasks.checks.base import OK, ROOT, WARN, Check, Fact, Facts, Finding
+from tasks.guide import sudo
 from tasks.settings import Settings
 from tasks.shell import batch, q
 
@@ -135,7 +136,7 @@ def site_enabled(n: dict, s: Settings):
                 "nginx_config_invalid",
                 [f"{s.nginx_site} is not linked from /etc/nginx/sites-enabled"] + ev,
                 [
-                    f"sudo ln -s {s.nginx_site} /etc/nginx/sites-enabled/{site}",
+                    sudo("ln", "-s", s.nginx_site, f"/etc/nginx/sites-enabled/{site}"),
                     "sudo nginx -t && sudo systemctl reload nginx",
                 ],
             )
@@ -162,7 +163,9 @@ def proxy_target(check: Check, block: str, facts: Facts, s: Settings):
                 f"make both name one path: proxy_pass http://unix:{s.socket}; in "
                 f"{s.nginx_site} and --bind unix:{s.socket} in {s.gunicorn_unit}",
                 "sudo nginx -t && sudo systemctl reload nginx",
-                f"sudo systemctl daemon-reload && sudo systemctl restart {s.gunicorn_unit}",
+                sudo("systemctl", "daemon-reload")
+                + " && "
+                + sudo("systemctl", "restart", s.gunicorn_unit),
             ],
             summary=f"nginx connects to {sock}, gunicorn binds {bind}",
         )

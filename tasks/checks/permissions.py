@@ -4,6 +4,7 @@ its database?"""
 from __future__ import annotations
 
 from tasks.checks.base import WEB, Check, Fact, Facts
+from tasks.guide import operand, sudo
 from tasks.settings import Settings
 from tasks.shell import batch, q, say
 
@@ -74,7 +75,7 @@ def socket_access(facts: Facts, s: Settings):
             f"{s.web_user} cannot traverse {_mode_of(facts.listener.get('namei', []), d)}"
             for d in blocked
         ]
-        fix = [f"sudo chmod o+x {d}  # or chgrp {s.app_group} + g+x" for d in blocked]
+        fix = [sudo("chmod", "o+x", d) + f"  # or chgrp {s.app_group} + g+x" for d in blocked]
         return check.failure("socket_permission_denied", ev, fix)
     if facts.listener.get("exists") and p.get("socket_writable") is False:
         li = facts.listener
@@ -86,7 +87,7 @@ def socket_access(facts: Facts, s: Settings):
             "socket_permission_denied",
             ev,
             [
-                f"sudo chgrp {s.app_group} {s.socket} && sudo chmod 660 {s.socket}",
+                sudo("chgrp", s.app_group, s.socket) + " && " + sudo("chmod", "660", s.socket),
                 "or set the unit's Group and --umask so it is created that way",
             ],
         )
@@ -102,8 +103,8 @@ def static_access(facts: Facts, s: Settings):
     bad = p.get("unreadable", []) + [e for e in p.get("errors", []) if "Permission denied" in e]
     if blocked or bad:
         ev = [f"{s.web_user} cannot traverse {d}" for d in blocked] + bad[:8]
-        fix = [f"sudo chmod o+x {d}" for d in blocked] + (
-            [f"sudo chmod -R o+rX {s.static_root}"] if bad else []
+        fix = [sudo("chmod", "o+x", d) for d in blocked] + (
+            [sudo("chmod", "-R", "o+rX", s.static_root)] if bad else []
         )
         return check.failure("static_unreadable", ev, fix)
     if any("No such file" in e for e in p.get("errors", [])) or not p.get("static_files"):
@@ -134,9 +135,11 @@ def database_access(facts: Facts, s: Settings):
             f"{s.app_user}: sqlite needs it for its journal"
         )
     if problems:
+        # The names come from the server's Django settings: any text, quoted.
+        files = [operand(str(p)) for p in (db["name"], db.get("dir")) if p]
         fix = [
-            f"sudo chown {s.app_user}:{s.app_group} {db['name']} {db.get('dir')}",
-            f"sudo chmod u+w {db['name']} {db.get('dir')}",
+            sudo("chown", f"{s.app_user}:{s.app_group}", *files),
+            sudo("chmod", "u+w", *files),
         ]
         return check.failure("database_unwritable", problems, fix)
     return check.ok(f"{db['name']} and its directory writable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tasks import parse
 from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
+from tasks.guide import sudo
 from tasks.settings import Settings
 from tasks.systemd import systemctl_show
 
@@ -107,7 +108,7 @@ def gunicorn(facts: Facts, s: Settings) -> list:
                     + (said.split(": ", 1)[-1] if said else "Result=start-limit-hit")
                 ]
                 + ev,
-                [f"sudo systemctl reset-failed {unit}", f"sudo systemctl start {unit}"],
+                [sudo("systemctl", "reset-failed", unit), sudo("systemctl", "start", unit)],
             )
         )
     elif active == "activating" and sub == "auto-restart":
@@ -119,7 +120,7 @@ def gunicorn(facts: Facts, s: Settings) -> list:
             Finding(
                 "gunicorn_crash_loop",
                 ev,
-                [f"sudo journalctl -u {unit} -n 50 --no-pager  # the error"],
+                [sudo("journalctl", "-u", unit, "-n", "50", "--no-pager") + "  # the error"],
             )
         )
     elif (
@@ -140,12 +141,12 @@ def gunicorn(facts: Facts, s: Settings) -> list:
                         f"status={status_code}/{SPAWN_FAILURES[status_code]}: systemd could not "
                         "start the command the unit names"
                     ],
-                    [f"sudo systemctl cat {unit}  # then fix the path or user it names"],
+                    [sudo("systemctl", "cat", unit) + "  # then fix the path or user it names"],
                 )
             )
-        fix = [f"sudo systemctl start {unit}"]
+        fix = [sudo("systemctl", "start", unit)]
         if _enabled(p) != "enabled":
-            fix.append(f"sudo systemctl enable {unit}")
+            fix.append(sudo("systemctl", "enable", unit))
         findings.append(Finding("gunicorn_stopped", ev, fix))
     else:
         status, summary = WARN, f"{active} ({sub})"
@@ -188,7 +189,7 @@ def nginx(facts: Facts, s: Settings) -> list:
     ev = [state_line(p), f"enabled: {_enabled(p)}"]
     if p.get("ActiveState") == "active":
         return [check.ok(f"active ({p.get('SubState')}), {_enabled(p)}", ev)]
-    fix = ["sudo nginx -t", f"sudo systemctl start {unit}"]
+    fix = ["sudo nginx -t", sudo("systemctl", "start", unit)]
     return [
         check.fail(
             f"{p.get('ActiveState')} ({p.get('SubState')})",

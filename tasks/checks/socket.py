@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tasks.checks.base import ROOT, Check, Fact, Facts, Finding
+from tasks.guide import sudo
 from tasks.settings import Settings
 from tasks.shell import batch, q
 
@@ -46,7 +47,7 @@ FACTS = [Fact("listener", listener_command, parse_listener, identity=ROOT, frame
 def evaluate(facts: Facts, s: Settings) -> list:
     li = facts.listener
     check = Check("listener.socket", 5, f"socket {s.socket}")
-    restart = [f"sudo rm -f {s.socket}", f"sudo systemctl restart {s.gunicorn_unit}"]
+    restart = [sudo("rm", "-f", s.socket), sudo("systemctl", "restart", s.gunicorn_unit)]
     if not li.get("exists"):
         out = [
             check.fail(

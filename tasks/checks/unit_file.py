@@ -6,6 +6,7 @@ import re
 import shlex
 
 from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
+from tasks.guide import comment, sudo
 from tasks.settings import Settings
 from tasks.shell import batch, q, say
 
@@ -182,9 +183,9 @@ def evaluate(facts: Facts, s: Settings) -> list:
     findings = []
     if problems:
         fix = [
-            f"sudo systemctl edit --full {unit}  # fix: " + "; ".join(problems),
+            sudo("systemctl", "edit", "--full", unit) + comment("fix: " + "; ".join(problems)),
             "sudo systemctl daemon-reload",
-            f"sudo systemctl restart {unit}",
+            sudo("systemctl", "restart", unit),
         ]
         findings.append(Finding("unit_file_invalid", problems + ev, fix))
     reload_needed = p.get("NeedDaemonReload") == "yes"
@@ -198,7 +199,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
                     "the old definition"
                 ]
                 + ev,
-                ["sudo systemctl daemon-reload", f"sudo systemctl restart {unit}"],
+                ["sudo systemctl daemon-reload", sudo("systemctl", "restart", unit)],
             )
         )
     notes = []
