@@ -4,6 +4,7 @@ from invoke import Collection
 
 from tasks import (
     backup,
+    deploy,
     diagnose,
     fix_permissions,
     info,
@@ -11,17 +12,17 @@ from tasks import (
     reboot,
     repair,
     restart,
-    rollout,
+    rollback,
     status,
 )
 from tasks.settings import DEFAULTS, TARGETS
 
 ns = Collection()
-ns.add_task(rollout.deploy)
+ns.add_task(deploy.deploy)
 ns.add_task(backup.backup)
 ns.add_task(backup.restore)
 ns.add_task(backup.unlock)
-ns.add_task(rollout.rollback)
+ns.add_task(rollback.rollback)
 ns.add_task(diagnose.diagnose)
 ns.add_task(fix_permissions.fix_permissions)
 ns.add_task(info.info)

@@ -15,10 +15,11 @@ from fabric import task
 
 from tasks import lock, snapshots
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
-from tasks.deploy import Ctx, StepFailed, now, own
 from tasks.errors import ConfigError, OpsError
-from tasks.restart import health
 from tasks.runner import Remote
+from tasks.steps.context import Ctx, StepFailed, now
+from tasks.steps.health import health
+from tasks.steps.lock import own
 
 SCHEMA = "cynow-ops.backup.v1"
 
@@ -166,7 +167,7 @@ def restore(c, snapshot, target=None, json=False, yes=False):
     Holds the deploy lock; health-gated. Exit codes: 0 restored and healthy, 1 failed,
     2 could not connect, 3 bad configuration or not confirmed.
     """
-    from tasks.rollout import who
+    from tasks.outcomes import who
 
     settings = load(c, target)
     if not snapshot or "/" in snapshot or snapshot.startswith("."):

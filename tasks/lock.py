@@ -6,7 +6,7 @@
         owner.json  who, from where, what, since when
         pid         the server-side process (group) of the step in progress
         heartbeat   touched while a step runs, and after each
-        state       what the run recorded to undo it (tasks.deploy.Ctx.state_json)
+        state       what the run recorded to undo it (tasks.steps.context.Ctx.state_json)
 
 A lock is live while its step's process runs or its heartbeat is younger than the grace; only
 then is another run refused outright. A stale one (its client gone, nothing running) is taken

@@ -13,14 +13,15 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
+from tasks import app as app_cmd
 from tasks import lock, restart, shell, snapshots, systemd
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
 from tasks.errors import ConfigError
 from tasks.fix_permissions import fix_host
-from tasks.restart import health
 from tasks.runner import Remote
 from tasks.settings import Settings
+from tasks.steps.health import health
 
 SCHEMA = "cynow-ops.repair.v1"
 
@@ -58,6 +59,9 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
     person with what to do. Pure."""
     unit, app = s.gunicorn_unit, s.app_user
     in_app = f"cd {shell.q(s.project_dir)} && "
+    # The deploy's own builders: one spelling of pip and manage.py, the configured requirements.
+    pip = app_cmd.pip_install(s.project_dir, s.venv, s.requirements)
+    migrate = app_cmd.manage(s.project_dir, s.python, "migrate", "--noinput")
     catalogue = [
         (
             "permissions",
@@ -81,30 +85,22 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
                     app,
                     in_app + shell.join("git", "pull", "--ff-only", s.git_remote, s.git_branch),
                 ),
-                (
-                    app,
-                    in_app + shell.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
-                ),
-                (app, in_app + shell.join(s.python, "manage.py", "migrate", "--noinput")),
-                (app, in_app + shell.join(s.python, "manage.py", "collectstatic", "--noinput")),
+                (app, pip),
+                (app, migrate),
+                (app, app_cmd.manage(s.project_dir, s.python, "collectstatic", "--noinput")),
             ],
         ),
         (
             "dependencies",
             "install the requirements into the venv",
             {"missing_dependency"},
-            [
-                (
-                    app,
-                    in_app + shell.join(f"{s.venv}/bin/pip", "install", "-q", "-r", s.requirements),
-                )
-            ],
+            [(app, pip)],
         ),
         (
             "migrate",
             "apply pending migrations",
             {"migrations_pending"},
-            [(app, in_app + shell.join(s.python, "manage.py", "migrate", "--noinput"))],
+            [(app, migrate)],
         ),
         (
             "nginx",
@@ -205,7 +201,7 @@ def apply(remote: Remote, action: Action, o: Outcome) -> None:
 
 
 def who() -> str:
-    from tasks.rollout import who as login
+    from tasks.outcomes import who as login
 
     return login()
 

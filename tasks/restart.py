@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
-from tasks import deploy_commands, parse, shell, systemd
-from tasks.checks import http
+from tasks import parse, shell, systemd
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
 from tasks.shell import q
+from tasks.steps.health import health
 
 SCHEMA = "cynow-ops.restart.v1"
 
@@ -24,9 +24,6 @@ def remove_stale_socket(socket: str) -> str:
         f"if [ -S {q(socket)} ] && ! ss -xlpnH | grep -F -- {q(' ' + socket + ' ')} "
         f"| grep -q 'users:(('; then rm -f -- {q(socket)} && echo removed; fi"
     )
-
-
-HEALTH_TIMEOUT = 30.0
 
 
 @dataclass
@@ -72,106 +69,6 @@ def unit_state(remote: Remote) -> dict:
         "reload_needed": props.get("NeedDaemonReload") == "yes",
         "pids": sorted(int(p) for p in parts.get("pids", "").split() if p.isdigit()),
     }
-
-
-# Between two polls of the health gate. The wait for the old workers happens on the server,
-# inside a poll; a second poll is only for a socket still missing (a full restart booting) or an
-# answer that was not yet right.
-POLL_PAUSE = 0.1
-# The longest a poll waits on the server for old workers before it asks the URLs anyway: idle
-# workers leave within a second of the HUP, and a busy one should not hide a 500 from the new
-# ones for long.
-WAIT_SLICE = 5.0
-
-
-@dataclass
-class Poll:
-    """One poll of the health gate (deploy_commands.health_script)."""
-
-    replies: dict  # tasks.checks.http.parse_http
-    pids: list[int]
-    main_pid: int | None  # None: not read
-    tracebacks: int | None  # None: not asked
-
-
-def read_poll(stdout: str) -> Poll:
-    parts = {k: v[0] for k, v in shell.read_batch(stdout).items()}
-    main = parts.get("main", "").strip()
-    tracebacks = parts.get("tracebacks", "").strip()
-    return Poll(
-        replies=http.parse_http(parts.get("http", "")),
-        pids=sorted(int(p) for p in parts.get("pids", "").split() if p.isdigit()),
-        main_pid=int(main) if main.isdigit() else None,
-        tracebacks=int(tracebacks) if tracebacks.isdigit() else None,
-    )
-
-
-def judge(poll: Poll, urls: list[str], since_pids=(), main_pid: int = 0) -> tuple[str, str]:
-    """The verdict on one poll, with what was seen: `ok`; `failed`, when waiting longer cannot
-    help; or `waiting`. Every URL must answer through the socket and through nginx."""
-    none = {"code": 0, "error": "no answer"}
-    bad = [
-        f"{via} {u}: {http.describe(poll.replies[via].get(u, none))}"
-        for via in ("socket", "nginx")
-        for u in urls
-        if not http.ok_code(poll.replies[via].get(u, none).get("code", 0))
-    ]
-    if main_pid and poll.main_pid is not None and poll.main_pid != main_pid:
-        # A HUP keeps the master; it exits when the new workers cannot boot (gunicorn halts).
-        return "failed", f"gunicorn's master (pid {main_pid}) exited after the reload" + (
-            ": " + "; ".join(bad) if bad else ""
-        )
-    old = set(since_pids) & set(poll.pids)
-    if bad or old:
-        return "waiting", "; ".join(bad) or f"old workers still running: {sorted(old)}"
-    if poll.tracebacks:
-        return "failed", f"{poll.tracebacks} traceback(s) in the journal since the reload"
-    return "ok", ", ".join(f"{u} {http.describe(poll.replies['nginx'][u])}" for u in urls)
-
-
-def app_error(poll: Poll) -> bool:
-    """A 500 is the app answering with an error, not a worker still booting (that is a 502 or
-    a refused connection)."""
-    return any(
-        r.get("code", 0) >= 500 and r.get("code") not in (502, 503, 504)
-        for via in ("socket", "nginx")
-        for r in poll.replies[via].values()
-    )
-
-
-def health(
-    remote: Remote,
-    timeout: float = HEALTH_TIMEOUT,
-    since_pids=(),
-    main_pid: int = 0,
-    journal_after: str = "",
-) -> tuple[bool, str]:
-    """Every health URL answers through the socket and through nginx (and, after a HUP, the old
-    workers `since_pids` are gone and the master `main_pid` is still there), within `timeout`
-    seconds. With a journal cursor, a traceback the unit logged after it fails the check too.
-    Each poll is one round trip; the wait for the old workers happens inside it."""
-    s = remote.settings
-    deadline = time.monotonic() + timeout
-    errors_seen = 0
-    while True:
-        script = deploy_commands.health_script(
-            s.socket,
-            s.health_urls,
-            s.http_timeout,
-            s.gunicorn_unit,
-            list(since_pids),
-            wait=min(WAIT_SLICE, max(0.0, deadline - time.monotonic())),
-            journal_after=journal_after,
-        )
-        poll = read_poll(remote.run(script, root=True).stdout)
-        verdict, detail = judge(poll, s.health_urls, since_pids, main_pid)
-        if verdict != "waiting":
-            return verdict == "ok", detail
-        # An app error twice in a row is enough to stop waiting.
-        errors_seen = errors_seen + 1 if app_error(poll) else 0
-        if errors_seen >= 2 or time.monotonic() > deadline:
-            return False, detail
-        time.sleep(POLL_PAUSE)
 
 
 def _step(outcome: Outcome, name: str, fn) -> bool:

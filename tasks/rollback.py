@@ -14,56 +14,31 @@ only `--restore-db` returns its database, discarding what was written since (sho
 
 from __future__ import annotations
 
-import json as jsonlib
+from fabric import task
 
-from tasks import deploy_commands, lock, snapshots
-from tasks.deploy import (
-    AFTER_UNDO,
-    Ctx,
-    Outcome,
-    StepFailed,
-    _step,
-    now,
-    own,
-    record,
-    restore_code,
-    restore_requirements,
-    risk_lines,
-    snap_now,
-    unmigrate,
-)
+from tasks import history, lock, snapshots
+from tasks.cli import COMMON_HELP, console, guarded, load
 from tasks.errors import OpsError
+from tasks.fleet import Fleet, parse_parallel
+from tasks.history import record_id
+from tasks.outcomes import collect, finish, shower, who
+from tasks.runner import Remote
+from tasks.steps import AFTER_UNDO, ROLLBACK, Step
+from tasks.steps.code import restore_code
+from tasks.steps.context import Ctx, Outcome, StepFailed, now
+from tasks.steps.lock import own
+from tasks.steps.requirements import restore_requirements
+from tasks.steps.run import record, run_step
+from tasks.steps.snapshot import snap_now
+from tasks.steps.validate import risk_lines
 
 
-def read_history(text: str) -> tuple[list[dict], int]:
-    """The history's records, and how many lines were not readable (skipped, never fatal: one
-    torn line must not make every later rollback impossible)."""
-    out, bad = [], 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            rec = jsonlib.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-        else:
-            bad += 1
-    return out, bad
-
-
-def record_id(rec: dict) -> str:
-    return str(rec.get("id") or rec.get("started") or "")
-
-
-def deploy_to_undo(history: list[dict], head: str) -> dict:
+def deploy_to_undo(records: list[dict], head: str) -> dict:
     """The newest deploy no successful rollback has undone, if the server is at its commit or
     back at its old one; else OpsError. Only that deploy is ever considered, so a retry can
     never roll back one deploy too many."""
-    undone = {r.get("undoes") for r in history if r.get("result") == "rollback"}
-    for rec in reversed(history):
+    undone = {r.get("undoes") for r in records if r.get("result") == "rollback"}
+    for rec in reversed(records):
         if rec.get("result") != "deployed" or record_id(rec) in undone:
             continue
         if head in (rec.get("to"), rec.get("from")):
@@ -110,10 +85,10 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
         # The deploy it undoes: a rollback's own state names it; an interrupted deploy is it.
         ctx.undoes = state.get("undoes") or state.get("id") or ""
     else:
-        text = ctx.run(deploy_commands.history_read(s.state_dir, 1000), root=True).stdout
-        history, _bad = read_history(text)
+        text = ctx.run(history.read(s.state_dir), root=True).stdout
+        records, _bad = history.parse(text)
         head = ctx.git("rev-parse", "HEAD").stdout.strip()
-        state = deploy_to_undo(history, head)
+        state = deploy_to_undo(records, head)
         out = ctx.run(lock.take(s.state_dir, token, owner), root=True, ok=False)
         if not out.ok:
             o.result = "refused"
@@ -140,9 +115,9 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
                     else "no snapshot was taken before them; restore one by hand"
                 )
             )
-        steps = restore_db_steps(ctx) if restore_db else rollback_steps()
-        for name, fn in steps:
-            _step(ctx, name, fn, o.steps, show)
+        steps = restore_db_steps(ctx) if restore_db else ROLLBACK
+        for step in steps:
+            run_step(ctx, step, o.steps, show)
     except StepFailed as e:
         o.result, o.error, o.output = "rollback-failed", e.message, e.output
         if not o.steps:  # refused before any change: nothing to retry
@@ -152,7 +127,7 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     o.old, o.new = ctx.new_commit, ctx.old_commit
     result = {"rolled-back-by-request": "rollback", "refused": "refused"}.get(o.result, o.result)
     done = Outcome(o.host, result, error=o.error, steps=o.steps)
-    record(ctx, done, started, release=o.result != "rollback-failed")
+    o.history_error = record(ctx, done, started, release=o.result != "rollback-failed")
     return o
 
 
@@ -176,25 +151,18 @@ def load_state(ctx: Ctx, state: dict) -> None:
     ctx.venv_before = state.get("venv_before") or []
 
 
-def rollback_steps() -> list:
-    return [
-        ("undo migrate", unmigrate),
-        ("undo requirements", restore_requirements),
-        ("undo code", restore_code),
-    ] + AFTER_UNDO
-
-
-def restore_db_steps(ctx: Ctx) -> list:
+def restore_db_steps(ctx: Ctx) -> list[Step]:
+    """--restore-db: the deploy's snapshot back instead of reversing its migrations."""
     if not (ctx.snapshot or {}).get("id"):
         raise StepFailed(
             "the deploy took no snapshot (it applied no migration): nothing to restore"
         )
     return [
-        ("discarded", discarded_report),
-        ("snapshot", snapshot_before_restore),
-        ("undo requirements", restore_requirements),
-        ("undo code", restore_code),
-        ("restore db", restore_deploy_snapshot),
+        Step("discarded", discarded_report),
+        Step("snapshot", snapshot_before_restore),
+        Step("undo requirements", restore_requirements),
+        Step("undo code", restore_code),
+        Step("restore db", restore_deploy_snapshot),
     ] + AFTER_UNDO
 
 
@@ -218,3 +186,36 @@ def restore_deploy_snapshot(ctx: Ctx) -> str:
     except snapshots.SnapshotError as e:
         raise StepFailed(str(e))
     return f"{ctx.snapshot['id']} restored in {float(done.get('seconds') or 0):.2f} s"
+
+
+@task(
+    help={
+        **COMMON_HELP,
+        "parallel": "several hosts: roll back N at once (default 1)",
+        "restore_db": "restore the snapshot taken before the deploy's migrations instead of "
+        "reversing them (discards writes made since; shown first)",
+    }
+)
+@guarded
+def rollback(c, target=None, json=False, parallel="1", restore_db=False):
+    """Return to the state before the last deploy (or the interrupted one), health-gated.
+
+    Migrations back to what was recorded before that deploy, the code back to its commit, the
+    old requirements when they had changed, collectstatic, reload, health gate. Several hosts:
+    one at a time unless --parallel N.
+    Exit codes: 0 rolled back and healthy, 1 failed, 2 could not connect, 3 bad configuration.
+    """
+    settings = load(c, target)
+    parallel = parse_parallel(parallel)
+    fleet = Fleet.of(c, settings)
+    by = who()
+    several = len(fleet) > 1
+
+    def one(remote: Remote) -> Outcome:
+        if not json and not several:
+            console().print(f"[bold]cynow-ops rollback: {remote.name}[/]")
+        return rollback_host(
+            Ctx(remote, settings, by), shower(json, remote.name if several else ""), restore_db
+        )
+
+    finish(collect(fleet.each(one, parallel), several), json)

@@ -1,6 +1,9 @@
 import pytest
 
-from tasks import deploy_commands, logs, systemd
+from tasks import logs, systemd
+from tasks.steps.fetch import fetch_script
+from tasks.steps.health import health_script, wait_gone
+from tasks.steps.required_files import files_in_commit_script
 
 
 def test_exact_strings():
@@ -35,12 +38,11 @@ def test_since_is_quoted():
 
 
 def test_deploy_scripts_quote_what_they_interpolate():
-    s = deploy_commands.fetch_script("/srv/my app", "origin", "main", "abc")
+    s = fetch_script("/srv/my app", "origin", "main", "abc")
     assert "-C '/srv/my app' fetch --quiet --no-tags origin +refs/heads/main:refs/remotes/" in s
-    s = deploy_commands.files_in_commit_script("/p", "abc", ["a b; $(id)"])
+    s = files_in_commit_script("/p", "abc", ["a b; $(id)"])
     assert "cat-file -e 'abc:a b; $(id)'" in s and "printf '%s\\n' 'missing a b; $(id)'" in s
-    s = deploy_commands.health_script("/s", ["/"], 5, "g.service", journal_after="s=1;i='2")
+    s = health_script("/s", ["/"], 5, "g.service", journal_after="s=1;i='2")
     assert "'--after-cursor=s=1;i='\"'\"'2'" in s
     with pytest.raises(ValueError):
-        deploy_commands.wait_gone("g.service", ["41; reboot"], 1)
-    assert deploy_commands.history_append("/st", "{}") == "printf '%s\\n' '{}' >> /st/history.jsonl"
+        wait_gone("g.service", ["41; reboot"], 1)

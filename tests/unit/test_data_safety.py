@@ -9,9 +9,12 @@ import json
 import pytest
 
 from tasks import snapshots
-from tasks.deploy import StepFailed, reverse_targets, risk_lines, risky
 from tasks.errors import OpsError
-from tasks.rollback import deploy_to_undo, one_way, read_history
+from tasks.history import parse as read_history
+from tasks.rollback import deploy_to_undo, one_way
+from tasks.steps.context import StepFailed
+from tasks.steps.migrate import reverse_targets
+from tasks.steps.validate import risk_lines, risky
 
 BEFORE = {"admin": "0003_logentry", "auth": "0012_alter_user", "orders": "0001_initial"}
 NOW_APPLIED = {

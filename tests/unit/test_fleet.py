@@ -7,7 +7,7 @@ import time
 import pytest
 from fabric import Config, Connection
 
-from tasks import rolling
+from tasks import batches
 from tasks.errors import ConfigError, ConnectError
 from tasks.executor import CLI_HOSTS_KEY, split_hosts
 from tasks.fleet import Fleet, HostError, Interrupted, parse_parallel, worst_exit
@@ -31,8 +31,8 @@ H = [f"h{i}" for i in range(1, 11)]
     ],
 )
 def test_batches_follow_ansible_serial(spec, total, sizes):
-    assert rolling.batch_sizes(spec, total) == sizes
-    cut = rolling.plan_batches(H[:total], spec)
+    assert batches.batch_sizes(spec, total) == sizes
+    cut = batches.plan_batches(H[:total], spec)
     assert [len(b) for b in cut] == sizes
     assert [h for b in cut for h in b] == H[:total]  # every host once, in order
 
@@ -40,7 +40,7 @@ def test_batches_follow_ansible_serial(spec, total, sizes):
 @pytest.mark.parametrize("spec", ["0", "x", "-1", "10%%", "150%", "", "1,,2", "0%"])
 def test_a_bad_batch_is_one_clear_error(spec):
     with pytest.raises(ConfigError) as e:
-        rolling.batch_sizes(spec, 4)
+        batches.batch_sizes(spec, 4)
     assert "--batch" in e.value.message and "\n" not in e.value.message
 
 
@@ -58,20 +58,20 @@ def test_a_bad_batch_is_one_clear_error(spec):
     ],
 )
 def test_failure_threshold(failed, total, spec, stop):
-    assert rolling.passed(failed, total, spec) is stop
+    assert batches.passed(failed, total, spec) is stop
 
 
 @pytest.mark.parametrize("spec", ["x", "1,2", "-3", "200%"])
 def test_a_bad_max_fail_is_refused(spec):
     with pytest.raises(ConfigError) as e:
-        rolling.check_max_fail(spec)
+        batches.check_max_fail(spec)
     assert "--max-fail" in e.value.message
 
 
 def test_on_fail_values():
-    assert rolling.check_on_fail("rollback-all") == "rollback-all"
+    assert batches.check_on_fail("rollback-all") == "rollback-all"
     with pytest.raises(ConfigError, match="--on-fail"):
-        rolling.check_on_fail("rollback")
+        batches.check_on_fail("rollback")
 
 
 def test_cli_hosts_are_split_and_checked():

@@ -165,3 +165,17 @@ def test_owner_json_is_json(state):
     sh(lock.take(state, "t", {**OWNER, "by": "o'neil $(id)@laptop"}))
     meta = json.loads(open(f"{lock.path(state)}/owner.json").read())
     assert meta["by"] == "o'neil $(id)@laptop"
+
+
+def test_lock_is_atomic_and_tells_who_holds_it(tmp_path):
+    state = str(tmp_path / "state dir")
+    owner = {"by": "alice@laptop", "command": "deploy", "since": "now; $(rm -rf /)"}
+    first = subprocess.run(["sh", "-c", lock.take(state, "t1", owner)], capture_output=True)
+    second = subprocess.run(
+        ["sh", "-c", lock.take(state, "t2", owner)], capture_output=True, text=True
+    )
+    assert first.returncode == 0
+    assert second.returncode == 3
+    assert lock.read_status(second.stdout).owner == "alice@laptop deploy since now; $(rm -rf /)"
+    subprocess.run(["sh", "-c", lock.release(state, "t1")], check=True)
+    assert not (tmp_path / "state dir" / "deploy.lock").exists()

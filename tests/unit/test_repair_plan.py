@@ -61,3 +61,14 @@ def test_ask_shows_commands_and_takes_only_yes(monkeypatch, capsys):
     monkeypatch.setattr("builtins.input", lambda prompt: "")
     assert not repair.ask(action)
     assert "python manage.py migrate" in capsys.readouterr().out
+
+
+def test_repair_installs_the_configured_requirements_as_the_deploy_spells_it():
+    from tasks import app
+
+    s = resolve({"requirements": "requirements/prod.txt", "project_dir": "/srv/my app"})
+    actions, _ = repair.plan_repairs(["missing_dependency", "code_outdated"], s, False)
+    want = app.pip_install("/srv/my app", s.venv, "requirements/prod.txt")
+    by_key = {a.key: [c for _, c in a.commands] for a in actions}
+    assert want in by_key["dependencies"] and want in by_key["update"]
+    assert "-r requirements/prod.txt" in want and "cd '/srv/my app' && " in want

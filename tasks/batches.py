@@ -1,6 +1,8 @@
-"""`fab deploy` and `fab rollback` as tasks: one host, or many in rolling batches.
+"""Several hosts, in rolling batches: batches as Ansible's `serial` cuts them, a failure
+threshold, what to do once it is passed, and the rollout that runs them.
 
-One host runs tasks/deploy.py's steps as before. Several hosts roll:
+    plan_batches(hosts, "25%")  -> [[h1], [h2], [h3], [h4]] for 4 hosts
+    passed(failed=1, total=4, "0") -> True: stop, leave later batches untouched
 
     for each batch (--batch 1 | 3 | 25% | 1,25%):
         deploy every host of the batch concurrently (each health-gated, each rolling itself
@@ -13,126 +15,96 @@ One host runs tasks/deploy.py's steps as before. Several hosts roll:
 Every host deploys the one commit origin's main pointed to when the rollout began (read from
 the first host that can): if main moves meanwhile, or origins differ, a host refuses rather
 than run code the earlier batches did not. Ctrl-C lets the hosts under way finish (deployed or
-rolled back) and starts no other; the summary says so.
+rolled back) and starts no other; the summary says so. The planning is pure; `roll` runs it.
 """
 
 from __future__ import annotations
 
-import getpass
-import socket
+import math
+import re
 from dataclasses import dataclass
 
-from fabric import task
-
-from tasks import git, rolling
-from tasks.cli import COMMON_HELP, PRINTING, console, guarded, load, print_json
+from tasks import git
+from tasks.cli import console
 from tasks.connect import describe
-from tasks.deploy import SCHEMA, Ctx, Outcome, deploy_host
-from tasks.errors import ExitCode, OpsError
-from tasks.fleet import Fleet, Interrupted, parse_parallel
+from tasks.errors import ConfigError, OpsError
+from tasks.fleet import Fleet, Interrupted
+from tasks.outcomes import as_json, exit_code, say, shower, unusable
 from tasks.rollback import rollback_host
 from tasks.runner import Remote
+from tasks.steps.context import Outcome
+from tasks.steps.run import deploy_host
 
 ROLLOUT_SCHEMA = "cynow-ops.rollout.v1"
 # Deploy outcomes after which a host serves the new commit.
 ON_NEW = ("deployed", "up-to-date")
 
-
-def who() -> str:
-    try:
-        return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:  # noqa: BLE001 (no user name is not a reason to stop a deploy)
-        return "unknown"
+_ENTRY = re.compile(r"^(\d+)(%?)$")
+ON_FAIL = ("stop", "rollback-all")
 
 
-def shower(json: bool, prefix: str = ""):
-    """Print each step as it ends; with several hosts at once, each line names its host."""
-    if json:
-        return lambda entry: None
-    from rich.markup import escape
-
-    c = console()
-    lead = f"[bold]{escape(prefix)}[/] " if prefix else "  "
-
-    def show(entry):
-        mark = "[green]✓[/]" if entry["ok"] else "[red]✗[/]"
-        with PRINTING:
-            c.print(
-                f"{lead}{mark} {entry['step']:<18} [dim]{entry['seconds']:>6.2f}s[/]  "
-                f"{escape(str(entry['detail']))}"
-            )
-
-    return show
-
-
-def finish(outcomes: list[Outcome], json: bool) -> None:
-    """One host's (or `fab rollback`'s) result: the document or the closing lines, exit code."""
-    if json:
-        print_json(
-            as_json(outcomes[0])
-            if len(outcomes) == 1
-            else {"schema": SCHEMA, "hosts": [as_json(o) for o in outcomes]}
+def _entry(flag: str, text: str) -> tuple[int, bool]:
+    m = _ENTRY.match(text.strip())
+    if not m:
+        raise ConfigError(
+            f"{flag}: {text.strip()!r} is neither a number of hosts nor a percentage; "
+            "write e.g. 1, 3 or 25%"
         )
-    else:
-        c = console()
-        for o in outcomes:
-            colour = "green" if o.exit_code == 0 else "red"
-            c.print(
-                f"[bold {colour}]{o.host}: {o.result}[/]"
-                + (f" at step {o.failed_step}: {o.error}" if o.error else ""),
-                highlight=False,
-            )
-            if o.output:
-                c.print(o.output, markup=False, highlight=False)
-    worst = max(exit_code(o) for o in outcomes)
-    if worst:
-        from invoke.exceptions import Exit
-
-        raise Exit(code=worst)
+    value, pct = int(m.group(1)), bool(m.group(2))
+    if pct and value > 100:
+        raise ConfigError(f"{flag}: {text.strip()} is more than 100%")
+    return value, pct
 
 
-def unusable(host: str, e: OpsError) -> Outcome:
-    """A host stopped by an error: before its work began (unreachable, host key, sudo), or
-    during it (connection lost, a bug), when its server may hold a deploy in progress."""
-    if getattr(e, "started", False):
-        return Outcome(
-            host,
-            "interrupted",
-            error=f"{e.message} (during the work: `fab rollback` on this host restores the "
-            "state a deploy in progress recorded)",
+def batch_sizes(spec: str, total: int) -> list[int]:
+    """Ansible's `serial`: "3" hosts per batch, "25%" of all hosts (rounded down, at least 1),
+    or a list "1,25%,50%" whose sizes apply in turn, the last repeating until no host is left."""
+    entries = [_entry("--batch", part) for part in str(spec).split(",")]
+    if any(value == 0 for value, _ in entries):
+        raise ConfigError("--batch: a batch of 0 hosts would never finish; use 1 or more")
+    sizes, left, i = [], total, 0
+    while left > 0:
+        value, pct = entries[min(i, len(entries) - 1)]
+        size = max(1, math.floor(total * value / 100)) if pct else value
+        sizes.append(min(size, left))
+        left -= sizes[-1]
+        i += 1
+    return sizes
+
+
+def plan_batches(hosts: list, spec: str) -> list[list]:
+    """The hosts, in order, cut into batches."""
+    out, start = [], 0
+    for size in batch_sizes(spec, len(hosts)):
+        out.append(hosts[start : start + size])
+        start += size
+    return out
+
+
+def check_max_fail(spec: str) -> None:
+    """--max-fail is one number or one percentage; refused before anything is contacted."""
+    if "," in str(spec):
+        raise ConfigError("--max-fail takes one value, e.g. 0, 2 or 10%")
+    _entry("--max-fail", str(spec))
+
+
+def passed(failed: int, total: int, spec: str) -> bool:
+    """Is the failure threshold passed? "N": more than N hosts failed; "P%": more than P% of
+    all hosts failed. The default 0 stops at the first failed host."""
+    value, pct = _entry("--max-fail", str(spec))
+    return failed * 100 > value * total if pct else failed > value
+
+
+def check_on_fail(value: str) -> str:
+    if value not in ON_FAIL:
+        raise ConfigError(
+            f"--on-fail must be {' or '.join(ON_FAIL)}, not {value!r}: stop leaves the hosts "
+            "already deployed on the new commit, rollback-all returns them too"
         )
-    return Outcome(
-        host, "unreachable" if e.code == ExitCode.UNREACHABLE else "error", error=e.message
-    )
+    return value
 
 
-def collect(results, several: bool) -> list[Outcome]:
-    """Outcomes in host order. One host that cannot be used is the run's one-line error (exit
-    2); among several it is that host's outcome and the others go on."""
-    outcomes = []
-    for cxn, value in results.items():
-        if isinstance(value, OpsError):
-            if not several:
-                raise value
-            value = unusable(describe(cxn), value)
-        outcomes.append(value)
-    return outcomes
-
-
-def exit_code(o: Outcome) -> int:
-    return int(ExitCode.UNREACHABLE) if o.result == "unreachable" else o.exit_code
-
-
-def say(json: bool, text: str) -> None:
-    if not json:
-        console(stderr=True).print(text, markup=False, highlight=False)
-
-
-def as_json(o: Outcome) -> dict:
-    return {**o.to_json(), "exit_code": exit_code(o)}
-
-
-# -- rolling over several hosts -------------------------------------------------------------------
+# -- the rollout ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -213,7 +185,7 @@ def roll(fleet: Fleet, ctx_for, json: bool, batch: str, max_fail: str, on_fail: 
     """Deploy batch after batch until done or past --max-fail (see the module's docstring)."""
     names = fleet.names()
     by_name = dict(zip(names, fleet, strict=True))
-    cut = rolling.plan_batches(names, batch)
+    cut = plan_batches(names, batch)
     out = Rollout(batch, max_fail, on_fail, cut, [HostRun(n) for n in names])
     out.commit = origin_commit(fleet)
 
@@ -249,7 +221,7 @@ def roll(fleet: Fleet, ctx_for, json: bool, batch: str, max_fail: str, on_fail: 
         if out.interrupted:
             out.stopped_after, out.reason = number, "interrupted (Ctrl-C)"
             break
-        if broken or rolling.passed(failed, len(names), max_fail):
+        if broken or passed(failed, len(names), max_fail):
             out.stopped_after = number
             out.reason = (
                 f"{', '.join(broken)} could not roll back"
@@ -350,116 +322,3 @@ def render_rollout(out: Rollout) -> None:
             )
         else:
             console().print(f"[bold green]every batch done;[/] hosts run {commits}")
-
-
-# -- the tasks ------------------------------------------------------------------------------------
-
-
-@task(
-    help={
-        **COMMON_HELP,
-        "dry_run": "print the plan (commits, files, migrations, requirements); change nothing",
-        "restart": "full `systemctl restart` instead of the graceful HUP reload",
-        "allow_irreversible": "deploy even if a migration cannot be reversed",
-        "allow_data_loss": "deploy even if reversing a migration would lose data (a snapshot "
-        "is taken first)",
-        "batch": "several hosts: hosts per batch, e.g. 1 (default), 3, 25% or 1,25%",
-        "max_fail": "several hosts: stop once more than N (or N%) hosts failed (default 0)",
-        "on_fail": "several hosts, threshold passed: stop (default) or rollback-all",
-    }
-)
-@guarded
-def deploy(
-    c,
-    dry_run=False,
-    restart=False,
-    allow_irreversible=False,
-    allow_data_loss=False,
-    target=None,
-    json=False,
-    batch="1",
-    max_fail="0",
-    on_fail="stop",
-):
-    """Deploy origin/main: the guide's update sequence, health-gated, rolled back on failure.
-
-    Steps: lock, preflight (record commit, migrations; refuse uncommitted changes), fetch
-    (fast-forward only), required files, code, requirements, validate (import, check,
-    reversible migrations), migrate, collectstatic, graceful reload, health gate. On any
-    failure the completed steps are undone in reverse and the old code is served again.
-    Several hosts roll in batches (--batch), each batch health-gated before the next; past
-    --max-fail failed hosts the rollout stops (--on-fail rollback-all also returns the hosts
-    already deployed). Exit codes: 0 deployed (or already up to date, or --dry-run), 1 refused
-    or rolled back, 2 could not connect, 3 bad configuration.
-    """
-    settings = load(c, target)
-    rolling.batch_sizes(batch, 1)  # bad flags are refused before any connection
-    rolling.check_max_fail(max_fail)
-    rolling.check_on_fail(on_fail)
-    fleet = Fleet.of(c, settings)
-    by = who()
-
-    def ctx_for(remote: Remote, pin: str = "") -> Ctx:
-        return Ctx(
-            remote,
-            settings,
-            by,
-            allow_irreversible,
-            restart,
-            pin=pin,
-            allow_data_loss=allow_data_loss,
-        )
-
-    if len(fleet) == 1 or dry_run:  # a plan reads every host at once; nothing to roll
-        several = len(fleet) > 1
-
-        def one(remote: Remote) -> Outcome:
-            if not json and not several:
-                console().print(f"[bold]cynow-ops deploy: {remote.name}[/]")
-            show = shower(json, remote.name if several else "")
-            return deploy_host(ctx_for(remote), show, dry_run)
-
-        finish(collect(fleet.each(one, parse_parallel(None)), several), json)
-        return
-    out = roll(fleet, ctx_for, json, batch, max_fail, on_fail)
-    if json:
-        print_json(out.to_json())
-    else:
-        render_rollout(out)
-    if out.exit_code:
-        from invoke.exceptions import Exit
-
-        raise Exit(code=out.exit_code)
-
-
-@task(
-    help={
-        **COMMON_HELP,
-        "parallel": "several hosts: roll back N at once (default 1)",
-        "restore_db": "restore the snapshot taken before the deploy's migrations instead of "
-        "reversing them (discards writes made since; shown first)",
-    }
-)
-@guarded
-def rollback(c, target=None, json=False, parallel="1", restore_db=False):
-    """Return to the state before the last deploy (or the interrupted one), health-gated.
-
-    Migrations back to what was recorded before that deploy, the code back to its commit, the
-    old requirements when they had changed, collectstatic, reload, health gate. Several hosts:
-    one at a time unless --parallel N.
-    Exit codes: 0 rolled back and healthy, 1 failed, 2 could not connect, 3 bad configuration.
-    """
-    settings = load(c, target)
-    parallel = parse_parallel(parallel)
-    fleet = Fleet.of(c, settings)
-    by = who()
-    several = len(fleet) > 1
-
-    def one(remote: Remote) -> Outcome:
-        if not json and not several:
-            console().print(f"[bold]cynow-ops rollback: {remote.name}[/]")
-        return rollback_host(
-            Ctx(remote, settings, by), shower(json, remote.name if several else ""), restore_db
-        )
-
-    finish(collect(fleet.each(one, parallel), several), json)

@@ -1,8 +1,9 @@
 """The rollout's bookkeeping: each host's result, exit code and commit in the summary."""
 
-from tasks.deploy import Outcome
+from tasks.batches import HostRun, Rollout
 from tasks.errors import ConnectError, ExitCode, OpsError
-from tasks.rollout import HostRun, Rollout, as_json, unusable
+from tasks.outcomes import as_json, unusable
+from tasks.steps.context import Ctx, Outcome
 
 
 def test_a_host_never_reached_is_neither_failed_nor_an_error():
@@ -52,7 +53,7 @@ def test_the_rollout_document():
 
 import pytest  # noqa: E402
 
-from tasks import rollout  # noqa: E402
+from tasks import batches  # noqa: E402
 from tests.unit.test_fleet import _fleet  # noqa: E402
 
 
@@ -61,8 +62,8 @@ def rolled(mocker):
     """roll() over six hosts 127.0.0.10-15 whose deploys end as `fate` says (default: deployed);
     records the order of deploys and rollbacks."""
     mocker.patch("tasks.fleet.Remote.open")
-    mocker.patch("tasks.rollout.origin_commit", return_value="new")
-    mocker.patch("tasks.rollout.read_commits")
+    mocker.patch("tasks.batches.origin_commit", return_value="new")
+    mocker.patch("tasks.batches.read_commits")
     calls = []
 
     def run(fate: dict, **kw):
@@ -75,11 +76,11 @@ def rolled(mocker):
             calls.append(("rollback", ctx.remote.name))
             return Outcome(ctx.remote.name, "rolled-back-by-request")
 
-        mocker.patch("tasks.rollout.deploy_host", deploy_host)
-        mocker.patch("tasks.rollout.rollback_host", rollback_host)
-        ctx_for = lambda remote, pin="": rollout.Ctx(remote, remote.settings, "me", pin=pin)  # noqa: E731
+        mocker.patch("tasks.batches.deploy_host", deploy_host)
+        mocker.patch("tasks.batches.rollback_host", rollback_host)
+        ctx_for = lambda remote, pin="": Ctx(remote, remote.settings, "me", pin=pin)  # noqa: E731
         args = {"batch": "2", "max_fail": "0", "on_fail": "stop", **kw}
-        return rollout.roll(_fleet(6), ctx_for, True, **args)
+        return batches.roll(_fleet(6), ctx_for, True, **args)
 
     return run, calls
 

@@ -1,0 +1,54 @@
+"""Read the deployed commit, refuse a dirty checkout or a full disk, record the migrations."""
+
+from __future__ import annotations
+
+from tasks.git import git
+from tasks.shell import q, sequence
+from tasks.steps.context import Ctx, Refused, Step
+from tasks.steps.probe import deploy_probe, read_probe
+
+MIN_FREE_KB = 200 * 1024
+
+
+def preflight_script(project_dir: str, python: str, wsgi: str) -> str:
+    """The deploy's preflight in one round trip, as the app user: the deployed commit, changes
+    not committed, the free space under the checkout, and the Django probe (the migration state
+    to record)."""
+    return sequence(
+        {
+            "head": git(project_dir, "rev-parse", "HEAD"),
+            "dirty": git(
+                project_dir, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"
+            ),
+            "free": f"df --output=avail -k {q(project_dir)} | tail -n 1",
+            "probe": deploy_probe(project_dir, python, wsgi),
+        }
+    )
+
+
+def preflight(ctx: Ctx) -> str:
+    s = ctx.s
+    parts = ctx.script(preflight_script(s.project_dir, s.python, s.wsgi), app=True)
+    ctx.old_commit = parts.need("head", "reading the deployed commit").stdout.strip()
+    dirty = parts.need("dirty", "git status").stdout.strip()
+    if dirty:
+        raise Refused(
+            "the checkout has uncommitted changes; commit or discard them first:\n" + dirty
+        )
+    free = parts.need("free", "df").stdout.strip()
+    if free.isdigit() and int(free) < MIN_FREE_KB:
+        raise Refused(f"only {int(free) // 1024} MB free under {s.project_dir}")
+    p = read_probe(parts.get("probe").stdout)
+    if "state" not in p:
+        e = p.get("state_error") or {}
+        raise Refused(
+            "cannot read which migrations are applied, so a rollback could not know what to "
+            f"reverse: {e.get('type', 'no report')}: {e.get('message', '')}".rstrip(": "),
+            "\n".join(e.get("traceback", [])),
+        )
+    ctx.migrations_before, ctx.applied_before = p["state"], p.get("applied", {})
+    ctx.save_state()
+    return f"at {ctx.old_commit[:12]}, migrations recorded for {len(ctx.migrations_before)} apps"
+
+
+STEP = Step("preflight", preflight)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tasks.steps.context import Refused, StepFailed
+from tasks.steps.lock import take_lock
+from tasks.steps.preflight import preflight
+from tests.unit.steps.fakes import git
+
+
+def test_preflight_is_one_script_then_the_state_in_the_lock(server):
+    ctx, remote, dev, app = server
+    take_lock(ctx)
+    remote.sent.clear()
+    detail = preflight(ctx)
+    assert ctx.old_commit == git(app, "rev-parse", "HEAD")
+    assert detail.startswith(f"at {ctx.old_commit[:12]}")
+    # Under the lock every command is a supervised step run by root; the app's script goes
+    # through sudo to the app user inside it. Two round trips: the script, the state write.
+    assert [root for _, root, _ in remote.sent] == [True, True]
+    assert all("setsid -w sh -c" in cmd for cmd, _, _ in remote.sent)
+    assert "sudo -n -u cynow" in remote.sent[0][0] and "sudo -n -u" not in remote.sent[1][0]
+    state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
+    assert state["from"] == ctx.old_commit and state["by"] == "alice@laptop"
+
+
+def test_preflight_records_the_state_of_a_server_whose_urls_do_not_import(server):
+    """The guide's own 502: the URLconf imports a module that is missing. The state comes from
+    the migration table all the same (it once came back empty, and a rollback then migrated
+    every app to zero)."""
+    ctx, remote, dev, app = server
+    (app / "config" / "urls.py").write_text("from orders import missing_module  # noqa\n")
+    git(app, "commit", "-q", "-am", "urls: import a module that is not there")
+    take_lock(ctx)
+    preflight(ctx)
+    assert ctx.migrations_before == {"contenttypes": "0002_remove_content_type_name"}
+    assert ctx.applied_before["contenttypes"] == [
+        "0001_initial",
+        "0002_remove_content_type_name",
+    ]
+
+
+def test_preflight_refuses_when_the_state_cannot_be_read(server):
+    ctx, remote, dev, app = server
+    (app / "config" / "settings.py").write_text("raise RuntimeError('settings broken')\n")
+    take_lock(ctx)
+    with pytest.raises(Refused, match="cannot read which migrations are applied") as e:
+        preflight(ctx)
+    assert "settings broken" in e.value.message
+    state = Path(ctx.s.state_dir) / "deploy.lock" / "state"
+    assert not state.exists()  # nothing recorded: nothing a rollback could act on
+
+
+def test_preflight_refuses_uncommitted_changes_before_writing_anything(server):
+    ctx, remote, dev, app = server
+    (app / "orders" / "urls.py").write_text("edited on the server\n")
+    with pytest.raises(Refused, match="uncommitted changes") as e:
+        preflight(ctx)
+    assert "orders/urls.py" in e.value.message
+    assert len(remote.sent) == 1
+
+
+def test_preflight_says_which_command_failed(server):
+    ctx, remote, dev, app = server
+    subprocess.run(["rm", "-rf", str(app / ".git")], check=True)
+    with pytest.raises(StepFailed, match=r"reading the deployed commit failed \(exit 128\)"):
+        preflight(ctx)
