@@ -9,6 +9,7 @@ from tasks.checks import socket as socket_check
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.fleet import parse_parallel
 from tasks.git import git
+from tasks.redact import redact_text
 from tasks.runner import Remote
 from tasks.settings import Settings
 from tasks.shell import batch
@@ -66,7 +67,8 @@ def parse_processes(text: str) -> list[dict]:
                     "user": user,
                     "rss_kb": int(rss) if rss.isdigit() else None,
                     "elapsed": etime,
-                    "args": args,
+                    # A `-e SECRET_KEY=...` on gunicorn's command line stays on the server.
+                    "args": redact_text(args),
                 }
             )
     return out

@@ -7,6 +7,7 @@ import shlex
 
 from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
 from tasks.guide import comment, sudo
+from tasks.redact import redact_argv, redact_text
 from tasks.settings import Settings
 from tasks.shell import batch, q, say
 
@@ -69,9 +70,11 @@ def unit_file_command(s: Settings, _facts=None) -> str:
 
 
 def parse_unit_file(parts: dict, _s=None) -> tuple[str, list[str]]:
-    """(the unit file on disk, systemd-analyze verify lines)."""
-    verify = [ln for ln in parts["verify"].text.splitlines() if ln.strip()]
-    return parts["cat"].text, verify
+    """(the unit file on disk, systemd-analyze verify lines), an Environment= secret or an
+    `-e SECRET_KEY=...` redacted: verify lines go into reports, and neither needs the value."""
+    verify = [redact_text(ln) for ln in parts["verify"].text.splitlines() if ln.strip()]
+    cat = "".join(redact_text(ln) for ln in parts["cat"].text.splitlines(keepends=True))
+    return cat, verify
 
 
 def path_facts(paths: list[str], users: list[str], groups: list[str]) -> str:
@@ -178,7 +181,8 @@ def evaluate(facts: Facts, s: Settings) -> list:
     bind = unix_bind(args["binds"])
     ev = [
         f"User={user} Group={group or '-'} WorkingDirectory={wd or '-'}",
-        f"ExecStart={' '.join(exec_argv(p.get('ExecStart', '')))}",
+        # Evidence goes into reports and JSON: an `-e SECRET_KEY=...` does not.
+        f"ExecStart={' '.join(redact_argv(exec_argv(p.get('ExecStart', ''))))}",
     ]
     findings = []
     if problems:
