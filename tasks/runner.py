@@ -8,6 +8,7 @@ machine: a Remote only wraps a fabric.Connection.
 from __future__ import annotations
 
 import os
+import secrets
 import select
 import socket
 import time
@@ -43,6 +44,31 @@ SUDO_REFUSALS = (
     "is not in the sudoers file",
     "may not run sudo",
 )
+
+
+def sudo_refusal(line: str) -> str | None:
+    """sudo's refusal in one line of output, stripped; None for any other line."""
+    return line.strip() if any(s in line for s in SUDO_REFUSALS) else None
+
+
+def refused(where: str, said: str) -> ConnectError:
+    """The one-line error for sudo's refusal `said` on `where`."""
+    if "password is required" in said or "terminal is required" in said:
+        return ConnectError(
+            f"sudo on {where} needs a password ({said}): rerun with "
+            "--prompt-for-sudo-password, or set sudo.password in a -f file kept out of git"
+        )
+    return ConnectError(
+        f"sudo on {where} refused ({said}): the login user "
+        "needs sudo to root and to the app and web users"
+    )
+
+
+def wrong_password(where: str) -> ConnectError:
+    return ConnectError(
+        f"sudo on {where} rejected the password: check sudo.password "
+        "or retype it with --prompt-for-sudo-password"
+    )
 
 
 @dataclass(frozen=True)
@@ -133,25 +159,15 @@ class Remote:
                 time.monotonic() - start,
             )
         except AuthFailure:
-            raise ConnectError(
-                f"sudo on {self.name} rejected the password: check sudo.password "
-                "or retype it with --prompt-for-sudo-password"
-            ) from None
+            raise wrong_password(self.name) from None
         except (OSError, paramiko.SSHException, EOFError) as e:
             raise ConnectError(
                 f"lost the connection to {self.name}: {e or type(e).__name__}"
             ) from None
-        if wrapped is not command and r.exited == 1 and any(s in r.stderr for s in SUDO_REFUSALS):
-            said = next(ln for ln in r.stderr.splitlines() if any(s in ln for s in SUDO_REFUSALS))
-            if "password is required" in said or "terminal is required" in said:
-                raise ConnectError(
-                    f"sudo on {self.name} needs a password ({said.strip()}): rerun with "
-                    "--prompt-for-sudo-password, or set sudo.password in a -f file kept out of git"
-                )
-            raise ConnectError(
-                f"sudo on {self.name} refused ({said.strip()}): the login user "
-                "needs sudo to root and to the app and web users"
-            )
+        if wrapped is not command and r.exited == 1:
+            said = next(filter(None, map(sudo_refusal, r.stderr.splitlines())), None)
+            if said:
+                raise refused(self.name, said)
         return Output(command, r.stdout, r.stderr, r.exited, time.monotonic() - start)
 
     def _execute(
@@ -252,12 +268,25 @@ class Remote:
 
     def stream(self, command: str, on_line, *, root: bool = False) -> None:
         """Run a long command on a pty, calling on_line for each line until it ends or Ctrl-C.
-        Closing the channel hangs up the pty, which ends the remote processes too."""
-        wrapped, via_fabric_sudo = self._wrap(command, root, None)
-        if via_fabric_sudo:
-            wrapped = command if self.is_root else shell.as_root(command)
+        Closing the channel hangs up the pty, which ends the remote processes too.
+
+        Under sudo, the command first prints a line drawn for this run: what comes before it
+        is sudo's (its lecture, prompt, refusal), never output. A refusal is a ConnectError,
+        as in `run`. A sudo password is typed once, at a prompt drawn for this run, before the
+        command starts (so no log line can ask for it): a second prompt means it was wrong."""
+        sudo = root and not self.is_root
+        password = self.sudo_password if sudo else None
+        token = secrets.token_hex(8)
+        prompt, start = f"[cynow-ops sudo {token}] ", f"cynow-ops started {token}"
+        inner = f"{shell.say(start)}\n{command}"
+        if not sudo:
+            wrapped = command
+        elif password:  # -S: read at the prompt from the pty, with echo off
+            wrapped = f"sudo -S -p {shell.q(prompt)} -- sh -c {shell.q(inner)}"
+        else:
+            wrapped = shell.as_root(inner)
         chan = self.conn.client.get_transport().open_session(timeout=self.conn.connect_timeout)
-        buf = b""
+        buf, started, answered, said = b"", not sudo, False, ""
         try:
             chan.get_pty(width=500)
             chan.exec_command(wrapped)
@@ -266,13 +295,37 @@ class Remote:
                 if not data:
                     break
                 buf += data
+                if password and not started and prompt.encode() in buf:
+                    if answered:
+                        raise wrong_password(self.name)
+                    chan.sendall(password.encode() + b"\n")
+                    answered = True
+                    buf = buf.replace(prompt.encode(), b"", 1)
                 *done, buf = buf.split(b"\n")
-                for line in done:
-                    on_line(line.decode(errors="replace").rstrip("\r"))
+                for raw in done:
+                    line = raw.decode(errors="replace").rstrip("\r")
+                    if started:
+                        on_line(line)
+                    elif line == start:
+                        started = True
+                    else:
+                        said = self._sudo_said(line) or said
+            if not started:  # sudo ended without running the command
+                raise ConnectError(
+                    f"sudo on {self.name} did not start the command ({said or 'no reason given'})"
+                )
         except KeyboardInterrupt:
             pass
         finally:
             chan.close()
+
+    def _sudo_said(self, line: str) -> str:
+        """A line sudo printed before the command started: raises on a refusal; the line,
+        stripped, to quote should sudo end without one."""
+        refusal = sudo_refusal(line)
+        if refusal:
+            raise refused(self.name, refusal)
+        return line.strip()
 
     def many(self, jobs: dict[str, dict]) -> dict[str, Output]:
         """Run independent commands concurrently on channels of the one connection.
