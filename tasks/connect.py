@@ -13,6 +13,8 @@ import hashlib
 import ipaddress
 import os
 import socket
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
@@ -39,22 +41,144 @@ class UnknownHostKey(Exception):
         self.hostname, self.key = hostname, key
 
 
+class RevokedHostKey(UnknownHostKey):
+    """The server offered a key a known_hosts file marks `@revoked`."""
+
+
+@dataclass
+class KnownHosts:
+    """What known_hosts files say: host keys, revoked keys, and the lines not honoured."""
+
+    entries: list = field(default_factory=list)  # paramiko HostKeyEntry, in file order
+    revoked: set = field(default_factory=set)  # key blobs (PKey.asbytes())
+    cert_authorities: list = field(default_factory=list)  # line numbers of @cert-authority
+
+
+def _entry(fields: list[str]) -> paramiko.hostkeys.HostKeyEntry | None:
+    """`patterns keytype base64` as paramiko's entry, or None for a line paramiko cannot read."""
+    if len(fields) < 3:
+        return None
+    names, kind, blob = fields[:3]
+    try:
+        key = paramiko.PKey.from_type_string(kind, base64.b64decode(blob, validate=True))
+    except Exception:
+        # A key type paramiko lacks, bad base64 or a truncated blob: OpenSSH skips such a
+        # line, and one bad line must not end every task with a traceback (paramiko's own
+        # HostKeys.load raises InvalidHostKey on it).
+        return None
+    return paramiko.hostkeys.HostKeyEntry(names.split(","), key)
+
+
+def parse_known_hosts(text: str) -> KnownHosts:
+    """Parse a known_hosts file as OpenSSH does, markers included.
+
+    paramiko's HostKeys.load reads `@cert-authority`/`@revoked` as a host pattern and raises on
+    the key that follows. Hashed patterns (`|1|salt|hmac`) are kept as written: paramiko's
+    lookup hashes the host name with each entry's salt.
+    """
+    known = KnownHosts()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        marker = fields.pop(0) if fields[0].startswith("@") else None
+        entry = _entry(fields)
+        if marker == "@revoked":
+            if entry is not None:
+                known.revoked.add(entry.key.asbytes())
+        elif marker == "@cert-authority":
+            known.cert_authorities.append(lineno)
+        elif marker is None and entry is not None:
+            known.entries.append(entry)
+        # Any other marker is one OpenSSH does not know either: the line is ignored.
+    return known
+
+
+def load_known_hosts(paths: list[str]) -> tuple[paramiko.HostKeys, frozenset, list[str]]:
+    """(host keys, revoked key blobs, warnings) from the files that exist, in order."""
+    parsed = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            continue
+        except OSError as e:
+            raise ConfigError(f"cannot read known_hosts file {path}: {e.strerror}") from None
+        parsed.append((path, parse_known_hosts(text)))
+    revoked = frozenset().union(*(k.revoked for _, k in parsed))
+    keys = paramiko.HostKeys()
+    for _, known in parsed:
+        # A revoked key stays refused even where another line lists it, as in OpenSSH, and for
+        # every host, whatever the @revoked line's pattern (stricter: one rule, no matching).
+        # Appended as HostKeys.load does: add() rescans every entry, slow on a big file.
+        keys._entries.extend(e for e in known.entries if e.key.asbytes() not in revoked)
+    warnings = [
+        f"{path}: @cert-authority on line {', '.join(map(str, k.cert_authorities))} skipped "
+        "(paramiko cannot check host certificates); a host signed by it needs its own key line"
+        for path, k in parsed
+        if k.cert_authorities
+    ]
+    return keys, revoked, warnings
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """A warning on stderr once per run, not once per host."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"cynow-ops: warning: {message}", file=sys.stderr)
+
+
+# StrictHostKeyChecking ranked by what it lets through: no, off and ask (a prompt nobody
+# answers in a task) rank lowest; `host_key_policy: strict` ranks as `yes`.
+_STRICTNESS = {"yes": 2, "strict": 2, "accept-new": 1}
+
+
+def accepts_new_keys(policy: str, strict_host_key_checking: str | None) -> bool:
+    """Trust on first use only if the stricter of config and ssh_config is accept-new.
+
+    So `StrictHostKeyChecking yes` in ssh_config beats `host_key_policy: accept-new`, and a
+    looser ssh_config never loosens the config (its `no` is never honoured).
+    """
+    ssh = str(strict_host_key_checking or "").strip().lower()
+    rank = max(_STRICTNESS.get(policy, 2), _STRICTNESS.get(ssh, 0))
+    return rank == _STRICTNESS["accept-new"]
+
+
+def known_hosts_line(hostname: str, key: paramiko.PKey, hashed: bool) -> str:
+    """One known_hosts line; hashed (`|1|salt|hmac-sha1`) as `HashKnownHosts yes` writes it."""
+    name = paramiko.HostKeys.hash_host(hostname) if hashed else hostname
+    return f"{name} {key.get_name()} {key.get_base64()}\n"
+
+
 class HostKeyPolicy(paramiko.MissingHostKeyPolicy):
     """Refuse unknown keys; with accept-new, trust a first key and record it (never a changed one).
 
     A *changed* key never reaches this policy: paramiko raises BadHostKeyException for it.
     """
 
-    def __init__(self, accept_new: bool, save_to: str | None):
+    def __init__(
+        self,
+        accept_new: bool,
+        save_to: str | None,
+        revoked: frozenset = frozenset(),
+        hash_hosts: bool = False,
+    ):
         self.accept_new, self.save_to = accept_new, save_to
+        self.revoked, self.hash_hosts = revoked, hash_hosts
 
     def missing_host_key(self, client, hostname, key):
+        # Checked first: accept-new must never record a revoked key as trusted.
+        if key.asbytes() in self.revoked:
+            raise RevokedHostKey(hostname, key)
         if not self.accept_new or not self.save_to:
             raise UnknownHostKey(hostname, key)
         path = Path(self.save_to)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with open(path, "a") as f:
-            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+            f.write(known_hosts_line(hostname, key, self.hash_hosts))
         client.get_host_keys().add(hostname, key.get_name(), key)
 
 
@@ -132,12 +256,13 @@ def make_connection(host: str | dict, config, settings: Settings) -> Connection:
     parts = host if isinstance(host, dict) else {"host": host}
     conn = Connection(**parts, config=config, connect_kwargs=ck)
     if conn.gateway:
-        # Fabric opens a gateway (ProxyJump) with a client of its own that accepts any host
-        # key, outside these checks: refuse rather than connect unverified.
+        # Fabric opens a ProxyJump/gateway with a client of its own that accepts any host key,
+        # and a ProxyCommand sends the connection wherever its command says, past the address
+        # guard: refuse both rather than connect unverified or unguarded.
+        how = "a ProxyCommand" if isinstance(conn.gateway, str) else "a ProxyJump/gateway"
         raise ConfigError(
-            f"{describe(conn)} is reached through a ProxyJump/gateway, whose "
-            "host key cynow-ops cannot verify; connect directly, or use "
-            "ProxyCommand 'ssh -W %h:%p JUMPHOST' (OpenSSH verifies the jump)"
+            f"{describe(conn)} is reached through {how}, which cynow-ops refuses (it cannot "
+            "verify the jump or guard where it goes); connect directly, e.g. over a VPN"
         )
     if conn.connect_timeout is None:
         conn.connect_timeout = settings.connect_timeout
@@ -145,16 +270,20 @@ def make_connection(host: str | dict, config, settings: Settings) -> Connection:
     conn.connect_kwargs.setdefault("banner_timeout", conn.connect_timeout)
     conn.connect_kwargs.setdefault("auth_timeout", conn.connect_timeout)
     user_files, global_files = _known_hosts_files(conn, settings)
-    client = conn.client
-    for path in user_files + global_files:
-        if os.path.isfile(path):
-            client.load_system_host_keys(path)
-    accept_new = (
-        settings.host_key_policy == "accept-new"
-        or str(conn.ssh_config.get("stricthostkeychecking", "")).lower() == "accept-new"
-    )
-    client.set_missing_host_key_policy(
-        HostKeyPolicy(accept_new, user_files[0] if user_files else None)
+    keys, revoked, warnings = load_known_hosts(user_files + global_files)
+    for w in warnings:
+        _warn_once(w)
+    # paramiko checks these before the keys it saved itself; load_system_host_keys() would
+    # use HostKeys.load, which cannot read marker lines.
+    conn.client._system_host_keys = keys
+    ssh = conn.ssh_config
+    conn.client.set_missing_host_key_policy(
+        HostKeyPolicy(
+            accepts_new_keys(settings.host_key_policy, ssh.get("stricthostkeychecking")),
+            user_files[0] if user_files else None,
+            revoked=revoked,
+            hash_hosts=str(ssh.get("hashknownhosts", "")).strip().lower() == "yes",
+        )
     )
     return conn
 
@@ -169,12 +298,21 @@ def describe(conn: Connection) -> str:
     return f"{conn.user}@{conn.host}{port}"
 
 
+def _revoked(where: str, key: paramiko.PKey) -> str:
+    return (
+        f"REVOKED host key for {where}: {key.get_name()} {fingerprint(key)} is marked @revoked "
+        "in known_hosts; do not connect, ask the server's admin for its current key"
+    )
+
+
 def open_connection(conn: Connection, settings: Settings) -> None:
     """Open (guarded, verified) or raise ConnectError with one line saying what to do."""
     where = describe(conn)
     check_address(conn.host, conn.port, allowed_networks(settings))
     try:
         conn.open()
+    except RevokedHostKey as e:
+        raise ConnectError(_revoked(where, e.key)) from None
     except UnknownHostKey as e:
         kind = e.key.get_name()
         raise ConnectError(
@@ -185,6 +323,8 @@ def open_connection(conn: Connection, settings: Settings) -> None:
             "FABRIC_CYNOW_HOST_KEY_POLICY=accept-new)"
         ) from None
     except paramiko.BadHostKeyException as e:
+        if e.key.asbytes() in getattr(conn.client._policy, "revoked", ()):
+            raise ConnectError(_revoked(where, e.key)) from None
         raise ConnectError(
             f"HOST KEY CHANGED for {where}: known {fingerprint(e.expected_key)}, offered "
             f"{fingerprint(e.key)}; this may be an attack. If the server was reinstalled, remove "

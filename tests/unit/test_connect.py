@@ -1,4 +1,7 @@
+import base64
+import socket
 import subprocess
+import threading
 
 import paramiko
 import pytest
@@ -12,11 +15,24 @@ from tasks.runner import DEFAULT_TIMEOUT, Remote
 from tasks.settings import resolve
 
 
-@pytest.fixture(scope="module")
-def keyfile(tmp_path_factory):
-    path = tmp_path_factory.mktemp("k") / "id"
+def _keygen(directory):
+    path = directory / "id"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
     return path
+
+
+@pytest.fixture(scope="module")
+def keyfile(tmp_path_factory):
+    return _keygen(tmp_path_factory.mktemp("k"))
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    """Two distinct ed25519 host keys."""
+    return [
+        paramiko.Ed25519Key.from_private_key_file(str(_keygen(tmp_path_factory.mktemp(n))))
+        for n in ("a", "b")
+    ]
 
 
 def test_fingerprint_matches_ssh_keygen(keyfile):
@@ -63,6 +79,17 @@ def test_ipv6_from_cli_stays_the_same_address():
     (spec,) = connect.target_hosts(c, resolve({}))
     conn = connect.make_connection(spec, Config(), resolve({}))
     assert (conn.host, conn.port, conn.user) == ("2001:db8::5", 22, "cynow")
+
+
+def test_a_proxycommand_is_refused_and_not_recommended(tmp_path):
+    # It would pass the address guard: the command decides where the connection goes.
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host behind\n  HostName 127.0.0.30\n  ProxyCommand ssh -W %h:%p jump\n")
+    config = Config(runtime_ssh_path=str(cfg))
+    config.load_ssh_config()
+    with pytest.raises(ConfigError, match="through a ProxyCommand, which cynow-ops refuses") as e:
+        connect.make_connection("behind", config, resolve({}))
+    assert "use ProxyCommand" not in e.value.message and "connect directly" in e.value.message
 
 
 def test_a_gateway_is_refused_not_connected_unverified(tmp_path):
@@ -214,3 +241,202 @@ def test_no_exit_status_is_a_failure_or_a_lost_connection_never_a_result(mocker,
     else:
         with pytest.raises(ConnectError, match="lost the connection"):
             remote.run("true")
+
+
+# --- known_hosts: markers, hashing, revocation ---------------------------------------------
+
+
+def _line(names, key, marker=""):
+    return f"{marker + ' ' if marker else ''}{names} {key.get_name()} {key.get_base64()}\n"
+
+
+def test_known_hosts_markers_are_parsed_not_a_traceback(keys, tmp_path):
+    a, b = keys
+    text = (
+        "# comment\n\n"
+        + _line("127.0.0.11,lab1", a)
+        + _line("*.example.com", b, "@cert-authority")
+        + _line("*", b, "@revoked")
+        + "127.0.0.12 ssh-ed25519 not-base64!\n"
+        + "127.0.0.13 ssh-unknown AAAA\n"
+        + _line("127.0.0.14", a, "@future-marker")
+        + f"127.0.0.15  \tssh-ed25519   {a.get_base64()}  comment\n"  # runs of blanks
+    )
+    (tmp_path / "kh").write_text(text)
+    with pytest.raises(paramiko.hostkeys.InvalidHostKey):  # what every task used to end with
+        paramiko.HostKeys().load(str(tmp_path / "kh"))
+    known = connect.parse_known_hosts(text)
+    assert [(e.hostnames, e.key) for e in known.entries] == [
+        (["127.0.0.11", "lab1"], a),
+        (["127.0.0.15"], a),
+    ]
+    assert known.revoked == {b.asbytes()}
+    assert known.cert_authorities == [4]
+
+
+def test_hashed_patterns_still_match(keys, tmp_path):
+    a, _ = keys
+    kh = tmp_path / "kh"
+    kh.write_text(_line(paramiko.HostKeys.hash_host("[127.0.0.11]:2222"), a))
+    hk, revoked, warnings = connect.load_known_hosts([str(kh)])
+    assert hk.lookup("[127.0.0.11]:2222")["ssh-ed25519"] == a
+    assert hk.lookup("127.0.0.11") is None and not revoked and not warnings
+
+
+def test_a_revoked_key_is_dropped_even_where_listed_and_ca_lines_warn(keys, tmp_path):
+    a, b = keys
+    user, system = tmp_path / "user", tmp_path / "system"
+    user.write_text(_line("127.0.0.11", a) + _line("127.0.0.12", b))
+    system.write_text(_line("*", a, "@revoked") + _line("*.lab", b, "@cert-authority"))
+    hk, revoked, warnings = connect.load_known_hosts(
+        [str(user), str(tmp_path / "missing"), str(system)]
+    )
+    assert hk.lookup("127.0.0.11") is None  # revoked in another file: not trusted
+    assert hk.lookup("127.0.0.12")["ssh-ed25519"] == b
+    assert revoked == {a.asbytes()}
+    assert warnings == [
+        f"{system}: @cert-authority on line 2 skipped (paramiko cannot check host "
+        "certificates); a host signed by it needs its own key line"
+    ]
+
+
+def test_accept_new_never_records_a_revoked_key(keys, tmp_path):
+    a, _ = keys
+    kh = tmp_path / "kh"
+    policy = connect.HostKeyPolicy(True, str(kh), revoked=frozenset({a.asbytes()}))
+    with pytest.raises(connect.RevokedHostKey):
+        policy.missing_host_key(paramiko.SSHClient(), "127.0.0.11", a)
+    assert not kh.exists()
+
+
+@pytest.mark.parametrize(
+    "policy, ssh, accept_new",
+    [
+        ("accept-new", None, True),
+        ("accept-new", "ask", True),
+        ("accept-new", "no", True),
+        ("accept-new", "accept-new", True),
+        ("accept-new", "yes", False),  # the stricter ssh_config wins
+        ("accept-new", "Yes", False),
+        ("strict", "accept-new", False),  # ... and a looser one never loosens the config
+        ("strict", "no", False),
+        ("strict", None, False),
+    ],
+)
+def test_the_stricter_of_config_and_ssh_config_wins(policy, ssh, accept_new):
+    assert connect.accepts_new_keys(policy, ssh) is accept_new
+
+
+def test_ssh_config_strict_yes_beats_accept_new_in_make_connection(tmp_path):
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text("Host 127.0.0.11\n  StrictHostKeyChecking yes\n")
+    config = Config(runtime_ssh_path=str(cfg))
+    config.load_ssh_config()
+    s = resolve({"host_key_policy": "accept-new"})
+    assert not connect.make_connection("127.0.0.11", config, s).client._policy.accept_new
+    assert connect.make_connection("127.0.0.12", config, s).client._policy.accept_new
+
+
+def test_hash_known_hosts_writes_a_hashed_line_that_matches_later(keys, tmp_path):
+    a, _ = keys
+    kh = tmp_path / "ssh" / "known_hosts"
+    connect.HostKeyPolicy(True, str(kh), hash_hosts=True).missing_host_key(
+        paramiko.SSHClient(), "[127.0.0.11]:2222", a
+    )
+    name, kind, blob = kh.read_text().split()
+    assert name.startswith("|1|") and "127.0.0.11" not in name
+    _, salt, digest = name[1:].split("|")
+    assert len(base64.b64decode(salt)) == 20 and len(base64.b64decode(digest)) == 20  # HMAC-SHA1
+    assert (kind, blob) == ("ssh-ed25519", a.get_base64())
+    hk, _, _ = connect.load_known_hosts([str(kh)])
+    assert hk.lookup("[127.0.0.11]:2222")["ssh-ed25519"] == a
+    assert hk.lookup("[127.0.0.12]:2222") is None
+    # ssh-keygen finds it too: the line is OpenSSH's own format.
+    found = subprocess.run(
+        ["ssh-keygen", "-F", "[127.0.0.11]:2222", "-f", str(kh)], capture_output=True, text=True
+    )
+    assert found.returncode == 0 and a.get_base64() in found.stdout
+
+
+@pytest.mark.parametrize("value, hashed", [("yes", True), ("no", False)])
+def test_make_connection_hashes_when_ssh_config_says_so(tmp_path, value, hashed):
+    # Debian's /etc/ssh/ssh_config says `HashKnownHosts yes`: give both answers explicitly.
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(f"Host *\n  HashKnownHosts {value}\n")
+    config = Config(runtime_ssh_path=str(cfg))
+    config.load_ssh_config()
+    conn = connect.make_connection("127.0.0.11", config, resolve({}))
+    assert conn.client._policy.hash_hosts is hashed
+
+
+# --- the same through a real SSH handshake, over a socketpair (no network) ------------------
+
+
+class _Server(paramiko.ServerInterface):
+    def get_allowed_auths(self, username):
+        return "password"
+
+    def check_auth_password(self, username, password):
+        return paramiko.AUTH_SUCCESSFUL
+
+
+def _serve(server):
+    try:
+        server.start_server(server=_Server())
+    except (paramiko.SSHException, EOFError):
+        pass  # the client hung up on a key it refused: that is the test
+
+
+def _open(host_key, tmp_path, known_hosts: str, ssh_config: str = "", **settings):
+    """open_connection to 127.0.0.11 whose sshd offers host_key; known_hosts is the only file."""
+    kh = tmp_path / "known_hosts"
+    kh.write_text(known_hosts)
+    cfg = tmp_path / "ssh_config"
+    cfg.write_text(
+        f"Host *\n  UserKnownHostsFile {kh}\n  GlobalKnownHostsFile {tmp_path}/none\n" + ssh_config
+    )
+    config = Config(runtime_ssh_path=str(cfg))
+    config.load_ssh_config()
+    ours, theirs = socket.socketpair()
+    server = paramiko.Transport(theirs)
+    server.add_server_key(host_key)
+    threading.Thread(target=_serve, args=(server,), daemon=True).start()
+    s = resolve(settings)
+    conn = connect.make_connection("cynow@127.0.0.11", config, s)
+    conn.connect_kwargs.update(sock=ours, password="x", look_for_keys=False, allow_agent=False)
+    try:
+        connect.open_connection(conn, s)
+        return conn.client.get_transport().get_remote_server_key()
+    finally:
+        conn.close()
+        server.close()
+
+
+def test_handshake_a_listed_key_connects_despite_marker_lines(keys, tmp_path, capsys):
+    a, b = keys
+    text = _line("127.0.0.11", a) + _line("*", b, "@cert-authority")
+    assert _open(a, tmp_path, text) == a
+    assert "@cert-authority on line 2 skipped" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("listed", ["nothing", "the same key", "another key"])
+def test_handshake_a_revoked_key_is_refused_in_one_line(keys, tmp_path, listed):
+    a, b = keys
+    known = {"nothing": "", "the same key": _line("127.0.0.11", a)}.get(
+        listed, _line("127.0.0.11", b)
+    )
+    text = known + _line("*", a, "@revoked")
+    with pytest.raises(ConnectError) as e:
+        _open(a, tmp_path, text, host_key_policy="accept-new")
+    assert e.value.message.startswith("REVOKED host key for cynow@127.0.0.11: ssh-ed25519 ")
+    assert connect.fingerprint(a) in e.value.message and "\n" not in e.value.message
+    assert (tmp_path / "known_hosts").read_text() == text  # accept-new recorded nothing
+
+
+def test_handshake_accept_new_hashes_then_strict_matches(keys, tmp_path):
+    a, _ = keys
+    _open(a, tmp_path, "", "  HashKnownHosts yes\n", host_key_policy="accept-new")
+    written = (tmp_path / "known_hosts").read_text()
+    assert written.startswith("|1|") and "127.0.0.11" not in written
+    # The next run is strict and finds the hashed line it wrote.
+    assert _open(a, tmp_path, written) == a
