@@ -28,6 +28,8 @@ from tasks.steps.run import deploy_host
         "allow_irreversible": "deploy even if a migration cannot be reversed",
         "allow_data_loss": "deploy even if reversing a migration would lose data (a snapshot "
         "is taken first)",
+        "allow_empty_database": "deploy onto a database no migration was ever applied to "
+        "(refused by default: on a running server it means the wrong database)",
         "batch": "several hosts: hosts per batch, e.g. 1 (default), 3, 25% or 1,25%",
         "max_fail": "several hosts: stop once more than N (or N%) hosts failed (default 0)",
         "on_fail": "several hosts, threshold passed: stop (default) or rollback-all",
@@ -40,6 +42,7 @@ def deploy(
     restart=False,
     allow_irreversible=False,
     allow_data_loss=False,
+    allow_empty_database=False,
     target=None,
     json=False,
     batch="1",
@@ -73,6 +76,7 @@ def deploy(
             restart,
             pin=pin,
             allow_data_loss=allow_data_loss,
+            allow_empty_database=allow_empty_database,
         )
 
     if len(fleet) == 1 or dry_run:  # a plan reads every host at once; nothing to roll

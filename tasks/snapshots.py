@@ -19,9 +19,9 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from tasks import programs, shell
+from tasks import programs, service, shell
 from tasks.settings import Settings
-from tasks.shell import as_user, batch, q
+from tasks.shell import batch, q
 
 MARK = "CYNOW-SNAPSHOT "
 HEADROOM = 1.2  # a snapshot may come out a little larger than the live file (sqlite pages)
@@ -47,10 +47,14 @@ def settings_module(s: Settings) -> str:
 
 
 def program(s: Settings, mode: str, timeout: int = 3600) -> str:
-    """tasks/remote/snapshot.py in `mode`, as the app user in the project, with its settings."""
-    return as_user(
+    """tasks/remote/snapshot.py in `mode`, in the project, as the service runs (its user and
+    environment: the database an EnvironmentFile names is the one snapshotted); the settings
+    module is the unit's DJANGO_SETTINGS_MODULE when it sets one. For a root script."""
+    return service.as_service(
+        s.gunicorn_unit,
         s.app_user,
-        f"cd {q(s.project_dir)} && DJANGO_SETTINGS_MODULE={q(settings_module(s))} "
+        f"cd {q(s.project_dir)} && "
+        f'DJANGO_SETTINGS_MODULE="${{DJANGO_SETTINGS_MODULE:-{settings_module(s)}}}" '
         f"timeout {int(timeout)} {q(s.python)} -B -c {q(programs.source('snapshot'))} {q(mode)}",
     )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tasks import guide, programs
-from tasks.checks.base import APP, FAIL, SKIPPED, WARN, Check, Fact, Facts, Finding
+from tasks import guide, programs, service
+from tasks.checks.base import FAIL, ROOT, SKIPPED, WARN, Check, Fact, Facts, Finding
 from tasks.settings import Settings
 from tasks.shell import in_dir, q, say
 
@@ -44,13 +44,26 @@ def required_files_command(s: Settings, _facts=None) -> str:
     )
 
 
+def probe_command(s: Settings, _facts=None) -> str:
+    """The probe as the service runs (tasks/service.py, lenient: a broken unit is what a
+    diagnosis looks at, so it still runs, as the app user, and says it lacked the unit's
+    environment). The wrapper's notes join the probe's output."""
+    probe = django_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit)
+    return service.as_service(s.gunicorn_unit, s.app_user, probe, strict=False) + " 2>&1"
+
+
 def parse_probe(stdout: str, _s=None) -> dict:
+    notes = [
+        ln[len(service.PREFIX) :] for ln in stdout.splitlines() if ln.startswith(service.PREFIX)
+    ]
     for line in reversed(stdout.splitlines()):
         if line.startswith("CYNOW-PROBE "):
             try:
-                return json.loads(line[len("CYNOW-PROBE ") :])
+                report = json.loads(line[len("CYNOW-PROBE ") :])
             except json.JSONDecodeError:
                 return {"unavailable": ["the probe's report was cut short"]}
+            report["env_unreadable"] = notes
+            return report
     return {"unavailable": stdout.strip().splitlines()[-3:] if stdout.strip() else ["no output"]}
 
 
@@ -136,11 +149,8 @@ def evaluate(facts: Facts, s: Settings) -> list:
         out.append(wsgi.ok("imports cleanly"))
     else:
         f = classify(w, behind, s, s.project_dir)
-        for path in p.get("env_unreadable", []):
-            f.evidence.append(
-                f"caveat: the unit's EnvironmentFile {path} is not readable by "
-                f"{s.app_user}, so this import ran without it"
-            )
+        for note in p.get("env_unreadable", []):
+            f.evidence.append(f"caveat: {note}, so this import ran without it")
         if untestable:
             out.append(
                 wsgi.warn(
@@ -222,12 +232,6 @@ def parse_required(stdout: str, _s=None) -> dict:
 
 
 FACTS = [
-    Fact(
-        "probe",
-        lambda s, _f: django_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit),
-        parse_probe,
-        identity=APP,
-        alone=True,
-    ),
+    Fact("probe", probe_command, parse_probe, identity=ROOT, alone=True),
     Fact("required", required_files_command, parse_required),
 ]

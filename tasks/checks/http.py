@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tasks import catalogue, parse
-from tasks.checks.base import APP, ROOT, Check, Fact, Facts
+from tasks import catalogue, parse, service
+from tasks.checks.base import ROOT, Check, Fact, Facts
 from tasks.settings import Settings
 from tasks.shell import batch, q, say
 
@@ -88,7 +88,10 @@ def manual_command(s: Settings, facts: Facts) -> str | None:
     if not needs_manual_run(facts, s):
         return None
     url = s.health_urls[0] if s.health_urls else s.url_prefix
-    return manual_run(s.project_dir, s.venv, s.wsgi, url)
+    # As the service runs: its user and environment (EnvironmentFile= too), or the app may
+    # fail here for a reason the service does not have.
+    run = manual_run(s.project_dir, s.venv, s.wsgi, url)
+    return service.as_service(s.gunicorn_unit, s.app_user, run, strict=False)
 
 
 _CODE = re.compile(r"(?:^|\s)(\d{3}) (\d+\.\d+)\s*$")
@@ -142,7 +145,7 @@ FACTS = [
         "manual",
         manual_command,
         parse_manual,
-        identity=APP,
+        identity=ROOT,  # tasks/service.py drops to the unit's user
         framed=True,
         timeout=60,
         second=True,

@@ -5,7 +5,9 @@
 # It prints one line `CYNOW-DEPLOY {json}`:
 #   state    {app: latest applied migration or "zero"}, from the migration table
 #   applied  {app: [every applied migration]}, from the migration table
-#   state_error  when the state could not be read (the deploy must then refuse)
+#   state_error  when the state could not be read (the deploy must then refuse), also when
+#            the sqlite file the settings name does not exist (connecting would create it)
+#   database {engine, name} of the default database, as the settings the probe ran with say
 #   error    when the WSGI application does not import (the site would not serve)
 #   check    serious messages of Django's system checks
 #   plan     [{app, name, kind, ops}] migrations to apply, each classified by migration_risk
@@ -38,7 +40,19 @@ try:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.db import connection
+
+    db = settings.DATABASES["default"]
+    out["database"] = {"engine": str(db.get("ENGINE", "")), "name": str(db.get("NAME", ""))}
+    if "sqlite" in out["database"]["engine"] and out["database"]["name"] not in ("", ":memory:"):
+        if not os.path.exists(out["database"]["name"]):
+            # Connecting would create an empty database in its place: the state of a database
+            # that does not exist is not "zero", it is a sign of the wrong settings.
+            raise FileNotFoundError(
+                f"the sqlite database {out['database']['name']} does not exist "
+                "(the service's settings name another one?)"
+            )
     from django.db.migrations.loader import MigrationLoader
     from django.db.migrations.recorder import MigrationRecorder
 

@@ -6,40 +6,13 @@
 import importlib
 import json
 import os
-import shlex
-import subprocess
 import sys
 import traceback
 
 sys.path.insert(0, os.getcwd())
-out = {"python": sys.version.split()[0], "executable": sys.executable, "env_unreadable": []}
-# The unit's Environment= and EnvironmentFile=, as gunicorn gets them from systemd: without
-# them a secret passed that way would look like a settings error.
-try:
-    show = subprocess.run(
-        ["systemctl", "show", "-p", "Environment", "-p", "EnvironmentFiles", UNIT],  # noqa: F821 (sent first)
-        capture_output=True,
-        text=True,
-        timeout=10,
-    ).stdout
-except Exception:
-    show = ""
-for line in show.splitlines():
-    key, _, value = line.partition("=")
-    if key == "Environment":
-        for pair in shlex.split(value):
-            k, _, v = pair.partition("=")
-            os.environ[k] = v
-    elif key == "EnvironmentFiles" and value:
-        path = value.split(" (")[0]
-        try:
-            for raw in open(path).read().splitlines():
-                raw = raw.strip()
-                if raw and not raw.startswith("#") and "=" in raw:
-                    k, _, v = raw.partition("=")
-                    os.environ[k.strip()] = v.strip().strip("\"'")
-        except OSError:
-            out["env_unreadable"].append(path)
+out = {"python": sys.version.split()[0], "executable": sys.executable}
+# The unit's Environment= and EnvironmentFile= are already set: tasks/service.py runs this
+# program as the service runs (the unit's user and environment).
 
 
 def err(e):

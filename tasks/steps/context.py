@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from tasks import app, git, lock, shell, snapshots
+from tasks import app, git, lock, service, shell, snapshots
 from tasks.errors import ExitCode
 from tasks.runner import Output, Remote
 from tasks.settings import Settings
@@ -64,6 +64,7 @@ class Ctx:
     check_journal: bool = True  # off while undoing: the new code's last requests may log
     pin: str = ""  # in a rollout: the one commit every host deploys
     allow_data_loss: bool = False
+    allow_empty_database: bool = False  # a first deploy onto a database nothing migrated yet
     command: str = "deploy"  # deploy | rollback | repair | restore: what holds the lock
     deploy_id: str = field(default_factory=snapshots.new_id)
     token: str = ""  # the lock's, once this run owns it
@@ -73,13 +74,22 @@ class Ctx:
     timed_out: bool = False  # a step's command hit its timeout: stop it before any undo
 
     def run(self, command: str, *, root=False, app=False, timeout=600, ok=True):
-        out = self.remote.run(
-            command, root=root, user=self.s.app_user if app else None, timeout=timeout
-        )
+        """A command as root, or with app=True as the service runs (tasks/service.py: the
+        unit's user, working directory and environment, EnvironmentFile= included), so
+        manage.py reaches the database gunicorn uses; a unit the wrapper cannot read stops
+        the step rather than run with a guessed environment."""
+        if app:
+            sent = service.as_service(self.s.gunicorn_unit, self.s.app_user, command)
+        else:
+            sent = command
+        out = self.remote.run(sent, root=root or app, timeout=timeout)
         if out.exited == 124:
             self.timed_out = True
         if out.exited == lock.LOST_CLIENT:
             raise StepFailed("this run no longer holds the deploy lock: stopped")
+        why = service.refusal(out.stderr) if app and out.exited == service.REFUSED else ""
+        if why:
+            raise StepFailed(f"cannot run the app's code as the service runs it: {why}")
         if ok and not out.ok:
             tail = (out.stdout + out.stderr).strip().splitlines()[-8:]
             raise StepFailed(f"`{command[:120]}` failed (exit {out.exited})", "\n".join(tail))

@@ -47,8 +47,23 @@ def preflight(ctx: Ctx) -> str:
             "\n".join(e.get("traceback", [])),
         )
     ctx.migrations_before, ctx.applied_before = p["state"], p.get("applied", {})
+    if empty_database(ctx.migrations_before) and not ctx.allow_empty_database:
+        db = p.get("database") or {}
+        raise Refused(
+            f"the database the app's settings name ({db.get('name') or '?'}) has no migration "
+            "applied for any app, though this code has been deployed: it is not the database "
+            "the service has been using (a setting from the environment the tool cannot see?). "
+            "Nothing changed; check `fab info`, or deploy with --allow-empty-database if this "
+            "really is a new, empty database"
+        )
     ctx.save_state()
     return f"at {ctx.old_commit[:12]}, migrations recorded for {len(ctx.migrations_before)} apps"
+
+
+def empty_database(state: dict) -> bool:
+    """Every app the deployed code has is at "zero": a database nothing was ever migrated on.
+    On a server that runs this code, that is a database other than the service's."""
+    return bool(state) and all(v == "zero" for v in state.values())
 
 
 STEP = Step("preflight", preflight)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tasks import snapshots
+from tasks import service, snapshots
 from tasks.errors import OpsError
 from tasks.history import parse as read_history
 from tasks.rollback import deploy_to_undo, one_way
@@ -177,4 +177,6 @@ def test_the_dump_script_keeps_snapshots_root_only_and_prunes_the_oldest():
     assert script.startswith("umask 077\n")
     assert "tail -n +4" in script
     assert "'/var/lib/cynow ops/snapshots'" in script
-    assert "sudo -n -u cynow" in script  # the database is read as the app user, never root
+    # The database is read as the service runs (the unit's user and environment), never root.
+    assert service.as_service("gunicorn.service", "cynow", "x").split(" x")[0] in script
+    assert "${DJANGO_SETTINGS_MODULE:-config.settings}" in script

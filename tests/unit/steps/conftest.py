@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks import service
 from tasks.settings import resolve
 from tasks.steps.context import Ctx
 from tests.unit.steps.fakes import (
@@ -34,6 +35,13 @@ def server(tmp_path, monkeypatch):
     a state directory."""
     for k, v in GIT_ENV.items():
         monkeypatch.setenv(k, v)
+    # The app's commands run here as this user, not through tasks/service.py's wrapper (which
+    # drops to the unit's user, never root): the wrapper runs for real in test_service.py.
+    monkeypatch.setattr(
+        service,
+        "as_service",
+        lambda unit, user, command, strict=True: f": as-service {user}; {command}",
+    )
     origin = tmp_path / "origin.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     dev = tmp_path / "dev"

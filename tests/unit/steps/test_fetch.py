@@ -24,7 +24,7 @@ def test_fetch_reads_the_new_commit_its_log_and_files_in_one_script(server):
     assert ctx.requirements_changed
     assert detail.startswith("1 new commit(s): ")
     assert [root for _, root, _ in remote.sent] == [True, True]
-    assert "sudo -n -u cynow" in remote.sent[0][0]
+    assert ": as-service cynow; " in remote.sent[0][0]
     state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
     assert state["to"] == new and state["requirements_changed"] is True
     # The checkout itself did not move.

@@ -23,7 +23,7 @@ def test_preflight_is_one_script_then_the_state_in_the_lock(server):
     # through sudo to the app user inside it. Two round trips: the script, the state write.
     assert [root for _, root, _ in remote.sent] == [True, True]
     assert all("setsid -w sh -c" in cmd for cmd, _, _ in remote.sent)
-    assert "sudo -n -u cynow" in remote.sent[0][0] and "sudo -n -u" not in remote.sent[1][0]
+    assert ": as-service cynow; " in remote.sent[0][0] and "as-service" not in remote.sent[1][0]
     state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
     assert state["from"] == ctx.old_commit and state["by"] == "alice@laptop"
 
@@ -69,3 +69,35 @@ def test_preflight_says_which_command_failed(server):
     subprocess.run(["rm", "-rf", str(app / ".git")], check=True)
     with pytest.raises(StepFailed, match=r"reading the deployed commit failed \(exit 128\)"):
         preflight(ctx)
+
+
+def test_preflight_refuses_a_database_nothing_was_migrated_on(server, tmp_path):
+    """The settings the tool ran with name an empty database (the service's path came from an
+    environment the tool did not see): refused before any change, never migrated."""
+    ctx, remote, dev, app = server
+    empty = tmp_path / "empty.sqlite3"
+    empty.write_bytes(b"")  # an existing file with no table: every app at zero
+    settings = app / "config" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace(repr(str(tmp_path / "db.sqlite3")), repr(str(empty)))
+    )
+    take_lock(ctx)
+    with pytest.raises(Refused, match=r"empty\.sqlite3\) has no migration applied for any app"):
+        preflight(ctx)
+    assert empty.read_bytes() == b""
+    ctx.allow_empty_database = True  # a real first deploy says so
+    assert preflight(ctx).startswith("at ")
+
+
+def test_preflight_never_creates_the_sqlite_file_it_was_told_about(server, tmp_path):
+    ctx, remote, dev, app = server
+    gone = tmp_path / "elsewhere" / "db.sqlite3"
+    gone.parent.mkdir()
+    settings = app / "config" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace(repr(str(tmp_path / "db.sqlite3")), repr(str(gone)))
+    )
+    take_lock(ctx)
+    with pytest.raises(Refused, match=r"cannot read which migrations.*does not exist"):
+        preflight(ctx)
+    assert not gone.exists()

@@ -38,8 +38,13 @@ ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = []
 
+# CYNOW_DB_PATH: the database outside the checkout, named by the unit's EnvironmentFile (a
+# layout the lab tests use: the tool must run manage.py with the service's environment).
 DATABASES = {
-    "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("CYNOW_DB_PATH") or BASE_DIR / "db.sqlite3",
+    }
 }
 if os.environ.get("CYNOW_DATABASE") == "postgresql":
     # The PostgreSQL variant: peer authentication over the unix socket (no TCP in the lab).
