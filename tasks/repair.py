@@ -15,6 +15,7 @@ from fabric import task
 
 from tasks import app as app_cmd
 from tasks import lock, restart, shell, snapshots, systemd
+from tasks.causes import CAUSES
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
 from tasks.errors import ConfigError
@@ -25,20 +26,8 @@ from tasks.steps.health import health
 
 SCHEMA = "cynow-ops.repair.v1"
 
-# Causes a repair cannot fix by itself, and what the person must do.
-BY_HAND = {
-    "nginx_config_invalid": "fix the nginx config error shown, then `sudo nginx -t && sudo "
-    "systemctl reload nginx`",
-    "unit_file_invalid": "fix the gunicorn unit (`sudo systemctl edit --full gunicorn.service`)",
-    "socket_path_mismatch": "choose the right socket path and make nginx and the unit agree",
-    "settings_error": "fix the setting or environment variable the message names",
-    "app_import_error": "fix the code the traceback names and push it to origin/main",
-    "gunicorn_crash_loop": "read gunicorn's error (fab logs --known) and fix what it names",
-    "worker_timeout": "make the slow view faster (or raise --timeout together with nginx's "
-    "proxy_read_timeout)",
-    "unknown": "read the failing checks of fab diagnose",
-    "unreachable": "make the server reachable over SSH first",
-}
+# Causes a repair cannot fix by itself, and what the person must do: tasks/causes.py's rows.
+BY_HAND = {c.id: c.by_hand for c in CAUSES if c.by_hand}
 
 
 @dataclass

@@ -10,16 +10,21 @@ def test_http_replies():
     assert r["code"] == 0 and r["error"] == "Couldn't connect to server"
 
 
-def test_manual_run_report_cannot_be_forged_by_the_apps_log(tmp_path):
-    # The by-hand gunicorn's log is the app's text: a line `manual_http=200` in it stays log.
+def manual_run_with(tmp_path, gunicorn: str) -> dict:
+    """The by-hand run's script, run here with a fake gunicorn; its parsed report."""
     venv = tmp_path / "venv" / "bin"
     venv.mkdir(parents=True)
     fake = venv / "gunicorn"
-    fake.write_text("#!/bin/sh\necho manual_http=200\necho manual_exit=0\nexit 3\n")
+    fake.write_text(gunicorn)
     fake.chmod(0o755)
     script = http.manual_run(str(tmp_path), str(tmp_path / "venv"), "x:y", "/")
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
-    m = http.parse_manual(shell.read_batch(out))
+    return http.parse_manual(shell.read_batch(out))
+
+
+def test_manual_run_report_cannot_be_forged_by_the_apps_log(tmp_path):
+    # The by-hand gunicorn's log is the app's text: a line `manual_http=200` in it stays log.
+    m = manual_run_with(tmp_path, "#!/bin/sh\necho manual_http=200\necho manual_exit=0\nexit 3\n")
     assert m["http"] == 0 and m["exit"] == "3"
     assert "manual_http=200" in m["log"]
 
@@ -28,11 +33,7 @@ def test_manual_run_does_not_read_the_checkouts_gunicorn_conf(tmp_path):
     # gunicorn reads ./gunicorn.conf.py unless told otherwise; `daemon = True` there would let
     # the by-hand run escape its timeout. It is given an empty config of its own.
     (tmp_path / "gunicorn.conf.py").write_text("daemon = True\n")
-    venv = tmp_path / "venv" / "bin"
-    venv.mkdir(parents=True)
-    fake = venv / "gunicorn"
-    fake.write_text('#!/bin/sh\n[ "$1" = --config ] && printf "config=[%s]\\n" "$(cat "$2")"\n')
-    fake.chmod(0o755)
-    script = http.manual_run(str(tmp_path), str(tmp_path / "venv"), "x:y", "/")
-    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True).stdout
-    assert "config=[]" in http.parse_manual(shell.read_batch(out))["log"]
+    m = manual_run_with(
+        tmp_path, '#!/bin/sh\n[ "$1" = --config ] && printf "config=[%s]\\n" "$(cat "$2")"\n'
+    )
+    assert "config=[]" in m["log"]
