@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from tasks import guide, programs, service
 from tasks.checks.base import FAIL, ROOT, SKIPPED, WARN, Check, Fact, Facts, Finding
@@ -24,7 +25,7 @@ def django_probe(project_dir: str, python: str, wsgi: str, unit: str, timeout: f
     settings_module = wsgi.split(".")[0] + ".settings"
     script = (
         f"WSGI = {wsgi!r}\nSETTINGS = {settings_module!r}\nUNIT = {unit!r}\n"
-        + programs.source("django_probe")
+        + programs.source("gunicorn_argv", "django_probe")
     )
     # -B: importing the app must not write __pycache__ into the checkout (read-only).
     return (
@@ -120,6 +121,22 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
     )
 
 
+def wrong_app(error: dict, app: str, s: Settings) -> Finding:
+    return Finding(
+        "unit_file_invalid",
+        [
+            f"the unit's ExecStart serves {app}, which does not load: {_exc_line(error)}",
+            f"{s.wsgi} (cynow.wsgi) loads with the same code and environment",
+        ],
+        [
+            guide.sudo("systemctl", "edit", "--full", s.gunicorn_unit)
+            + guide.comment(f"in ExecStart, replace {app} with {s.wsgi}"),
+            guide.sudo("systemctl", "daemon-reload"),
+            guide.sudo("systemctl", "restart", s.gunicorn_unit),
+        ],
+    )
+
+
 CHECK = Check("django.check", 8, "manage.py check", reads=("probe",))
 
 
@@ -145,8 +162,15 @@ def evaluate(facts: Facts, s: Settings) -> list:
     )
     # Without the unit's environment the app may not import; the running service has it.
     untestable = bool(p.get("env_unreadable")) and serving
+    app = p.get("wsgi_app") or s.wsgi
+    if app != s.wsgi:
+        wsgi = replace(wsgi, title=f"import {app} (the unit's; configured {s.wsgi})")
     if w.get("ok"):
         out.append(wsgi.ok("imports cleanly"))
+    elif (p.get("wsgi_config") or {}).get("ok"):
+        # The code loads; the unit names an app that does not exist in it. A restart would
+        # fail the same way: the unit must change.
+        out.append(wsgi.fail(_exc_line(w), w.get("traceback", [])[-6:], [wrong_app(w, app, s)]))
     else:
         f = classify(w, behind, s, s.project_dir)
         for note in p.get("env_unreadable", []):

@@ -2,60 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import shlex
-
 from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
 from tasks.guide import comment, sudo
 from tasks.redact import redact_argv, redact_text
+from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
 from tasks.settings import Settings
 from tasks.shell import batch, q, say
-
-# gunicorn options that take a separate value (so that value is not the WSGI app).
-VALUE_OPTS = {
-    "-b",
-    "--bind",
-    "-w",
-    "--workers",
-    "-t",
-    "--timeout",
-    "-k",
-    "--worker-class",
-    "-c",
-    "--config",
-    "--chdir",
-    "-u",
-    "--user",
-    "-g",
-    "--group",
-    "-m",
-    "--umask",
-    "--log-level",
-    "--access-logfile",
-    "--error-logfile",
-    "--log-file",
-    "--max-requests",
-    "--max-requests-jitter",
-    "--threads",
-    "-e",
-    "--env",
-    "--pythonpath",
-    "--graceful-timeout",
-    "--keep-alive",
-    "--backlog",
-    "-n",
-    "--name",
-    "-p",
-    "--pid",
-    "--worker-connections",
-    "--log-config",
-    "--forwarded-allow-ips",
-    "--paste",
-    "--limit-request-line",
-    "--limit-request-fields",
-    "--worker-tmp-dir",
-    "--statsd-host",
-}
 
 
 def unit_file_command(s: Settings, _facts=None) -> str:
@@ -109,36 +61,6 @@ def unit_paths_command(s: Settings, facts: Facts) -> str | None:
     users = [u for u in users if f"user:{u}" not in facts.paths]
     groups = [g for g in groups if f"group:{g}" not in facts.paths]
     return path_facts(paths, users, groups) if paths or users or groups else None
-
-
-def exec_argv(exec_start: str) -> list[str]:
-    """argv of systemd's ExecStart property: `{ path=... ; argv[]=ARGS ; ignore_errors=no ... }`."""
-    m = re.search(r"argv\[\]=(.*?) ; ", exec_start)
-    if not m:
-        return []
-    try:
-        return shlex.split(m.group(1))
-    except ValueError:
-        return m.group(1).split()
-
-
-def gunicorn_args(argv: list[str]) -> dict:
-    """--bind values and the WSGI app from a gunicorn command line."""
-    binds, app, i = [], None, 1
-    while i < len(argv):
-        a = argv[i]
-        if a in ("-b", "--bind") and i + 1 < len(argv):
-            binds.append(argv[i + 1])
-            i += 2
-            continue
-        if a.startswith("--bind="):
-            binds.append(a.split("=", 1)[1])
-        elif a in VALUE_OPTS:
-            i += 1
-        elif not a.startswith("-"):
-            app = a
-        i += 1
-    return {"binary": argv[0] if argv else "", "binds": binds, "app": app}
 
 
 def unix_bind(binds: list[str]) -> str | None:

@@ -1,11 +1,13 @@
 # The diagnosis's Django probe (guide step 8), run on the server as the app user with the
 # venv's python in the project directory: `python -B -c SOURCE`, where SOURCE is the three names
-# WSGI, SETTINGS and UNIT, then this file (tasks/checks/django.py builds it). One interpreter
-# imports the WSGI app as gunicorn would, runs Django's checks, reads the migration plan and
-# the database file, and prints one line `CYNOW-PROBE {json}`.
+# WSGI, SETTINGS and UNIT, then gunicorn_argv.py, then this file (tasks/checks/django.py builds
+# it). One interpreter imports the WSGI app the unit serves as gunicorn would, runs Django's
+# checks, reads the migration plan and the database file, and prints one line
+# `CYNOW-PROBE {json}`.
 import importlib
 import json
 import os
+import subprocess
 import sys
 import traceback
 
@@ -28,12 +30,39 @@ def err(e):
     }
 
 
-mod, _, attr = WSGI.partition(":")  # noqa: F821 (sent before this file)
-try:
-    getattr(importlib.import_module(mod), attr)
-    out["wsgi"] = {"ok": True}
-except BaseException as e:
-    out["wsgi"] = err(e)
+def load(app):
+    """Import a WSGI app as gunicorn does: `module:attribute`, the attribute `application`
+    when none is named."""
+    mod, _, attr = app.partition(":")
+    try:
+        getattr(importlib.import_module(mod), attr or "application")
+        return {"ok": True}
+    except BaseException as e:
+        return err(e)
+
+
+def unit_app():
+    """The app the unit's ExecStart serves (gunicorn_args, sent before this file), or None."""
+    try:
+        show = subprocess.run(
+            ["systemctl", "show", "-p", "ExecStart", "--value", UNIT],  # noqa: F821
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        return gunicorn_args(exec_argv(show)).get("app")  # noqa: F821
+    except Exception:
+        return None
+
+
+# What gunicorn imports is the unit's app; the configured one stands in only when the unit
+# names none. When they differ, the configured one is tried too, so that a unit naming an app
+# that does not exist is told apart from code that does not import.
+served = unit_app()
+out["wsgi_app"], out["wsgi_source"] = (served, "unit") if served else (WSGI, "config")  # noqa: F821
+out["wsgi"] = load(out["wsgi_app"])
+if out["wsgi_app"] != WSGI:  # noqa: F821
+    out["wsgi_config"] = load(WSGI)  # noqa: F821
 try:
     import django
     from django.conf import settings
