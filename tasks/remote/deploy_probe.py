@@ -1,6 +1,7 @@
 # The deploy's Django probe, run on the server as the app user with the venv's python in the
-# project directory: `python -B -c SOURCE`, where SOURCE is migration_risk.py, then the two
-# names WSGI and SETTINGS, then this file (tasks.probes.deploy_probe builds it).
+# project directory: `python -B -c SOURCE`, where SOURCE is migration_risk.py and
+# gunicorn_argv.py, then the names WSGI, SETTINGS and UNIT, then this file
+# (tasks/steps/probe.py builds it).
 #
 # It prints one line `CYNOW-DEPLOY {json}`:
 #   state    {app: latest applied migration or "zero"}, from the migration table
@@ -8,6 +9,7 @@
 #   state_error  when the state could not be read (the deploy must then refuse), also when
 #            the sqlite file the settings name does not exist (connecting would create it)
 #   database {engine, name} of the default database, as the settings the probe ran with say
+#   wsgi_app the app imported: the one the unit's ExecStart serves, else WSGI
 #   error    when the WSGI application does not import (the site would not serve)
 #   check    serious messages of Django's system checks
 #   plan     [{app, name, kind, ops}] migrations to apply, each classified by migration_risk
@@ -78,9 +80,23 @@ except BaseException as e:
 
 try:
     import importlib
+    import subprocess
 
-    mod, _, attr = WSGI.partition(":")  # noqa: F821 (sent before this file)
-    getattr(importlib.import_module(mod), attr)
+    # The app the unit serves is what gunicorn will import after the reload (gunicorn_argv.py
+    # is sent before this file); the configured one only when the unit names none.
+    try:
+        show = subprocess.run(
+            ["systemctl", "show", "-p", "ExecStart", "--value", UNIT],  # noqa: F821
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        served = gunicorn_args(exec_argv(show)).get("app")  # noqa: F821
+    except Exception:
+        served = None
+    out["wsgi_app"] = served or WSGI  # noqa: F821 (sent before this file)
+    mod, _, attr = out["wsgi_app"].partition(":")
+    getattr(importlib.import_module(mod), attr or "application")
     from django.core import checks
 
     out["check"] = [str(m) for m in checks.run_checks() if m.is_serious()]

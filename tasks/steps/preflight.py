@@ -10,7 +10,7 @@ from tasks.steps.probe import deploy_probe, read_probe
 MIN_FREE_KB = 200 * 1024
 
 
-def preflight_script(project_dir: str, python: str, wsgi: str) -> str:
+def preflight_script(project_dir: str, python: str, wsgi: str, unit: str) -> str:
     """The deploy's preflight in one round trip, as the app user: the deployed commit, changes
     not committed, the free space under the checkout, and the Django probe (the migration state
     to record)."""
@@ -21,14 +21,14 @@ def preflight_script(project_dir: str, python: str, wsgi: str) -> str:
                 project_dir, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"
             ),
             "free": f"df --output=avail -k {q(project_dir)} | tail -n 1",
-            "probe": deploy_probe(project_dir, python, wsgi),
+            "probe": deploy_probe(project_dir, python, wsgi, unit),
         }
     )
 
 
 def preflight(ctx: Ctx) -> str:
     s = ctx.s
-    parts = ctx.script(preflight_script(s.project_dir, s.python, s.wsgi), app=True)
+    parts = ctx.script(preflight_script(s.project_dir, s.python, s.wsgi, s.gunicorn_unit), app=True)
     ctx.old_commit = parts.need("head", "reading the deployed commit").stdout.strip()
     dirty = parts.need("dirty", "git status").stdout.strip()
     if dirty:

@@ -10,15 +10,16 @@ from tasks.shell import q
 from tasks.steps.context import Ctx, StepFailed
 
 
-def deploy_probe(project_dir: str, python: str, wsgi: str) -> str:
+def deploy_probe(project_dir: str, python: str, wsgi: str, unit: str = "gunicorn.service") -> str:
     """The deploy's Django probe (tasks/remote/deploy_probe.py) as the app user: migration state
     from the migration table, the WSGI import and checks, the classified plan."""
     settings_module = wsgi.split(".")[0] + ".settings"
     script = "\n".join(
         [
-            programs.source("migration_risk"),
+            programs.source("migration_risk", "gunicorn_argv"),
             f"WSGI = {wsgi!r}",
             f"SETTINGS = {settings_module!r}",
+            f"UNIT = {unit!r}",
             programs.source("deploy_probe"),
         ]
     )
@@ -26,7 +27,10 @@ def deploy_probe(project_dir: str, python: str, wsgi: str) -> str:
 
 
 def probe(ctx: Ctx) -> dict:
-    out = ctx.run(deploy_probe(ctx.s.project_dir, ctx.s.python, ctx.s.wsgi), app=True, ok=False)
+    s = ctx.s
+    out = ctx.run(
+        deploy_probe(s.project_dir, s.python, s.wsgi, s.gunicorn_unit), app=True, ok=False
+    )
     return read_probe(out.stdout)
 
 
