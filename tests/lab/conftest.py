@@ -12,7 +12,7 @@ import os
 import pytest
 
 from tests.lab import lab
-from tests.lab.helpers import LabHost
+from tests.lab.helpers import HARDENED, LabHost, drop_app_sudo
 
 
 def _need_lab() -> None:
@@ -37,7 +37,20 @@ def lab_image():
     gate = open(lab.ROOT / "session.lock", "w")  # noqa: SIM115 - held for the whole session
     fcntl.flock(gate, fcntl.LOCK_EX)
     already = set(lab.running())
+    # Hardened mode (CYNOW_LAB_HARDENED=1): every reset host (lab_host, fresh_host, the fleet's
+    # and the test modules' own fixtures, all through lab.reset) is a hardened server: cynow
+    # without sudo, `fab` logging in as admin (helpers.LOGIN).
+    real_reset = lab.reset
+    if HARDENED:
+
+        def hardened_reset(n: int) -> lab.Host:
+            h = real_reset(n)
+            drop_app_sudo(LabHost(h))
+            return h
+
+        lab.reset = hardened_reset
     yield lab.image_dir()
+    lab.reset = real_reset
     # Power off what this session booted; a host the user booted (./dev demo) stays up.
     for n in set(lab.running()) - already:
         lab.down(n)

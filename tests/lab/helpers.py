@@ -127,8 +127,23 @@ def fab_json(*args: str, **kw) -> tuple[dict, subprocess.CompletedProcess]:
         raise AssertionError(f"not JSON (exit {r.returncode}):\n{r.stdout}\n{r.stderr}") from None
 
 
-def lab_args(host: LabHost, user: str = "cynow") -> list[str]:
-    """-H/-i for a lab host, as a user would type them."""
+HARDENED = os.environ.get("CYNOW_LAB_HARDENED") == "1"
+# The login the tests' `fab` uses: cynow (the app user, with sudo) or, in hardened mode, admin.
+LOGIN = "admin" if HARDENED else "cynow"
+
+# A hardened server: the app user cannot sudo at all (its sudoers file and sudo group gone).
+DROP_APP_SUDO = "rm -f /etc/sudoers.d/cynow; gpasswd -d cynow sudo >/dev/null 2>&1 || true"
+
+
+def drop_app_sudo(host: LabHost) -> None:
+    """cynow loses sudo (as root); checked: `sudo -n true` as cynow must fail."""
+    host.sh(DROP_APP_SUDO)
+    assert host.sh("sudo -n true", user="cynow", check=False).returncode != 0
+
+
+def lab_args(host: LabHost, user: str | None = None) -> list[str]:
+    """-H/-i for a lab host, as a user would type them (the login: LOGIN unless given)."""
+    user = user or LOGIN
     return ["-H", f"{user}@{host.address}", "-i", str(lab.key_path())]
 
 

@@ -7,14 +7,17 @@ SRC=/opt/lab-src
 APP=/home/cynow/cynow
 
 # Users: the app user in www-data with passwordless sudo (as the guide assumes), root for the
-# tests that break things, and "deployer" whose sudo asks for a password.
+# tests that break things, "deployer" whose sudo asks for a password, and "admin", the separate
+# login with passwordless sudo a hardened server has (CYNOW_LAB_HARDENED=1 drops cynow's sudo).
 useradd --create-home --shell /bin/bash --groups www-data,sudo cynow
 useradd --create-home --shell /bin/bash --groups sudo deployer
+useradd --create-home --shell /bin/bash --groups sudo admin
 echo 'deployer:lab-sudo-password' | chpasswd
 echo 'cynow ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/cynow
-chmod 0440 /etc/sudoers.d/cynow
+echo 'admin ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/admin
+chmod 0440 /etc/sudoers.d/cynow /etc/sudoers.d/admin
 chmod 0755 /home/cynow
-for u in cynow deployer root; do
+for u in cynow deployer admin root; do
   h=$(getent passwd "$u" | cut -d: -f6)
   install -d -m 0700 -o "$u" -g "$u" "$h/.ssh"
   install -m 0600 -o "$u" -g "$u" "$SRC/authorized_keys" "$h/.ssh/authorized_keys"
