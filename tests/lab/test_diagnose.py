@@ -11,6 +11,7 @@ import pytest
 
 from tests.lab.helpers import (
     APP,
+    LOGIN,
     NOTE_MIGRATION,
     NOTE_MODEL,
     curl_nginx,
@@ -448,7 +449,7 @@ def test_diagnose_changes_nothing_on_the_server(fresh_host, broken):
     if broken:  # also exercises the by-hand gunicorn run on a temporary socket
         fresh_host.sh("systemctl stop gunicorn.service")
     # Like any server whose admin has used sudo before: sudo's first use creates a marker file.
-    fresh_host.sh("sudo -n true", user="cynow")
+    fresh_host.sh("sudo -n true", user=LOGIN)
     before = fresh_host.sh(SNAPSHOT).stdout
     doc, r = diagnose(fresh_host)
     assert r.returncode in (0, 1)
