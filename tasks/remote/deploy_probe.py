@@ -80,20 +80,10 @@ except BaseException as e:
 
 try:
     import importlib
-    import subprocess
 
     # The app the unit serves is what gunicorn will import after the reload (gunicorn_argv.py
     # is sent before this file); the configured one only when the unit names none.
-    try:
-        show = subprocess.run(
-            ["systemctl", "show", "-p", "ExecStart", "--value", UNIT],  # noqa: F821
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-        served = gunicorn_args(exec_argv(show)).get("app")  # noqa: F821
-    except Exception:
-        served = None
+    served = unit_app(UNIT)  # noqa: F821
     out["wsgi_app"] = served or WSGI  # noqa: F821 (sent before this file)
     mod, _, attr = out["wsgi_app"].partition(":")
     getattr(importlib.import_module(mod), attr or "application")

@@ -7,7 +7,6 @@
 import importlib
 import json
 import os
-import subprocess
 import sys
 import traceback
 
@@ -41,24 +40,10 @@ def load(app):
         return err(e)
 
 
-def unit_app():
-    """The app the unit's ExecStart serves (gunicorn_args, sent before this file), or None."""
-    try:
-        show = subprocess.run(
-            ["systemctl", "show", "-p", "ExecStart", "--value", UNIT],  # noqa: F821
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout
-        return gunicorn_args(exec_argv(show)).get("app")  # noqa: F821
-    except Exception:
-        return None
-
-
 # What gunicorn imports is the unit's app; the configured one stands in only when the unit
 # names none. When they differ, the configured one is tried too, so that a unit naming an app
 # that does not exist is told apart from code that does not import.
-served = unit_app()
+served = unit_app(UNIT)  # noqa: F821
 out["wsgi_app"], out["wsgi_source"] = (served, "unit") if served else (WSGI, "config")  # noqa: F821
 out["wsgi"] = load(out["wsgi_app"])
 if out["wsgi_app"] != WSGI:  # noqa: F821

@@ -3,6 +3,7 @@
 # Django probe is sent with it (tasks/remote/django_probe.py), to import the app the unit serves.
 import re
 import shlex
+import subprocess
 
 # gunicorn options that take a separate value (so that value is not the WSGI app).
 VALUE_OPTS = {
@@ -79,3 +80,18 @@ def gunicorn_args(argv: list[str]) -> dict:
             app = a
         i += 1
     return {"binary": argv[0] if argv else "", "binds": binds, "app": app}
+
+
+def unit_app(unit: str) -> str | None:
+    """The WSGI app the unit's ExecStart serves, or None (no unit, no app named, systemctl failed):
+    what gunicorn imports on its next start, so the probes import that one."""
+    try:
+        show = subprocess.run(
+            ["systemctl", "show", "-p", "ExecStart", "--value", unit],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+        return gunicorn_args(exec_argv(show)).get("app")
+    except Exception:
+        return None

@@ -212,8 +212,8 @@ def test_later_batches_deploy_only_what_the_first_batch_deployed(three):
     doc, r = many(three, "deploy", "--batch", "1", "--max-fail", "1")
     assert r.returncode == 1
     rows = [(h["result"], h["commit"]) for h in doc["hosts"]]
-    assert rows[0] == ("deployed", new)
-    assert rows[1] == ("refused", old)  # would have deployed `other`: refused, untouched
+    assert rows[0] == ("deployed", new), summary(doc)
+    assert rows[1] == ("refused", old), summary(doc)  # would have deployed `other`: untouched
     assert other[:12] in doc["hosts"][1]["deploy"]["error"]
     # c's origin has nothing new: it would stay on the old commit, not the rollout's either.
     assert rows[2] == ("refused", old)
