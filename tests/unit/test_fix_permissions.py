@@ -1,7 +1,22 @@
+"""fab fix-permissions: the pure plan (rules, secrets, the system-directory guard), and the
+program that reads and changes (tasks/remote/fd_permissions.py) run for real here on temporary
+trees, as root, with the same command line the server gets: non-UTF-8 names, a file or a parent
+directory swapped for a symlink between the read and the change, secrets out of www-data."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import stat
+import subprocess
+
 import pytest
 
 from tasks import fix_permissions as fp
 from tasks.errors import ConfigError
+from tasks.remote import fd_permissions as fd
+from tasks.runner import Output
 from tasks.settings import resolve
 
 S = resolve({})
@@ -9,18 +24,19 @@ SC = fp.scope(S)
 P = "/home/cynow/cynow"
 
 
-def entry(path, kind, mode, user="cynow", group="www-data"):
-    return fp.Entry(path, kind, mode, user, group)
+def entry(path, kind, mode, user="cynow", group="www-data", **kw):
+    return fp.Entry(path, kind, mode, user, group, **kw)
 
 
 HEALTHY = [
     entry("/home", "d", 0o755, "root", "root"),
     entry("/home/cynow", "d", 0o755, "cynow", "cynow"),
     entry(P, "d", 0o755),
-    entry(f"{P}/.env", "f", 0o640),
-    entry(f"{P}/db.sqlite3", "f", 0o660),
+    entry(f"{P}/.env", "f", 0o640, group="cynow"),
+    entry(f"{P}/db.sqlite3", "f", 0o600, group="cynow"),
     entry(f"{P}/manage.py", "f", 0o755),
     entry(f"{P}/venv/bin/gunicorn", "f", 0o755),
+    entry(f"{P}/venv/bin/python", "l", 0o777),
     entry(f"{P}/gunicorn.sock", "s", 0o140660),
     entry(f"{P}/static", "d", 0o755),
     entry(f"{P}/static/orders/style.css", "f", 0o644),
@@ -30,8 +46,8 @@ HEALTHY = [
 
 
 def test_a_right_tree_needs_nothing():
-    changes, _ = fp.plan(HEALTHY, S, SC)
-    assert changes == []
+    changes, _, left = fp.plan_all(HEALTHY, S, SC)
+    assert changes == [] and left == []
 
 
 def test_the_broken_tree_of_the_issue():
@@ -52,8 +68,8 @@ def test_the_broken_tree_of_the_issue():
         "/home": "755 root:root",
         "/home/cynow": "701 cynow:cynow",  # x for others only, no listing
         P: "755 cynow:www-data",
-        f"{P}/.env": "640 cynow:www-data",
-        f"{P}/db.sqlite3": "640 cynow:www-data",
+        f"{P}/.env": "640 cynow:cynow",  # the app user's own group, not www-data
+        f"{P}/db.sqlite3": "640 cynow:cynow",  # writable by its owner, not www-data's
         f"{P}/manage.py": "775 cynow:www-data",  # keeps its x
         f"{P}/orders/views.py": "664 cynow:www-data",  # gains no x, loses o+w
         f"{P}/static/orders/style.css": "640 cynow:www-data",
@@ -64,11 +80,82 @@ def test_the_broken_tree_of_the_issue():
     assert again == []
     # before -> after chains: each change starts where the previous one left the path
     db = [c for c in changes if c.path == f"{P}/db.sqlite3"]
-    assert [(c.before, c.after) for c in db] == [
-        ("444 root:root", "444 cynow:www-data"),
-        ("444 cynow:www-data", "440 cynow:www-data"),
-        ("440 cynow:www-data", "640 cynow:www-data"),
+    assert [(c.rule, c.before, c.after) for c in db] == [
+        ("secrets and the database owned by cynow:cynow", "444 root:root", "444 cynow:cynow"),
+        ("secrets and the database 0600/0640", "444 cynow:cynow", "640 cynow:cynow"),
     ]
+
+
+@pytest.mark.parametrize(
+    "name, mode, after",
+    [
+        (".env", 0o644, 0o640),
+        (".env", 0o604, 0o600),
+        (".env.production", 0o666, 0o640),
+        ("prod.env", 0o755, 0o640),  # and no x
+        ("config/local_settings.py", 0o644, 0o640),
+        ("config/secrets.json", 0o600, 0o600),
+        ("deploy/server.key", 0o644, 0o640),
+        ("db.sqlite3", 0o644, 0o640),  # a world-readable database
+        ("db.sqlite3", 0o666, 0o640),
+        ("db.sqlite3-wal", 0o644, 0o640),
+        ("db.sqlite3", 0o400, 0o600),  # writable by its owner again
+    ],
+)
+def test_secrets_end_private_in_the_users_own_group(name, mode, after):
+    e = entry(f"{P}/{name}", "f", mode, "root", "www-data")
+    _, final = fp.plan([e], S, SC)
+    assert final[e.path].show() == f"{after:o} cynow:cynow"
+
+
+def test_the_databases_own_directory_is_private_but_a_code_directory_is_not():
+    tree = [
+        entry(f"{P}/data", "d", 0o775),
+        entry(f"{P}/data/db.sqlite3", "f", 0o664),
+        entry(f"{P}/data/db.sqlite3-journal", "f", 0o644),
+        entry(f"{P}/orders", "d", 0o755),
+        entry(f"{P}/orders/cache.db", "f", 0o644),
+        entry(f"{P}/orders/views.py", "f", 0o644),
+        entry(f"{P}/venv/lib/python3.11/site-packages/x/secrets.py", "f", 0o644),
+    ]
+    _, final = fp.plan(tree, S, SC)
+    assert {p: e.show() for p, e in final.items()} == {
+        f"{P}/data": "750 cynow:cynow",
+        f"{P}/data/db.sqlite3": "640 cynow:cynow",
+        f"{P}/data/db.sqlite3-journal": "640 cynow:cynow",
+        f"{P}/orders": "755 cynow:www-data",  # code lives there too: not the database's own
+        f"{P}/orders/cache.db": "640 cynow:cynow",
+        f"{P}/orders/views.py": "644 cynow:www-data",
+        f"{P}/venv/lib/python3.11/site-packages/x/secrets.py": "644 cynow:www-data",
+    }
+
+
+def test_a_primary_group_shared_with_the_web_server_gets_no_group_bits():
+    sc = fp.replace(SC, private_group="www-data")
+    _, final = fp.plan([entry(f"{P}/.env", "f", 0o640)], S, sc)
+    assert final[f"{P}/.env"].show() == "600 cynow:www-data"
+
+
+def test_the_socket_ends_0660_in_www_data():
+    e = entry(f"{P}/gunicorn.sock", "s", 0o777, "root", "root")
+    _, final = fp.plan([e], S, SC)
+    assert final[e.path].show() == "660 cynow:www-data"
+
+
+def test_symlinks_devices_and_foreign_hard_links_are_left_alone():
+    tree = [
+        entry(f"{P}/passwd", "l", 0o777, "root", "root"),
+        entry(f"{P}/shadow", "f", 0o640, "root", "shadow", links=2),
+        entry(f"{P}/mine", "f", 0o666, links=2),  # the app user's own: changed
+        entry(f"{P}/venv/bin/python", "l", 0o777),  # nothing to change: not reported
+    ]
+    changes, final, left = fp.plan_all(tree, S, SC)
+    assert [c.path for c in changes] == [f"{P}/mine"]
+    assert left == [
+        {"path": f"{P}/passwd", "why": "symlink"},
+        {"path": f"{P}/shadow", "why": "hard link"},
+    ]
+    assert final[f"{P}/passwd"] == tree[0] and final[f"{P}/shadow"] == tree[1]
 
 
 def test_nothing_outside_the_scope_is_touched():
@@ -79,39 +166,378 @@ def test_nothing_outside_the_scope_is_touched():
     assert fp.plan(outside, S, SC) == ([], {e.path: e for e in outside})
 
 
+SYSTEM = [
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/dev/shm",
+    "/etc",
+    "/etc/nginx",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/lib/systemd",
+    "/proc",
+    "/proc/1",
+    "/root",
+    "/root/cynow",
+    "/run",
+    "/run/gunicorn",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/usr/local",
+    "/usr/local/cynow",
+    "/usr/share/nginx",
+    "/var",
+    "/var/lib",
+    "/var/log",
+    "/var/spool",
+    "/var/cache",
+    "/var/mail",
+    "/var/www",
+    "/tmp",
+    "/home",
+    "/srv",
+    "/opt",
+    "/cynow",  # any top-level directory
+]
+
+
+@pytest.mark.parametrize("path", SYSTEM)
+def test_every_system_directory_is_refused_with_one_line(path):
+    with pytest.raises(ConfigError) as e:
+        fp.scope(resolve({"project_dir": path}))
+    assert e.value.message == (
+        f"refusing to change permissions under {path} (project_dir): it is a system "
+        "directory; point the setting at the app's own directory"
+    )
+
+
 @pytest.mark.parametrize(
-    "cfg",
+    "spelled, means", [("/home/", "/home"), ("//etc", "/etc"), ("/usr/local/", "/usr/local")]
+)
+def test_a_system_directory_spelled_otherwise_is_refused(spelled, means):
+    with pytest.raises(ConfigError, match=f"under {means} \\(project_dir\\)"):
+        fp.scope(resolve({"project_dir": spelled}))
+
+
+@pytest.mark.parametrize(
+    "cfg, key",
     [
-        {"project_dir": "/home"},
-        {"static_root": "/var/www"},
-        {"django_log": "/var/log/django.log"},
-        {"project_dir": "/srv"},
+        ({"static_root": "/var/www"}, "static_root"),
+        ({"django_log": "/var/log/django.log"}, "django_log's directory"),
+        ({"django_log": "/tmp/django.log"}, "django_log's directory"),
     ],
 )
-def test_system_directories_are_refused(cfg):
-    with pytest.raises(ConfigError, match="refusing to change permissions under"):
+def test_the_static_and_log_directories_are_guarded_too(cfg, key):
+    with pytest.raises(ConfigError, match=f"\\({key}\\): it is a system directory"):
         fp.scope(resolve(cfg))
 
 
-def test_apply_commands_are_exact_and_quoted():
-    before = {
-        "/home/cynow/cynow/a b": entry("/home/cynow/cynow/a b", "f", 0o644, "root", "root"),
-        "/home/cynow/cynow/l": entry("/home/cynow/cynow/l", "l", 0o777, "root", "root"),
-    }
-    after = {
-        "/home/cynow/cynow/a b": entry("/home/cynow/cynow/a b", "f", 0o640),
-        "/home/cynow/cynow/l": entry("/home/cynow/cynow/l", "l", 0o775),
-    }
-    assert fp.apply_commands(before, after) == [
-        "chown -h cynow:www-data -- '/home/cynow/cynow/a b' /home/cynow/cynow/l",
-        "chmod 640 -- '/home/cynow/cynow/a b'",  # never chmod through a symlink
-    ]
+@pytest.mark.parametrize(
+    "path", ["/home/cynow/cynow", "/srv/cynow", "/opt/cynow", "/var/lib/cynow", "/var/www/cynow"]
+)
+def test_an_apps_own_directory_is_allowed(path):
+    assert fp.scope(resolve({"project_dir": path})).project == path
 
 
-def test_parse_entries_nul_separated_with_odd_names():
-    text = "755 cynow www-data d /home/cynow/cynow\x00644 root root f /home/cynow/cynow/a\nb c\x00"
-    got = fp.parse_entries(text)
-    assert [(e.path, e.mode, e.user) for e in got] == [
-        ("/home/cynow/cynow", 0o755, "cynow"),
-        ("/home/cynow/cynow/a\nb c", 0o644, "root"),
+def test_root_runs_the_system_python_isolated():
+    cmd = shlex.split(fp.read_command(S, SC))
+    assert cmd[:4] == ["/usr/bin/python3", "-I", "-B", "-c"] and cmd[5] == "scan"
+
+
+def test_apply_commands_stay_under_the_argument_limit():
+    names = [f"{P}/{os.urandom(40).hex()}" for _ in range(6000)]  # random: no compressing
+    before = {p: entry(p, "f", 0o666, uid=0, gid=0) for p in names}
+    after = {p: fp.replace(e, mode=0o664) for p, e in before.items()}
+    cmds = fp.apply_commands(before, after, S, SC)
+    assert len(cmds) > 1 and all(len(c) < 128 * 1024 for c in cmds)
+    sent = [c["path"] for cmd in cmds for c in fd.decode(shlex.split(cmd)[6])["changes"]]
+    assert sent == list(before)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"/a/plain.txt",
+        b"/a/caf\xc3\xa9",  # UTF-8: kept readable
+        b"/a/latin1-caf\xe9",  # not UTF-8
+        b"/a/\xff\xfe",
+        b"/a/back\\slash",
+        b"/a/looks-escaped\\xff",
+        b"/a/new\nline\x1b[2J",
+        b"/a/\xe2\x80\xaeevil",  # a bidi override
+    ],
+)
+def test_escaped_names_are_readable_and_exact(raw):
+    shown = fd.escape(raw)
+    assert fd.unescape(shown) == raw
+    assert shown.isprintable() and "\ufffd" not in shown
+
+
+def test_two_non_utf8_names_never_collapse_into_one():
+    assert fd.escape(b"\xe9") != fd.escape(b"\xe8")
+    assert fd.escape(b"\xe9") == "\\xe9" and fd.escape(b"\\xe9") == "\\\\xe9"
+
+
+# The program itself, on real trees. Root runs the unit tests, so chown works; the accounts are
+# ones every Debian has: daemon (uid 1, primary group daemon, gid 1) as the app user, www-data
+# (gid 33) as the shared group.
+WWW = 33
+DAEMON = 1
+
+
+class LocalRemote:
+    """Runs each command here with sh, as the server would; `between` runs after the read and
+    before the first change (the moment the app user could swap something)."""
+
+    def __init__(self, settings, between=None):
+        self.settings, self.name, self.between = settings, "local", between
+        self.commands = []
+
+    def run(self, command, root=False, timeout=None):
+        mode = shlex.split(command)[5]
+        self.commands.append(mode)
+        if mode == "apply" and self.between:
+            self.between()
+            self.between = None
+        r = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=120)
+        return Output(command, r.stdout, r.stderr, r.returncode, 0.0)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """An app tree the way a root `migrate` and `collectstatic` leave it, and an outside file
+    (root's, 0644) that no change may reach."""
+    assert os.geteuid() == 0, "these tests chown: run them as root"
+    os.chmod(tmp_path, 0o755)
+    app = tmp_path / "app"
+    (app / "static" / "css").mkdir(parents=True)
+    (app / "orders").mkdir()
+    (tmp_path / "log").mkdir()
+    for rel, mode in [
+        (".env", 0o644),
+        ("db.sqlite3", 0o644),
+        ("manage.py", 0o644),
+        ("orders/views.py", 0o666),
+        ("static/css/a.css", 0o600),
+    ]:
+        (app / rel).write_text("x")
+        os.chmod(app / rel, mode)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text("root:x:0:0")
+    os.chmod(outside / "passwd", 0o644)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(app / "gunicorn.sock"))
+    os.chmod(app / "gunicorn.sock", 0o777)
+    settings = resolve(
+        {
+            "app_user": "daemon",
+            "app_group": "www-data",
+            "web_user": "www-data",
+            "project_dir": str(app),
+            "venv": str(app / "venv"),
+            "static_root": str(app / "static"),
+            "socket": str(app / "gunicorn.sock"),
+            "django_log": str(tmp_path / "log" / "django.log"),
+        }
+    )
+    yield app, outside, settings
+    sock.close()
+
+
+def st(path):
+    s = os.lstat(path)
+    return stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid
+
+
+def snapshot(root):
+    out = {}
+    for dirpath, dirs, files in os.walk(os.fsencode(root)):
+        for name in [b""] + dirs + files:
+            p = os.path.join(dirpath, name) if name else dirpath
+            out[p] = st(p)
+    return out
+
+
+def test_it_fixes_a_real_tree_and_keeps_secrets_out_of_www_data(tree):
+    app, outside, s = tree
+    odd = os.fsencode(app) + b"/orders/caf\xe9.py"  # not UTF-8
+    with open(odd, "w") as f:
+        f.write("x")
+    os.chmod(odd, 0o666)
+    before = snapshot(app.parent)
+
+    plan = fp.fix_host(LocalRemote(s), dry_run=True)
+    assert plan.changes and plan.errors == [] and snapshot(app.parent) == before  # dry: nothing
+
+    done = fp.fix_host(LocalRemote(s), dry_run=False)
+    assert done.errors == [] and done.remaining == [] and done.left_alone == []
+    assert [(c.path, c.after) for c in done.changes] == [(c.path, c.after) for c in plan.changes]
+    assert st(app / ".env") == (0o640, DAEMON, DAEMON)
+    assert st(app / "db.sqlite3") == (0o640, DAEMON, DAEMON)  # was world-readable
+    assert st(app / "gunicorn.sock") == (0o660, DAEMON, WWW)
+    assert st(app / "orders/views.py") == (0o664, DAEMON, WWW)
+    assert st(app / "static/css/a.css") == (0o640, DAEMON, WWW)
+    assert st(app / "manage.py") == (0o644, DAEMON, WWW)  # no x added
+    assert st(odd) == (0o664, DAEMON, WWW)  # the exact bytes, changed
+    shown = {c.path for c in done.changes if c.path.endswith(".py") and "caf" in c.path}
+    assert shown == {fd.escape(odd)} == {f"{app}/orders/caf\\xe9.py"}
+    assert st(outside / "passwd") == (0o644, 0, 0)
+
+    again = fp.fix_host(LocalRemote(s), dry_run=False)
+    assert again.changes == [] and again.errors == []
+    doc = again.to_json()
+    assert set(doc) == {
+        "schema",
+        "host",
+        "dry_run",
+        "changes",
+        "remaining",
+        "errors",
+        "left_alone",
+    }
+
+
+def test_a_file_swapped_for_a_symlink_after_the_read_is_not_followed(tree):
+    app, outside, s = tree
+
+    def swap():  # the app user, between fix-permissions' read and its change
+        os.remove(app / "orders/views.py")
+        os.symlink(outside / "passwd", app / "orders/views.py")
+        os.remove(app / ".env")
+        os.symlink(outside / "passwd", app / ".env")
+
+    remote = LocalRemote(s, between=swap)
+    o = fp.fix_host(remote, dry_run=False)
+    assert remote.commands[:2] == ["scan", "apply"]
+    assert st(outside / "passwd") == (0o644, 0, 0)  # mode and owner unchanged
+    assert {"path": f"{app}/orders/views.py", "why": "symlink"} in o.left_alone
+    assert {"path": f"{app}/.env", "why": "symlink"} in o.left_alone
+    assert st(app / "db.sqlite3") == (0o640, DAEMON, DAEMON)  # the rest was done
+    assert o.errors == [] and o.remaining == []
+
+
+def test_a_parent_directory_swapped_for_a_symlink_is_not_followed(tree):
+    app, outside, s = tree
+
+    def swap():
+        os.rename(app / "orders", app / "orders.old")
+        os.symlink(outside, app / "orders")
+        os.rename(outside / "passwd", outside / "views.py")  # the name the plan will use
+
+    o = fp.fix_host(LocalRemote(s, between=swap), dry_run=False)
+    assert st(outside / "views.py") == (0o644, 0, 0)
+    assert {"path": f"{app}/orders", "why": "symlink"} in o.left_alone
+    assert st(app / "manage.py") == (0o644, DAEMON, WWW)
+
+
+def test_a_swap_at_the_last_moment_inside_the_program_is_not_followed(tree, monkeypatch):
+    """In-process, the swap happens right before the program opens the file: nothing between
+    that open and the change looks at the path again."""
+    app, outside, _ = tree
+    target = os.fsencode(app / "orders/views.py")
+    real_open = os.open
+
+    def racing_open(path, flags, mode=0o777, *, dir_fd=None):
+        if path == b"views.py" and dir_fd is not None:
+            os.remove(target)
+            os.symlink(outside / "passwd", target)
+        return real_open(path, flags, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(fd.os, "open", racing_open)
+    spec = {
+        "roots": [str(app)],
+        "app_user": "daemon",
+        "changes": [
+            {
+                "path": fd.escape(target),
+                "kind": "f",
+                "before": list(st(target)),
+                "mode": 0o664,
+                "user": "daemon",
+                "group": "www-data",
+            }
+        ],
+    }
+    assert list(fd.apply(spec)) == [{"left_alone": fd.escape(target), "why": "symlink"}]
+    monkeypatch.undo()
+    assert st(outside / "passwd") == (0o644, 0, 0)
+
+
+def test_the_walk_does_not_enter_a_directory_swapped_during_it(tree):
+    """The walk is a generator: between the record of `orders` and its listing the directory
+    becomes a symlink to the outside; what is outside is never listed."""
+    app, outside, _ = tree
+    seen = []
+    chain, names = fd.Chain(), fd.Names()
+    try:
+        for rec in fd.walk(os.fsencode(app), chain, names):
+            seen.append(rec)
+            if rec.get("path") == f"{app}/orders":
+                os.rename(app / "orders", app / "orders.old")
+                os.symlink(outside, app / "orders")
+    finally:
+        chain.close()
+    paths = [r.get("path") for r in seen]
+    assert {"left_alone": f"{app}/orders", "why": "symlink"} in seen
+    assert not any(str(outside) in (p or "") for p in paths)
+    assert f"{app}/orders/passwd" not in paths
+
+
+def test_the_programs_dry_mode_and_its_checks(tree):
+    app, outside, _ = tree
+    views = app / "orders/views.py"
+    os.link(outside / "passwd", app / "orders/hard")  # root's file under a second name
+    base = {"path": "", "kind": "f", "before": None, "mode": 0o600, "user": "daemon"}
+    changes = [
+        {**base, "path": str(views), "group": "www-data"},
+        {**base, "path": str(app / "orders/hard"), "group": "www-data"},
+        {**base, "path": str(outside / "passwd"), "group": "www-data"},
+        {**base, "path": str(app.parent / "log"), "group": "www-data"},  # a single's neighbour
+        {**base, "path": str(app / "manage.py"), "group": "www-data", "before": [0o600, 0, 0]},
+        {**base, "path": str(app / "static"), "group": "www-data"},  # a directory now
+        {**base, "path": str(app / "gone"), "group": "www-data"},
+        {**base, "path": str(app / ".env"), "group": "no-such-group-here"},
     ]
+    spec = {
+        "roots": [str(app)],
+        "singles": [str(app.parent)],
+        "app_user": "daemon",
+        "changes": changes,
+        "dry": True,
+    }
+    got = {r.get("would") or r.get("left_alone") or r.get("error"): r for r in fd.apply(spec)}
+    assert got[str(views)] == {"would": str(views)}
+    assert got[str(app / "orders/hard")]["why"] == "hard link"
+    assert got[str(outside / "passwd")]["why"] == "outside the trees this task may change"
+    assert got[str(app.parent / "log")]["why"] == "outside the trees this task may change"
+    assert got[str(app / "manage.py")]["why"] == "changed since the scan"
+    assert got[str(app / "static")]["why"] == "changed since the scan (now kind d)"
+    assert got[str(app / "gone")]["why"] == "gone since the scan"
+    assert got[str(app / ".env")]["why"] == "no group no-such-group-here"
+    assert st(views) == (0o666, 0, 0) and st(outside / "passwd") == (0o644, 0, 0)
+
+
+def test_a_tree_behind_a_symlink_is_reported_not_read(tree, tmp_path):
+    app, outside, s = tree
+    link = tmp_path / "linked"
+    link.symlink_to(app)
+    s2 = resolve(
+        {
+            **{k: getattr(s, k) for k in ("app_user", "app_group", "web_user")},
+            **{
+                "project_dir": str(link),
+                "venv": str(link / "venv"),
+                "static_root": str(link / "static"),
+                "socket": str(link / "gunicorn.sock"),
+                "django_log": str(tmp_path / "log" / "django.log"),
+            },
+        }
+    )
+    o = fp.fix_host(LocalRemote(s2), dry_run=False)
+    assert {"path": str(link), "why": "symlink"} in o.left_alone
+    assert st(app / ".env") == (0o644, 0, 0)  # nothing reached through the link
