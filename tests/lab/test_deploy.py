@@ -343,10 +343,10 @@ def test_rollback_of_a_deploy_that_changed_requirements_restores_the_venv(fresh_
         "requirements: markdown",
     )
     doc, r = deploy(fresh_host)
-    assert r.returncode == 0 and doc["result"] == "deployed", r.stderr
+    assert r.returncode == 0 and doc["result"] == "deployed", r.stdout + r.stderr
     assert "Markdown==3.7" in fresh_host.sh(f"{APP}/venv/bin/pip freeze").stdout
     doc, r = fab_json(*lab_args(fresh_host), "rollback", "--target", "lab")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0, r.stdout + r.stderr
     undo = next(s for s in doc["steps"] if s["step"] == "undo requirements")
     assert undo["detail"].endswith("; removed markdown)")
     assert fresh_host.sh(f"{APP}/venv/bin/pip freeze --all").stdout == venv_before
