@@ -82,7 +82,7 @@ def gunicorn_args(argv: list[str]) -> dict:
     return {"binary": argv[0] if argv else "", "binds": binds, "app": app}
 
 
-def unit_app(unit: str) -> str | None:
+def unit_app(unit: str):  # no `str | None`: evaluated on the server, where Python may be < 3.10
     """The WSGI app the unit's ExecStart serves, or None (no unit, no app named, systemctl failed):
     what gunicorn imports on its next start, so the probes import that one."""
     try:
