@@ -78,7 +78,9 @@ def test_a_column_with_data_is_dropped_only_when_allowed_and_comes_back_by_resto
     push_commit(fresh_host, helpers.NOTES_GONE, "orders: notes are gone")
 
     doc, r = fab(fresh_host, "deploy")
-    assert r.returncode == 1 and doc["failed_step"] == "validate"
+    assert r.returncode == 1 and doc["failed_step"] == "validate", (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     assert "lose data orders.0003_remove_note" in doc["error"]
     assert "RemoveField" in doc["error"] and "--allow-data-loss" in doc["error"]
     assert (
@@ -95,7 +97,7 @@ def test_a_column_with_data_is_dropped_only_when_allowed_and_comes_back_by_resto
     assert mode.strip() == "600 root"
 
     doc, r = fab(fresh_host, "rollback")
-    assert r.returncode == 1 and doc["result"] == "refused"
+    assert r.returncode == 1 and doc["result"] == "refused", r.stdout[-3000:] + r.stderr[-2000:]
     assert "--restore-db" in doc["error"] and snap_id in doc["error"]
     assert "note" not in sql(fresh_host, "select sql from sqlite_master where name='orders_order'")
 
@@ -141,16 +143,20 @@ def test_backup_while_rows_are_written_then_restore(fresh_host):
     assert ["orders_order", after, taken] in doc["discarded"]
     # The restore is itself undoable: the database as it was is the snapshot taken first.
     doc, r = fab(fresh_host, "restore", doc["before"]["id"], "--yes")
-    assert r.returncode == 0 and tables(fresh_host)["orders_order"] == after
+    assert r.returncode == 0 and tables(fresh_host)["orders_order"] == after, (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
 
 
 def test_restore_needs_confirmation_and_a_real_snapshot(fresh_host):
     r = helpers.fab(
         *lab_args(fresh_host), "restore", "20990101T000000Z-000000", "--yes", "--target", "lab"
     )
-    assert r.returncode == 1 and "no snapshot '20990101T000000Z-000000'" in r.stderr
+    assert r.returncode == 1 and "no snapshot '20990101T000000Z-000000'" in r.stderr, (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     r = helpers.fab(*lab_args(fresh_host), "restore", "x", "--target", "lab")
-    assert r.returncode == 3 and "--yes" in r.stderr
+    assert r.returncode == 3 and "--yes" in r.stderr, r.stdout[-3000:] + r.stderr[-2000:]
 
 
 def test_rollback_and_unlock_refuse_while_a_deploy_runs(fresh_host):
@@ -176,10 +182,10 @@ def test_rollback_and_unlock_refuse_while_a_deploy_runs(fresh_host):
     try:
         wait_for_migrate(fresh_host)
         doc, r = fab(fresh_host, "rollback")
-        assert r.returncode == 1 and doc["result"] == "refused"
+        assert r.returncode == 1 and doc["result"] == "refused", r.stdout[-3000:] + r.stderr[-2000:]
         assert "holds the lock" in doc["error"] and "deploy since" in doc["error"]
         r = helpers.fab(*lab_args(fresh_host), "unlock", "--stale", "--target", "lab")
-        assert r.returncode == 1 and "live" in r.stdout
+        assert r.returncode == 1 and "live" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -215,7 +221,9 @@ def test_a_failed_rollback_is_retried_to_the_same_release_and_no_further(fresh_h
         doc, r = fab(fresh_host, "rollback")
     finally:
         fresh_host.sh("systemctl start nginx")
-    assert r.returncode == 1 and doc["result"] == "rollback-failed"
+    assert r.returncode == 1 and doc["result"] == "rollback-failed", (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     assert fresh_host.sh("ls /var/lib/cynow-ops/deploy.lock/state").returncode == 0
     time.sleep(4)  # the lab's lock grace is 3 s: the failed run is gone
     doc, r = fab(fresh_host, "rollback")
@@ -225,7 +233,7 @@ def test_a_failed_rollback_is_retried_to_the_same_release_and_no_further(fresh_h
     assert "0002_order_note" not in sql(fresh_host, "select name from django_migrations")
     # Once more: now the deploy to v1 is the one to undo, and it says where it goes.
     doc, r = fab(fresh_host, "rollback")
-    assert r.returncode == 0
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert fresh_host.sh(f"cd {APP} && git rev-parse HEAD", user="cynow").stdout.strip() == old
 
 
@@ -244,7 +252,7 @@ def test_repair_changes_nothing_beside_a_live_deploy(fresh_host):
         doc, r = fab(fresh_host, "repair", "--yes")
     finally:
         fresh_host.sh(f'kill -KILL "-$(cat {lock}/pid)"')  # the step this test started
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     assert "a deploy holds the lock (alice@laptop deploy since" in doc["error"]
     assert all(a["skipped"] == "lock held" for a in doc["actions"])
     assert fresh_host.sh("systemctl is-active gunicorn.service || true").stdout.strip() != "active"

@@ -122,7 +122,7 @@ def test_second_migration_failing_rolls_everything_back(fresh_host):
         "orders: notes and a broken data migration",
     )
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     assert doc["result"] == "rolled-back" and doc["failed_step"] == "migrate"
     assert "data migration failed" in doc["output"]
     undone = {s["step"]: s["detail"] for s in doc["undo"]}
@@ -138,7 +138,7 @@ def test_required_file_missing_is_refused_before_any_change(fresh_host):
     before = state(fresh_host)
     push_commit(fresh_host, {"orders/urls.py": None}, "orders: restructure (forgot urls.py)")
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["result"] == "refused"
+    assert r.returncode == 1 and doc["result"] == "refused", r.stdout[-3000:] + r.stderr[-2000:]
     assert doc["failed_step"] == "required files" and "lacks orders/urls.py" in doc["error"]
     assert state(fresh_host) == before
 
@@ -150,7 +150,7 @@ def test_diverged_history_is_refused(fresh_host):
     before = state(fresh_host)
     push_commit(fresh_host, {"README": "x\n"}, "docs")
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["result"] == "refused"
+    assert r.returncode == 1 and doc["result"] == "refused", r.stdout[-3000:] + r.stderr[-2000:]
     assert "has diverged" in doc["error"]
     assert state(fresh_host) == before
 
@@ -163,7 +163,9 @@ def test_missing_package_fails_validation_and_code_returns(fresh_host):
         "orders: a package nobody installed",
     )
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["failed_step"] == "validate"
+    assert r.returncode == 1 and doc["failed_step"] == "validate", (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     assert "No module named 'markdown_that_does_not_exist'" in doc["error"]
     assert state(fresh_host) == before and get(fresh_host) == 200
 
@@ -173,7 +175,7 @@ def test_health_gate_500_rolls_back(fresh_host):
     broken = VIEWS.replace("    lines = [", '    raise RuntimeError("boom")\n    lines = [')
     push_commit(fresh_host, {"orders/views.py": broken}, "orders: a view that fails")
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["failed_step"] == "health"
+    assert r.returncode == 1 and doc["failed_step"] == "health", r.stdout[-3000:] + r.stderr[-2000:]
     assert "500" in doc["error"]
     assert state(fresh_host) == before and get(fresh_host) == 200
 
@@ -186,11 +188,13 @@ def test_irreversible_migration_is_refused_unless_allowed(fresh_host):
         "orders: a one-way data migration",
     )
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["failed_step"] == "validate"
+    assert r.returncode == 1 and doc["failed_step"] == "validate", (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     assert "irreversible migration(s) orders.0002_once" in doc["error"]
     assert state(fresh_host) == before
     doc, r = deploy(fresh_host, "--allow-irreversible")
-    assert r.returncode == 0 and doc["result"] == "deployed"
+    assert r.returncode == 0 and doc["result"] == "deployed", r.stdout[-3000:] + r.stderr[-2000:]
 
 
 def test_a_second_deploy_is_refused_while_one_runs(fresh_host):
@@ -201,7 +205,7 @@ def test_a_second_deploy_is_refused_while_one_runs(fresh_host):
     )
     push_commit(fresh_host, {"README": "x\n"}, "docs")
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["result"] == "refused"
+    assert r.returncode == 1 and doc["result"] == "refused", r.stdout[-3000:] + r.stderr[-2000:]
     assert "another deploy holds the lock (alice@laptop since" in doc["error"]
     assert fresh_host.sh("cat /var/lib/cynow-ops/deploy.lock/owner").stdout.startswith("alice")
 
@@ -214,7 +218,7 @@ def test_dry_run_changes_nothing(fresh_host):
         "orders: notes",
     )
     doc, r = deploy(fresh_host, "--dry-run")
-    assert r.returncode == 0 and doc["result"] == "planned"
+    assert r.returncode == 0 and doc["result"] == "planned", r.stdout[-3000:] + r.stderr[-2000:]
     details = " ".join(s["detail"] for s in doc["steps"])
     assert "migrations to apply: orders/migrations/0002_order_note.py" in details
     assert "requirements: unchanged" in details
@@ -263,7 +267,9 @@ def test_killed_client_leaves_a_recoverable_deploy(fresh_host):
     )
     fresh_host.sh("sleep 4")  # past the lab's lock grace (3 s)
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and "another deploy holds the lock" in doc["error"]
+    assert r.returncode == 1 and "another deploy holds the lock" in doc["error"], (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     assert "interrupted" in doc["error"] and "fab rollback" in doc["error"]
     doc, r = fab_json(*lab_args(fresh_host), "rollback", "--target", "lab")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -278,7 +284,9 @@ def test_origin_unreachable_is_refused(fresh_host):
         doc, r = deploy(fresh_host)
     finally:
         fresh_host.sh("mv /srv/git/cynow.git.away /srv/git/cynow.git")
-    assert r.returncode == 1 and doc["result"] == "refused" and doc["failed_step"] == "fetch"
+    assert r.returncode == 1 and doc["result"] == "refused" and doc["failed_step"] == "fetch", (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     assert "cannot fetch origin main" in doc["error"]
     assert state(fresh_host) == before
     assert history(fresh_host)[-1]["result"] == "refused"
@@ -291,7 +299,9 @@ def test_collectstatic_failing_rolls_back(fresh_host):
     before = state(fresh_host)
     push_commit(fresh_host, {"orders/static/orders/new.css": "p {}\n"}, "orders: new.css")
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["failed_step"] == "collectstatic"
+    assert r.returncode == 1 and doc["failed_step"] == "collectstatic", (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     assert doc["result"] == "rolled-back"
     assert state(fresh_host) == before and get(fresh_host) == 200
 
@@ -303,7 +313,7 @@ def test_workers_failing_to_boot_after_the_reload_roll_back(fresh_host):
     conf = "def post_worker_init(worker):\n    raise RuntimeError('worker init failed')\n"
     push_commit(fresh_host, {"gunicorn.conf.py": conf}, "gunicorn: worker hook")
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["failed_step"] == "health"
+    assert r.returncode == 1 and doc["failed_step"] == "health", r.stdout[-3000:] + r.stderr[-2000:]
     assert doc["result"] == "rolled-back"
     assert state(fresh_host) == before and get(fresh_host) == 200
 
@@ -324,7 +334,9 @@ def test_requirements_changed_are_restored_on_failure(fresh_host):
         "orders: markdown notes, and a broken data migration",
     )
     doc, r = deploy(fresh_host)
-    assert r.returncode == 1 and doc["failed_step"] == "migrate"
+    assert r.returncode == 1 and doc["failed_step"] == "migrate", (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
     steps = {s["step"]: s for s in doc["steps"] + doc["undo"]}
     assert steps["requirements"]["detail"] == "installed requirements.txt"
     # The venv exactly as before: the old versions, and the package the new file added gone.

@@ -408,7 +408,7 @@ def test_static_unreadable(fresh_host):
 
 def test_unreachable_is_exit_2_with_a_verdict(tmp_path):
     doc, r = fab_json("-H", "cynow@127.0.0.99", "diagnose", home=tmp_path)
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
     assert doc["verdict"]["cause"] == "unreachable"
     assert "refused the connection" in doc["verdict"]["evidence"][0]
 
@@ -416,7 +416,7 @@ def test_unreachable_is_exit_2_with_a_verdict(tmp_path):
 def test_human_report(fresh_host):
     fresh_host.sh("systemctl stop gunicorn.service")
     r = fab(*lab_args(fresh_host), "diagnose", "--target", "lab")
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     for text in (
         "gunicorn.service running",
         "✗",

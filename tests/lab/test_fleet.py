@@ -91,7 +91,7 @@ def test_diagnose_every_host_one_broken(three):
     assert [h["host"] for h in doc["hosts"]] == [f"cynow@{h.address}" for h in three]
     # The human run: a line per host, the table (host x step), and each host's verdict.
     r = many(three, "diagnose", json_out=False)
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     lines = r.stdout.splitlines()
     for h in three:
         assert any(ln.startswith(f"cynow@{h.address} ") for ln in lines), r.stdout
@@ -103,19 +103,19 @@ def test_diagnose_every_host_one_broken(three):
 
 def test_an_unreachable_host_among_reachable_ones(three):
     doc, r = many(three[:2], "diagnose", extra=[DOWN])
-    assert r.returncode == 2  # the worst host's code
+    assert r.returncode == 2  # the worst host's code, r.stdout[-3000:] + r.stderr[-2000:]
     causes = [h["verdict"]["cause"] for h in doc["hosts"]]
     assert causes == ["healthy", "healthy", "unreachable"]
     assert "refused the connection" in doc["hosts"][2]["verdict"]["evidence"][0]
     doc, r = many(three[:2], "status", extra=[DOWN])
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
     assert [bool(h.get("error")) for h in doc["hosts"]] == [False, False, True]
     assert all(h["socket"]["listening"] for h in doc["hosts"][:2])
 
 
 def test_parallel_bounds_and_bad_flags_change_nothing(three):
     doc, r = many(three, "diagnose", "--parallel", "1")
-    assert r.returncode == 0 and len(doc["hosts"]) == 3
+    assert r.returncode == 0 and len(doc["hosts"]) == 3, r.stdout[-3000:] + r.stderr[-2000:]
     for flag in (["--parallel", "0"], ["--batch", "x%"], ["--max-fail", "a"]):
         task = "diagnose" if flag[0] == "--parallel" else "deploy"
         r = many(three, task, *flag, json_out=False)
@@ -164,7 +164,7 @@ def test_rollback_all_returns_the_earlier_batches(three):
     new = _push_region_commit(three)
     a.sh("mkdir -p /etc/cynow && echo north > /etc/cynow/region")
     r = many(three, "deploy", "--batch", "1", "--on-fail", "rollback-all", json_out=False)
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     assert "returned (rollback-all)" in r.stdout and "not reached" in r.stdout
     assert [head(h) for h in three] == [old, old, old]
     assert curl_nginx(a) == 200 and new not in head(a)
@@ -210,7 +210,7 @@ def test_later_batches_deploy_only_what_the_first_batch_deployed(three):
     for h in three:
         h.sh("mkdir -p /etc/cynow && echo north > /etc/cynow/region")
     doc, r = many(three, "deploy", "--batch", "1", "--max-fail", "1")
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     rows = [(h["result"], h["commit"]) for h in doc["hosts"]]
     assert rows[0] == ("deployed", new), summary(doc)
     assert rows[1] == ("refused", old), summary(doc)  # would have deployed `other`: untouched

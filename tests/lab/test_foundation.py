@@ -47,7 +47,7 @@ def test_info_with_H_and_i_against_a_lab_host(lab_host, tmp_path):
 
 def test_info_human_report(lab_host, tmp_path):
     r = fab(*lab_args(lab_host), "info", home=trusting_home(tmp_path))
-    assert r.returncode == 0
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     for word in (
         "lab1",
         "bookworm",
@@ -66,7 +66,7 @@ def test_named_target_selects_hosts_keys_and_known_hosts(lab_host, tmp_path):
 
 def test_unknown_host_key_is_refused_with_its_fingerprint(lab_host, tmp_path):
     r = fab(*lab_args(lab_host), "info", home=tmp_path)  # empty ~/.ssh
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
     line = r.stderr.strip()
     assert "\n" not in line
     assert f"unknown host key for {lab_host.address}: ssh-ed25519 {host_fingerprint(1)}" in line
@@ -82,7 +82,7 @@ def test_changed_host_key_is_refused(lab_host, tmp_path):
     blob = (other.dir / "ssh_host_ed25519_key.pub").read_text().split()[1]
     (home / ".ssh" / "known_hosts").write_text(f"{lab_host.address} ssh-ed25519 {blob}\n")
     r = fab(*lab_args(lab_host), "info", home=home)
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
     assert "HOST KEY CHANGED" in r.stderr and host_fingerprint(1) in r.stderr
     assert f"ssh-keygen -R {lab_host.address}" in r.stderr
 
@@ -115,7 +115,7 @@ def test_ssh_config_known_hosts_file_is_honoured(lab_host, tmp_path):
 
 def test_refused_connection(lab_image, tmp_path):
     r = fab("-H", "cynow@127.0.0.99", "info", home=tmp_path)
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
     assert "cynow@127.0.0.99 refused the connection" in r.stderr
 
 
@@ -131,7 +131,7 @@ def test_silent_port_times_out(tmp_path):
         r = fab("-f", str(conf), "-H", f"cynow@127.0.0.1:{port}", "info", home=tmp_path, timeout=30)
     finally:
         srv.close()
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
     assert "no SSH server spoke within 1s" in r.stderr
 
 
@@ -140,7 +140,7 @@ def test_authentication_failure(lab_host, tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)], check=True)
     home = trusting_home(tmp_path)
     r = fab("-H", f"cynow@{lab_host.address}", "-i", str(wrong), "info", home=home)
-    assert r.returncode == 2
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]
     assert f"authentication failed for cynow@{lab_host.address}" in r.stderr
 
 
@@ -165,7 +165,7 @@ def test_bad_config_fails_before_any_connection(tmp_path):
     r = fab("-f", str(bad), "-H", f"cynow@127.0.0.1:{port}", "info", home=tmp_path)
     srv.close()
     t.join()
-    assert r.returncode == 3
+    assert r.returncode == 3, r.stdout[-3000:] + r.stderr[-2000:]
     assert r.stderr.strip() == (
         "cynow-ops: config: cynow.project_dir must be an absolute path, "
         "not 'home/cynow/cynow'; write it from the root, e.g. "
@@ -176,7 +176,7 @@ def test_bad_config_fails_before_any_connection(tmp_path):
 
 def test_no_target_is_an_error_not_the_local_machine(tmp_path):
     r = fab("info", home=tmp_path)
-    assert r.returncode == 3
+    assert r.returncode == 3, r.stdout[-3000:] + r.stderr[-2000:]
     assert "no target:" in r.stderr
     assert "hostname" not in r.stdout
 

@@ -48,7 +48,9 @@ def test_graceful_restart_drops_no_request(fresh_host):
 def test_restart_starts_a_stopped_service(fresh_host):
     fresh_host.sh("systemctl stop gunicorn.service")
     doc, r = run(fresh_host, "restart")
-    assert r.returncode == 0 and doc["mode"] == "start" and doc["healthy"]
+    assert r.returncode == 0 and doc["mode"] == "start" and doc["healthy"], (
+        r.stdout[-3000:] + r.stderr[-2000:]
+    )
 
 
 def test_force_restart_kills_only_the_units_leftovers(fresh_host):
@@ -107,7 +109,7 @@ def test_logs_known_keeps_catalogue_lines(fresh_host):
     except urllib.error.HTTPError:
         pass
     doc, r = run(fresh_host, "logs", "--known")
-    assert r.returncode == 0
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     nginx = doc["sources"]["nginx"]
     assert nginx and all(e["signature"] for e in nginx)
     assert "nginx_enoent" in {e["signature"] for e in nginx}
@@ -115,7 +117,7 @@ def test_logs_known_keeps_catalogue_lines(fresh_host):
 
 def test_logs_bad_since_is_one_line_exit_3(fresh_host):
     r = fab(*lab_args(fresh_host), "logs", "--since", "yesterday-ish", "--target", "lab")
-    assert r.returncode == 3
+    assert r.returncode == 3, r.stdout[-3000:] + r.stderr[-2000:]
     assert r.stderr.startswith("cynow-ops: --since 'yesterday-ish' is not a time")
 
 
@@ -174,7 +176,7 @@ def test_fix_permissions_from_a_broken_tree(fresh_host):
     before = fresh_host.sh(MODES).stdout
 
     plan, r = run(fresh_host, "fix-permissions", "--dry-run")
-    assert r.returncode == 0 and plan["dry_run"]
+    assert r.returncode == 0 and plan["dry_run"], r.stdout[-3000:] + r.stderr[-2000:]
     assert fresh_host.sh(MODES).stdout == before  # --dry-run changed nothing
     planned = {(c["path"], c["after"]) for c in plan["changes"]}
     assert ("/home/cynow", "701 cynow:cynow") in planned
@@ -206,7 +208,7 @@ def test_fix_permissions_from_a_broken_tree(fresh_host):
     assert diagnose_cause(fresh_host) == "healthy"
 
     again, r = run(fresh_host, "fix-permissions")
-    assert r.returncode == 0 and again["changes"] == []
+    assert r.returncode == 0 and again["changes"] == [], r.stdout[-3000:] + r.stderr[-2000:]
     human = fab(*lab_args(fresh_host), "fix-permissions", "--target", "lab")
     assert "permissions already right; nothing to change" in human.stdout
 
@@ -215,7 +217,7 @@ def test_fix_permissions_refuses_a_system_directory(fresh_host, tmp_path):
     conf = tmp_path / "bad.yaml"
     conf.write_text("cynow:\n  django_log: /var/log/django.log\n")
     r = fab("-f", str(conf), "-H", f"cynow@{fresh_host.address}", "fix-permissions", home=tmp_path)
-    assert r.returncode == 3
+    assert r.returncode == 3, r.stdout[-3000:] + r.stderr[-2000:]
     assert "refusing to change permissions under /var/log" in r.stderr
 
 
@@ -240,11 +242,11 @@ def test_reboot_is_refused_when_gunicorn_would_not_come_back(fresh_host):
     fresh_host.sh("systemctl disable gunicorn.service")
     before = pid1_started(fresh_host)
     r = fab(*lab_args(fresh_host), "reboot", "--yes", "--target", "lab")
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     assert "refusing to reboot: gunicorn.service is disabled" in r.stderr
     assert pid1_started(fresh_host) == before
 
 
 def test_reboot_without_a_terminal_needs_yes(fresh_host):
     r = fab(*lab_args(fresh_host), "reboot", "--target", "lab")
-    assert r.returncode == 3 and "pass --yes" in r.stderr
+    assert r.returncode == 3 and "pass --yes" in r.stderr, r.stdout[-3000:] + r.stderr[-2000:]

@@ -119,7 +119,7 @@ def test_a_code_error_is_explained_and_left_alone(fresh_host):
     restart_gunicorn(fresh_host)
     head = fresh_host.sh(f"git -C {APP} rev-parse HEAD", user="cynow").stdout
     doc, r = fab_json(*lab_args(fresh_host), "repair", "--yes", "--target", "lab")
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     assert doc["before"] == "app_import_error" and not doc["healthy"]
     assert "app_import_error" in doc["by_hand"]
     assert "fix the code" in doc["by_hand"]["app_import_error"]
@@ -129,5 +129,5 @@ def test_a_code_error_is_explained_and_left_alone(fresh_host):
 def test_repair_without_a_terminal_needs_yes(fresh_host):
     fresh_host.sh("systemctl stop gunicorn.service")
     r = fab(*lab_args(fresh_host), "repair", "--target", "lab")
-    assert r.returncode == 3 and "pass --yes" in r.stderr
+    assert r.returncode == 3 and "pass --yes" in r.stderr, r.stdout[-3000:] + r.stderr[-2000:]
     assert diagnose(fresh_host) == "gunicorn_stopped"  # nothing was changed
