@@ -12,7 +12,7 @@ from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
 from tasks.errors import ConfigError
 from tasks.runner import Remote
 from tasks.settings import whole_number
-from tasks.shell import batch, join, q
+from tasks.shell import as_user, batch, join, q
 
 SCHEMA = "cynow-ops.logs.v1"
 
@@ -25,9 +25,13 @@ def since_check(since: str) -> str:
     return f"date -d {q(since)} '+nginx=%Y/%m/%d %H:%M:%S%ndjango=%Y-%m-%d %H:%M:%S%nepoch=%s'"
 
 
-def logs_script(unit: str, nginx_log: str, django_log: str, lines: int, since: str | None) -> str:
-    """The three logs of the guide's step 2. With --since, the files are read further back and
-    cut locally by their timestamps; the journal is cut by journalctl itself."""
+def logs_script(
+    unit: str, nginx_log: str, django_log: str, lines: int, since: str | None, app_user: str
+) -> str:
+    """The three logs of the guide's step 2, as root but Django's log as the app user (the app
+    writes it, in a directory it may own: root would follow a symlink it planted). With
+    --since, the files are read further back and cut locally by their timestamps; the journal
+    is cut by journalctl itself."""
     if since:
         journal = (
             join("journalctl", "--no-pager", "-o", "short-iso", "-u", unit, "--since", since)
@@ -43,21 +47,23 @@ def logs_script(unit: str, nginx_log: str, django_log: str, lines: int, since: s
         {
             "gunicorn": journal,
             "nginx": f"tail -n {span} {q(nginx_log)}",
-            "django": f"tail -n {span} {q(django_log)}",
+            "django": as_user(app_user, f"tail -n {span} {q(django_log)}"),
         }
     )
 
 
-def follow_script(unit: str, nginx_log: str, django_log: str) -> str:
+def follow_script(unit: str, nginx_log: str, django_log: str, app_user: str) -> str:
     """Every new line of the three logs, each prefixed with its source, until the channel
-    closes (run on a pty: closing it hangs up all three readers)."""
+    closes (run on a pty: closing it hangs up all three readers). Django's as the app user,
+    as in logs_script."""
     return (
         " & ".join(
             [
                 join("journalctl", "--no-pager", "-o", "short-iso", "-f", "-n", "0", "-u", unit)
                 + " | sed -u 's/^/gunicorn| /'",
                 f"tail -F -n 0 {q(nginx_log)} 2>/dev/null | sed -u 's/^/nginx| /'",
-                f"tail -F -n 0 {q(django_log)} 2>/dev/null | sed -u 's/^/django| /'",
+                as_user(app_user, f"tail -F -n 0 {q(django_log)} 2>/dev/null")
+                + " | sed -u 's/^/django| /'",
             ]
         )
         + " & wait"
@@ -108,7 +114,8 @@ def read(remote: Remote, since: str | None, n: int, known: bool) -> dict:
             )
         cutoffs = parse.key_values(check.stdout)
     out = remote.run(
-        logs_script(s.gunicorn_unit, s.nginx_error_log, s.django_log, n, since), root=True
+        logs_script(s.gunicorn_unit, s.nginx_error_log, s.django_log, n, since, s.app_user),
+        root=True,
     )
     parts = shell.read_batch(out.stdout)
     sources = {}
@@ -151,7 +158,9 @@ def follow_logs(remote: Remote, known: bool) -> None:
         sig = f" [red]{m.entry.key}[/]" if m else ""
         c.print(f"[{colour}]{source}[/]{sig} {escape(text)}", soft_wrap=True, highlight=False)
 
-    remote.stream(follow_script(s.gunicorn_unit, s.nginx_error_log, s.django_log), show, root=True)
+    remote.stream(
+        follow_script(s.gunicorn_unit, s.nginx_error_log, s.django_log, s.app_user), show, root=True
+    )
 
 
 @task(

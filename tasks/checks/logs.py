@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from tasks import catalogue
-from tasks.checks.base import ROOT, Check, Fact, Facts, Finding
+from tasks.checks.base import APP, ROOT, Check, Fact, Facts, Finding
 from tasks.settings import Settings
 from tasks.shell import batch, join, q
 
@@ -80,17 +80,21 @@ def parse_journal(stdout: str, _s=None) -> list[str]:
     return [ln for ln in stdout.splitlines() if ln and not ln.startswith("-- ")]
 
 
-def _tail(name: str, path, clock: str, lines: int, parser) -> Fact:
+def _tail(name: str, path, clock: str, lines: int, parser, identity: str) -> Fact:
     """A log file's end, with the server's clock in the same round trip."""
     return Fact(
-        name, lambda s, _f: log_tail(path(s), clock, lines), parser, identity=ROOT, framed=True
+        name, lambda s, _f: log_tail(path(s), clock, lines), parser, identity=identity, framed=True
     )
 
 
 FACTS = [
     Fact("journal", journal_command, parse_journal, identity=ROOT),
-    _tail("nginx_log", lambda s: s.nginx_error_log, NGINX_CLOCK, 400, parse_nginx_log),
-    _tail("django_log", lambda s: s.django_log, DJANGO_CLOCK, 300, parse_django_log),
+    # nginx's log is root's (nginx opens it before dropping privileges, in a root-owned
+    # directory). Django's is written by the app, in a directory the app may own: read as root,
+    # a `django.log -> /etc/shadow` planted by the app would land in the report. The app user
+    # can read whatever it writes.
+    _tail("nginx_log", lambda s: s.nginx_error_log, NGINX_CLOCK, 400, parse_nginx_log, ROOT),
+    _tail("django_log", lambda s: s.django_log, DJANGO_CLOCK, 300, parse_django_log, APP),
 ]
 
 

@@ -53,3 +53,16 @@ def test_everyday_tasks_as_admin_with_an_app_user_without_sudo(fresh_host):
     assert "python" in log and "git" in log, log  # the wrappers did run
     as_root = [line for line in log.splitlines() if line.startswith("0 ")]
     assert as_root == [], "\n".join(as_root)
+
+
+def test_a_django_log_symlinked_to_a_root_only_file_is_not_read_as_root(fresh_host):
+    # /var/log/cynow is the app's (0775 cynow:www-data): the app can swap its log for a link.
+    fresh_host.sh(
+        "install -m 0600 /dev/null /root/secret && echo TOPSECRET-4471 > /root/secret && "
+        "ln -sf /root/secret /var/log/cynow/django.log"
+    )
+    doc, r = fab_json(*lab_args(fresh_host), "diagnose", "--target", "lab")
+    assert "TOPSECRET" not in r.stdout + r.stderr
+    assert doc["checks"], r.stderr  # the report was made, without the file
+    r = fab(*lab_args(fresh_host), "logs", "-n", "50", "--target", "lab")
+    assert "TOPSECRET" not in r.stdout + r.stderr, r.stdout

@@ -134,3 +134,17 @@ def test_fab_logs_follow_exits_nonzero_with_one_line(mocker):
     assert e.value.code == ExitCode.UNREACHABLE
     assert e.value.message.startswith("cynow-ops: sudo on deployer@127.0.0.11 needs a password")
     printed.return_value.print.assert_not_called()
+
+
+def test_djangos_log_is_read_as_the_app_user_and_nginxs_as_root():
+    # The app writes django.log in a directory it may own: read as root, a symlink the app
+    # planted there (django.log -> /etc/shadow) would be followed.
+    scripts = (
+        logs.logs_script("gunicorn.service", "/var/log/nginx/error.log", "/l/d.log", 5, None, "cy"),
+        logs.follow_script("gunicorn.service", "/var/log/nginx/error.log", "/l/d.log", "cy"),
+    )
+    for script in scripts:
+        pieces = [p for line in script.splitlines() for p in line.split(" & ")]
+        assert all("sudo -n -u cy -- sh -c" in p for p in pieces if "/l/d.log" in p)
+        assert not any("sudo" in p for p in pieces if "nginx/error" in p)
+        assert any("/l/d.log" in p for p in pieces)
