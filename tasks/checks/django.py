@@ -165,7 +165,17 @@ def evaluate(facts: Facts, s: Settings) -> list:
     app = p.get("wsgi_app") or s.wsgi
     if app != s.wsgi:
         wsgi = replace(wsgi, title=f"import {app} (the unit's; configured {s.wsgi})")
-    if w.get("ok"):
+    if p.get("wsgi_unit_error"):
+        wsgi = replace(wsgi, title=f"import {app} (configured; the unit's app is not known)")
+    if w.get("ok") and p.get("wsgi_unit_error"):
+        # The configured app loads, but gunicorn may serve another: not a pass.
+        out.append(
+            wsgi.warn(
+                "the configured app imports; which app the unit serves is not known",
+                [p["wsgi_unit_error"]],
+            )
+        )
+    elif w.get("ok"):
         out.append(wsgi.ok("imports cleanly"))
     elif (p.get("wsgi_config") or {}).get("ok"):
         # The code loads; the unit names an app that does not exist in it. A restart would

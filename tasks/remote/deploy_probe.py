@@ -83,7 +83,10 @@ try:
 
     # The app the unit serves is what gunicorn will import after the reload (gunicorn_argv.py
     # is sent before this file); the configured one only when the unit names none.
-    served = unit_app(UNIT)  # noqa: F821
+    served, unreadable = unit_app(UNIT)  # noqa: F821
+    if unreadable:
+        # What gunicorn will import after the reload is not known: refuse, never guess.
+        raise RuntimeError("cannot tell which WSGI app the unit serves: " + unreadable)
     out["wsgi_app"] = served or WSGI  # noqa: F821 (sent before this file)
     mod, _, attr = out["wsgi_app"].partition(":")
     getattr(importlib.import_module(mod), attr or "application")

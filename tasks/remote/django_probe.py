@@ -43,8 +43,11 @@ def load(app):
 # What gunicorn imports is the unit's app; the configured one stands in only when the unit
 # names none. When they differ, the configured one is tried too, so that a unit naming an app
 # that does not exist is told apart from code that does not import.
-served = unit_app(UNIT)  # noqa: F821
+served, unreadable = unit_app(UNIT)  # noqa: F821
 out["wsgi_app"], out["wsgi_source"] = (served, "unit") if served else (WSGI, "config")  # noqa: F821
+if unreadable:
+    # Not known what gunicorn serves: the configured app is tried, and the check says so.
+    out["wsgi_source"], out["wsgi_unit_error"] = "unknown", unreadable
 out["wsgi"] = load(out["wsgi_app"])
 if out["wsgi_app"] != WSGI:  # noqa: F821
     out["wsgi_config"] = load(WSGI)  # noqa: F821

@@ -83,15 +83,19 @@ def gunicorn_args(argv: list[str]) -> dict:
 
 
 def unit_app(unit: str):  # no `str | None`: evaluated on the server, where Python may be < 3.10
-    """The WSGI app the unit's ExecStart serves, or None (no unit, no app named, systemctl failed):
-    what gunicorn imports on its next start, so the probes import that one."""
+    """(app, None): the WSGI app the unit's ExecStart serves, what gunicorn imports on its next
+    start, so the probes import that one; app is None when the unit names none. (None, reason)
+    when the unit could not be read: then nobody knows what gunicorn serves (not a guess)."""
     try:
-        show = subprocess.run(
+        r = subprocess.run(
             ["systemctl", "show", "-p", "ExecStart", "--value", unit],
             capture_output=True,
             text=True,
             timeout=10,
-        ).stdout
-        return gunicorn_args(exec_argv(show)).get("app")
-    except Exception:
-        return None
+        )
+    except Exception as e:
+        return None, f"systemctl show {unit}: {e}"
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        return None, f"systemctl show {unit}: {why}"
+    return gunicorn_args(exec_argv(r.stdout)).get("app"), None

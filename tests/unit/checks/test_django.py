@@ -52,19 +52,31 @@ def test_the_same_app_imports_once(s):
     assert c.status == "ok" and c.title == f"import {s.wsgi}"
 
 
-def test_the_probe_imports_the_units_app(tmp_path):
-    """The probe for real, with a fake systemctl whose ExecStart serves config.wsgi:app and
-    a project where only config.wsgi:application exists."""
+def test_an_unreadable_unit_leaves_the_served_app_unknown_not_passed(s):
+    p = probe(
+        wsgi_app=s.wsgi,
+        wsgi_source="unknown",
+        wsgi_unit_error="systemctl show gunicorn.service: Failed to connect to bus",
+        wsgi=OK,
+    )
+    c = wsgi_check(Facts(probe=p), s)
+    assert c.status == "warn" and "not known" in c.summary
+    assert c.evidence == ["systemctl show gunicorn.service: Failed to connect to bus"]
+
+
+def fake_project(tmp_path, systemctl: str):
+    """A project where only config.wsgi:application exists, and a fake systemctl."""
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "__init__.py").write_text("")
     (tmp_path / "config" / "wsgi.py").write_text("application = object()\n")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "systemctl").write_text(
-        "#!/bin/sh\necho '{ path=/v/bin/gunicorn ; argv[]=/v/bin/gunicorn --workers 3 "
-        "--bind unix:/s.sock config.wsgi:app ; ignore_errors=no }'\n"
-    )
+    (bin_dir / "systemctl").write_text("#!/bin/sh\n" + systemctl)
     (bin_dir / "systemctl").chmod(0o755)
+    return bin_dir
+
+
+def run_probe(tmp_path, bin_dir) -> dict:
     script = "\n".join(
         [
             "WSGI = 'config.wsgi:application'",
@@ -80,6 +92,24 @@ def test_the_probe_imports_the_units_app(tmp_path):
         text=True,
         env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )
-    p = django.parse_probe(out.stdout)
+    return django.parse_probe(out.stdout)
+
+
+def test_the_probe_says_when_the_unit_cannot_be_read(tmp_path):
+    bin_dir = fake_project(tmp_path, "echo 'Failed to connect to bus' >&2; exit 1\n")
+    p = run_probe(tmp_path, bin_dir)
+    assert p["wsgi_source"] == "unknown" and p["wsgi"] == {"ok": True}
+    assert p["wsgi_unit_error"] == "systemctl show gunicorn.service: Failed to connect to bus"
+
+
+def test_the_probe_imports_the_units_app(tmp_path):
+    """The probe for real, with a fake systemctl whose ExecStart serves config.wsgi:app and
+    a project where only config.wsgi:application exists."""
+    bin_dir = fake_project(
+        tmp_path,
+        "echo '{ path=/v/bin/gunicorn ; argv[]=/v/bin/gunicorn --workers 3 "
+        "--bind unix:/s.sock config.wsgi:app ; ignore_errors=no }'\n",
+    )
+    p = run_probe(tmp_path, bin_dir)
     assert p["wsgi_app"] == "config.wsgi:app" and p["wsgi_source"] == "unit"
     assert p["wsgi"]["type"] == "AttributeError" and p["wsgi_config"] == {"ok": True}
