@@ -1,11 +1,18 @@
-"""`fab info`: what the target server is."""
+"""`fab info`: what the target server is, and its layout as the server itself says it is
+(tasks/layout.py: the unit, its socket unit, nginx's effective config, Django's settings as the
+service runs them), each value with its source and the config's value beside it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fabric import task
 
-from tasks import parse
+from tasks import diagnose, layout, parse
+from tasks.checks import django, nginx, services
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
+from tasks.connect import target_hosts
+from tasks.errors import ConfigError
 from tasks.fleet import parse_parallel
 from tasks.runner import Remote
 from tasks.settings import Settings
@@ -68,10 +75,23 @@ def parse_info(stdout: str) -> dict:
     }
 
 
+# The diagnosis's facts the layout is read from: the units, nginx -T, the Django probe.
+LAYOUT_FACTS = [*services.FACTS, *nginx.FACTS, django.FACTS[0]]
+
+
 def gather(remote: Remote) -> dict:
+    """The info script and the layout's facts, concurrently on the one connection."""
     s = remote.settings
-    out = remote.run(info_script(s.project_dir, s.python, units_of(s), s.app_user))
-    return {"host": remote.name, **parse_info(out.stdout)}
+    jobs = {f.name: diagnose.job(f, f.command(s, diagnose.Facts()), s) for f in LAYOUT_FACTS}
+    jobs["info"] = {"command": info_script(s.project_dir, s.python, units_of(s), s.app_user)}
+    out = remote.many(jobs)
+    facts = diagnose.parse_first_round({k: v for k, v in out.items() if k != "info"}, s)
+    values = layout.discover(facts, s)
+    return {
+        "host": remote.name,
+        **parse_info(out["info"].stdout),
+        "layout": [v.to_json() for v in values],
+    }
 
 
 def _unit_text(u: dict) -> str:
@@ -101,15 +121,75 @@ def render(facts: dict) -> None:
     for k, v in rows:
         table.add_row(k, v)
     console().print(table)
+    render_layout(facts.get("layout", []))
 
 
-@task(help={**COMMON_HELP, **PARALLEL_HELP})
+def render_layout(values: list[dict]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="layout (what the server says)", title_justify="left")
+    for name in ("setting", "server", "from", "config"):
+        table.add_column(name)
+    for v in values:
+        server = escape(v["value"]) if v["value"] is not None else "[dim]not said[/]"
+        if v["configured"] is None:
+            config = "[dim]-[/]"
+        elif v["disagrees"]:
+            config = f"[red]{escape(v['configured'])} ({v['config_source']})[/]"
+        else:
+            config = f"[green]same[/] ({v['config_source']})"
+        table.add_row(v["key"], server, v["source"], config)
+    console().print(table)
+    wrong = [v["key"] for v in values if v["disagrees"]]
+    if wrong:
+        console().print(
+            f"[yellow]the server contradicts the config on {escape(', '.join(wrong))}[/]: "
+            "the server's value is the one in force"
+        )
+
+
+def write_config_file(path: str, target: str, facts: dict, settings: Settings) -> None:
+    """A target definition from the layout, written to a new file (never over one)."""
+    values = [
+        layout.Value(**{k: v for k, v in d.items() if k != "disagrees"}) for d in facts["layout"]
+    ]
+    text = layout.target_config(target, facts["host"], values, settings)
+    with open(path, "x", encoding="utf-8") as f:
+        f.write(text)
+
+
+@task(
+    help={
+        **COMMON_HELP,
+        **PARALLEL_HELP,
+        "write-config": "write a target definition from the server's layout to this new file",
+    }
+)
 @guarded
-def info(c, target=None, json=False, parallel=None):
-    """Show what the target is: OS, systemd, venv Python, deployed commit, unit states.
+def info(c, target=None, json=False, parallel=None, write_config=None):
+    """Show what the target is: OS, systemd, venv Python, deployed commit, unit states, and
+    the layout the server says it has (each value with its source, against the config).
 
-    Read-only. Exit codes: 0 shown, 2 could not connect, 3 bad configuration.
+    Read-only on the server. --write-config FILE writes a target definition from the layout
+    for you to review (one host; FILE must not exist). Exit codes: 0 shown, 2 could not
+    connect, 3 bad configuration or FILE.
     """
     settings = load(c, target)
+    if write_config is not None:
+        # Bad input is refused before connecting, and nothing is written.
+        out = Path(write_config)
+        if out.exists() or out.is_symlink():
+            raise ConfigError(
+                f"--write-config: {write_config} exists; name a new file (it is never overwritten)"
+            )
+        if not out.parent.is_dir():
+            raise ConfigError(f"--write-config: no directory {out.parent}; create it first")
+        if len(target_hosts(c, settings)) != 1:
+            raise ConfigError("--write-config takes one host: name it with -H or a one-host target")
     work = each_host(c, settings, gather, render, json, parse_parallel(parallel))
+    if write_config is not None and isinstance(work[0], dict):
+        write_config_file(write_config, settings.target or "server", work[0], settings)
+        if not json:
+            console().print(f"wrote {write_config}: review it, then use it with fab -f")
     emit(work, SCHEMA, json, single=False)

@@ -12,12 +12,14 @@ and then its checks, in this order: the guide's.
     step 7  http          the health URLs through the socket and nginx; gunicorn by hand
     step 8  django        the venv's python imports the app, Django's checks, migrations
     step 9  checkout      the deployed commit against origin/main, uncommitted changes
+    then    layout        the config against the server's unit, nginx and Django (step 10)
 """
 
 from tasks.checks import (
     checkout,
     django,
     http,
+    layout,
     logs,
     nginx,
     permissions,
@@ -26,5 +28,5 @@ from tasks.checks import (
     unit_file,
 )
 
-STEPS = [services, logs, unit_file, nginx, socket, permissions, http, django, checkout]
+STEPS = [services, logs, unit_file, nginx, socket, permissions, http, django, checkout, layout]
 FACTS = [fact for step in STEPS for fact in step.FACTS]

@@ -28,6 +28,10 @@ UNIT_PROPS = [
     "ExecStart",
     "Restart",
     "ActiveEnterTimestamp",
+    # For the layout (tasks/layout.py): file names only, never the files' contents.
+    "EnvironmentFiles",
+    "RuntimeDirectory",
+    "Listen",
 ]
 
 

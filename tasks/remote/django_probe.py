@@ -82,6 +82,13 @@ try:
             except (OSError, KeyError):
                 pass
     out["static_root"] = str(getattr(settings, "STATIC_ROOT", "") or "")
+    # Where the app's own logging writes (file handlers), and the hosts it answers: the layout
+    # `fab info` shows comes from the settings the service runs with.
+    handlers = (getattr(settings, "LOGGING", None) or {}).get("handlers") or {}
+    out["log_files"] = sorted(
+        {str(h["filename"]) for h in handlers.values() if isinstance(h, dict) and h.get("filename")}
+    )
+    out["allowed_hosts"] = [str(h) for h in getattr(settings, "ALLOWED_HOSTS", [])]
     # What `manage.py check` runs, without loading the management machinery.
     try:
         from django.core import checks

@@ -79,7 +79,7 @@ def test_healthy_lab(fresh_host):
     odd = [(c["id"], c["summary"]) for c in doc["checks"] if c["status"] not in ("ok", "skipped")]
     assert odd == []
     steps = {c["step"] for c in doc["checks"]}
-    assert steps == set(range(1, 10))
+    assert steps == set(range(1, 11))
 
 
 def test_code_outdated_the_guides_current_problem(fresh_host):

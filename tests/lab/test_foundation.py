@@ -220,3 +220,30 @@ def test_wrong_sudo_password(lab_host):
             remote.run("true", root=True)
     finally:
         remote.close()
+
+
+def test_info_shows_the_layout_and_writes_a_target_that_works(lab_host, tmp_path):
+    home = trusting_home(tmp_path)
+    doc, r = fab_json(*lab_args(lab_host), "info", home=home)
+    layout = {v["key"]: v for v in doc["hosts"][0]["layout"]}
+    assert layout["socket"]["value"] == "/home/cynow/cynow/gunicorn.sock", layout
+    assert layout["socket"]["source"] == "unit"
+    assert layout["nginx_upstream"]["source"] == "nginx"
+    assert layout["static_root"]["source"] == "django"
+    assert layout["django_log"]["value"] == "/var/log/cynow/django.log"
+    assert not any(v["disagrees"] for v in layout.values()), layout
+
+    out = tmp_path / "written.yaml"
+    r = fab(*lab_args(lab_host), "info", "--write-config", str(out), home=home)
+    assert r.returncode == 0 and "wrote" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "from the unit" in out.read_text()
+    # The written target is a target: diagnose with it finds the lab healthy.
+    key = str(lab.key_path())
+    doc, r = fab_json("-i", key, "-f", str(out), "diagnose", "--target", "server", home=home)
+    assert doc["verdict"]["cause"] == "healthy", (doc["verdict"], r.stderr)
+
+    # An existing file is refused before connecting, and left as it was.
+    before = out.read_text()
+    r = fab(*lab_args(lab_host), "info", "--write-config", str(out), home=home)
+    assert r.returncode == 3 and "exists; name a new file" in r.stderr, r.stderr
+    assert out.read_text() == before

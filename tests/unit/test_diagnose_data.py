@@ -43,7 +43,7 @@ def test_scenario_gives_its_cause(name, monkeypatch):
     expected = json.loads((DATA / name / "expected.json").read_text())["cause"]
     assert verdict.cause == expected
     assert verdict.fix or expected == "healthy"
-    assert {c.step for c in checks} == set(range(1, 10))
+    assert {c.step for c in checks} == set(range(1, 11))
 
 
 def test_unknown_when_nginx_fails_without_a_known_cause():

@@ -1,0 +1,42 @@
+"""After the guide's steps: the config against the server's own layout (tasks/layout.py).
+A setting the server contradicts is an expectation that does not hold: a warning naming both
+values and the one the service really uses. No facts of its own: it reads steps 1, 4 and 8's."""
+
+from __future__ import annotations
+
+# A module, not its names: tasks.layout imports tasks.checks, which imports this.
+from tasks import layout as server
+from tasks.checks.base import Check, Facts
+from tasks.settings import Settings
+
+STEP = 10
+FACTS: list = []
+
+
+def describe(v) -> str:
+    """One disagreement: both values, and the one in force on the server."""
+    where = v.used or f"the {v.source}"
+    return (
+        f"{v.key}: expected {v.configured} ({v.config_source}); {where} says {v.value}, "
+        "and that is what the server uses"
+    )
+
+
+def evaluate(facts: Facts, s: Settings) -> list:
+    check = Check("layout.config", STEP, "the config against the server's layout", ("units",))
+    values = server.discover(facts, s)
+    read = [v for v in values if v.value is not None and v.configured is not None]
+    if not read:
+        return [check.skip("the server said nothing to compare (unit not loaded, no probe)")]
+    wrong = server.disagreements(values)
+    if not wrong:
+        sources = sorted({v.source for v in read})
+        return [check.ok(f"{len(read)} settings agree with the {', '.join(sources)}")]
+    return [
+        check.warn(
+            f"{len(wrong)} setting(s) the server contradicts: "
+            + ", ".join(v.key for v in wrong)
+            + " (fab info shows the layout; fab info --write-config FILE writes it down)",
+            [describe(v) for v in wrong],
+        )
+    ]

@@ -1,0 +1,170 @@
+"""The server's layout as the server itself says it is: the gunicorn unit (User, Group,
+WorkingDirectory, ExecStart's venv, binds and app, EnvironmentFile names), its socket unit,
+nginx's effective config (the location serving the URL prefix) and Django's settings as the
+service runs them. Pure: built from the facts the diagnosis reads (tasks/checks), so it costs
+no round trip of its own.
+
+Each value carries where it came from. A value the config sets is an expectation: when the
+server disagrees, that is a finding with both values and the one the service really uses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from tasks.checks.base import Facts
+from tasks.checks.nginx import location_block, proxy_socket
+from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
+from tasks.settings import DEFAULTS, Settings
+
+SOURCES = ("unit", "socket unit", "nginx", "django", "config", "default")
+
+
+@dataclass(frozen=True)
+class Value:
+    """One layout value: what the server says (`value`, from `source`), and the config's value
+    for the same key (`configured`, from `config` or `default`; None: no such setting)."""
+
+    key: str
+    value: str | None  # None: the server did not say
+    source: str
+    configured: str | None = None
+    config_source: str = ""
+    used: str = ""  # when they disagree: which one the service really uses, and why
+
+    @property
+    def disagrees(self) -> bool:
+        return (
+            self.value is not None
+            and self.configured is not None
+            and (self.value.rstrip("/") != self.configured.rstrip("/"))
+        )
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "disagrees": self.disagrees}
+
+
+def _first(props: dict, key: str) -> str:
+    """A path-list property's first path (`/etc/cynow.env (ignore_errors=no)`)."""
+    return (props.get(key) or "").split(" (", 1)[0].split()[0] if props.get(key) else ""
+
+
+def _paths(value: str) -> list[str]:
+    """Every path of a property like EnvironmentFiles (`A (ignore_errors=no) B (…)`)."""
+    return re.findall(r"(/\S+)(?: \([^)]*\))?", value or "")
+
+
+def _venv(binary: str) -> str:
+    """/x/venv/bin/gunicorn -> /x/venv (a venv's gunicorn); else ''."""
+    m = re.match(r"^(/.+)/bin/[^/]+$", binary or "")
+    return m.group(1) if m else ""
+
+
+def _bind(binds: list[str]) -> tuple[str | None, str]:
+    """(socket path or host:port, how) of the first bind."""
+    for b in binds:
+        if b.startswith("unix:"):
+            return b[len("unix:") :], "unix"
+        if b.startswith("fd://"):
+            continue
+        return b, "tcp"
+    return None, ""
+
+
+def discover(facts: Facts, s: Settings) -> list[Value]:
+    """The layout from the facts, each value with its source and the config's value beside it."""
+    unit = facts.units.get(s.gunicorn_unit, {})
+    socket_unit = facts.units.get(s.gunicorn_socket_unit, {})
+    loaded = bool(unit) and unit.get("LoadState") != "not-found"
+    args = gunicorn_args(exec_argv(unit.get("ExecStart", ""))) if loaded else {}
+    probe = facts.probe or {}
+    dump = (facts.nginx or {}).get("dump", "")
+
+    def conf(key: str) -> tuple[str | None, str]:
+        if key not in DEFAULTS:
+            return None, ""
+        v = getattr(s, key)
+        return str(v), ("default" if v == DEFAULTS[key] else "config")
+
+    out: list[Value] = []
+
+    def add(key: str, value, source: str, used: str = "", setting: str | None = None) -> None:
+        c, cs = conf(setting or key)
+        out.append(Value(key, value or None, source, c, cs, used))
+
+    add("app_user", loaded and (unit.get("User") or "root"), "unit", "the unit's User=")
+    add("app_group", loaded and unit.get("Group"), "unit", "the unit's Group=")
+    add("project_dir", loaded and unit.get("WorkingDirectory"), "unit", "WorkingDirectory=")
+    add("venv", _venv(args.get("binary", "")), "unit", "ExecStart's gunicorn")
+    add("wsgi", args.get("app"), "unit", "the app ExecStart names")
+    bind, how = _bind(args.get("binds", []))
+    listen = _first(socket_unit, "Listen") if socket_unit.get("LoadState") == "loaded" else ""
+    if bind and how == "unix":
+        add("socket", bind, "unit", "gunicorn's --bind")
+    elif listen:
+        # With a socket from systemd gunicorn serves on it and ignores --bind.
+        add("socket", listen, "socket unit", "the socket unit's ListenStream=")
+    elif bind:
+        add("socket", f"tcp {bind}", "unit", "gunicorn's --bind (TCP)")
+    else:
+        add("socket", None, "unit")
+    block = location_block(dump, s.url_prefix) if dump else None
+    upstream, raw = proxy_socket(block) if block else (None, None)
+    add("nginx_upstream", upstream or raw, "nginx", "nginx's proxy_pass", setting="socket")
+    add("static_root", probe.get("static_root"), "django", "Django's STATIC_ROOT")
+    logs = probe.get("log_files") or []
+    log = s.django_log if s.django_log in logs else (logs[0] if logs else None)
+    add("django_log", log, "django", "Django's LOGGING file handler")
+    db = probe.get("database") or {}
+    if db.get("engine"):
+        engine = db["engine"].rsplit(".", 1)[-1]
+        add("database", f"{engine} {db.get('name', '')}".strip(), "django")
+    env_files = _paths(unit.get("EnvironmentFiles", ""))
+    add("environment_files", " ".join(env_files), "unit")
+    if probe.get("allowed_hosts"):
+        add("allowed_hosts", " ".join(probe["allowed_hosts"]), "django")
+    return out
+
+
+def disagreements(values: list[Value]) -> list[Value]:
+    return [v for v in values if v.disagrees]
+
+
+# The keys a target definition takes from the layout (`fab info --write-config`); the rest
+# (nginx_upstream, database...) are what the server says, not settings.
+WRITABLE = ("app_user", "app_group", "project_dir", "venv", "wsgi", "socket", "static_root")
+
+
+def target_config(name: str, host: str, values: list[Value], s: Settings) -> str:
+    """A target definition (YAML) from the layout, for the user to review: the server's values
+    where it said them and they differ from the defaults, commented with their source."""
+    lines = [
+        "# Written by `fab info --write-config` from what the server says; review it, then",
+        "# merge it into config/targets.yaml or pass it with `fab -f FILE`.",
+        "cynow:",
+        "  targets:",
+        f"    {_yaml(name)}:",
+        f"      hosts: [{_yaml(host)}]",
+    ]
+    for v in values:
+        if v.key not in WRITABLE:
+            continue
+        if v.value is None or v.value.startswith("tcp "):
+            why = "the server did not say" if v.value is None else "a TCP bind is not a socket path"
+            lines.append(f"      # {v.key}: not written ({why}); the config has {v.configured}")
+            continue
+        keep = "" if v.value != DEFAULTS.get(v.key) else "  # the default"
+        lines.append(f"      {v.key}: {_yaml(v.value)}  # from the {v.source}{keep}")
+    if s.django_log:
+        log = next((v for v in values if v.key == "django_log"), None)
+        if log and log.value:
+            lines.append(f"      django_log: {_yaml(log.value)}  # from Django's LOGGING")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml(value: str) -> str:
+    """A YAML scalar that reads back as exactly `value` (JSON strings are YAML)."""
+    import json
+
+    return json.dumps(value)
