@@ -63,8 +63,16 @@ def health_script(
             # --sync returns once journald has processed what was sent to it before: a
             # traceback a worker has just printed is counted, not missed by a few milliseconds.
             "journalctl --sync 2>/dev/null; "
-            + join("journalctl", "--no-pager", "-u", unit, f"--after-cursor={journal_after}")
-            + " | grep -c Traceback; true"
+            + join(
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "cat",
+                "-u",
+                unit,
+                f"--after-cursor={journal_after}",
+            )
+            + " | tail -n 400; true"
         )
     return batch(parts)
 
@@ -87,17 +95,41 @@ class Poll:
     pids: list[int]
     main_pid: int | None  # None: not read
     tracebacks: int | None  # None: not asked
+    errors: tuple = ()  # each traceback's last line (the exception), for the failure message
+
+
+START = "Traceback (most recent call last)"
+
+
+def tracebacks_in(lines: list[str]) -> list[str]:
+    """The exception line ending each Python traceback in the unit's journal (`-o cat`): the
+    first line after its start that is not indented and not a chaining line."""
+    found = []
+    for i, line in enumerate(lines):
+        if START not in line:
+            continue
+        end = next(
+            (
+                ln
+                for ln in lines[i + 1 :]
+                if ln.strip() and not ln[:1].isspace() and not ln.startswith(("During ", "The "))
+            ),
+            "",
+        )
+        found.append(end.strip()[:200] or "(the traceback was cut off)")
+    return found
 
 
 def read_poll(stdout: str) -> Poll:
     parts = {k: v[0] for k, v in shell.read_batch(stdout).items()}
     main = parts.get("main", "").strip()
-    tracebacks = parts.get("tracebacks", "").strip()
+    errors = tracebacks_in(parts["tracebacks"].splitlines()) if "tracebacks" in parts else None
     return Poll(
         replies=http.parse_http(parts.get("http", "")),
         pids=sorted(int(p) for p in parts.get("pids", "").split() if p.isdigit()),
         main_pid=int(main) if main.isdigit() else None,
-        tracebacks=int(tracebacks) if tracebacks.isdigit() else None,
+        tracebacks=None if errors is None else len(errors),
+        errors=tuple(errors or ()),
     )
 
 
@@ -120,7 +152,8 @@ def judge(poll: Poll, urls: list[str], since_pids=(), main_pid: int = 0) -> tupl
     if bad or old:
         return "waiting", "; ".join(bad) or f"old workers still running: {sorted(old)}"
     if poll.tracebacks:
-        return "failed", f"{poll.tracebacks} traceback(s) in the journal since the reload"
+        last = f": {poll.errors[-1]}" if poll.errors else ""
+        return "failed", f"{poll.tracebacks} traceback(s) in the journal since the reload{last}"
     return "ok", ", ".join(f"{u} {http.describe(poll.replies['nginx'][u])}" for u in urls)
 
 

@@ -23,6 +23,9 @@ def test_judge():
         "failed",
         "2 traceback(s) in the journal since the reload",
     )
+    assert j(poll(tracebacks=1, errors=("ValueError: v",)), ["/a"], [41], 30)[1].endswith(
+        "since the reload: ValueError: v"
+    )
     # Not asked, or a master that was not recorded (full restart): not judged.
     assert j(poll(tracebacks=None, main_pid=None), ["/a"], [], 0)[0] == "ok"
     assert j(poll(main_pid=0), ["/a"], [41], 30)[0] == "failed"
@@ -46,15 +49,24 @@ def test_health_is_one_round_trip_when_healthy(server, fakes):
     assert ok and detail == "/cynow/ 200 in 0.01s, /cynow/orders/ 200 in 0.01s"
     assert len(remote.sent) == 1
     assert "journalctl --sync" in fakes.calls()
-    assert "journalctl --no-pager -u gunicorn.service --after-cursor=s=abc;i=1'2" in fakes.calls()
+    assert (
+        "journalctl --no-pager -o cat -u gunicorn.service --after-cursor=s=abc;i=1'2"
+        in fakes.calls()
+    )
 
 
 def test_health_fails_on_a_traceback_in_the_journal(server, fakes):
     ctx, remote, dev, app = server
-    fakes("journal", "Traceback (most recent call last):\nx\nTraceback (most recent call last):\n")
+    fakes(
+        "journal",
+        "Internal Server Error: /cynow/\nTraceback (most recent call last):\n"
+        '  File "/a.py", line 1, in f\n    x()\nNameError: x\n\n'
+        "During handling of the above exception, another exception occurred:\n\n"
+        "Traceback (most recent call last):\n  File \"/b.py\"\nKeyError: 'orders'\n",
+    )
     assert health(remote, 5, [], 0, "c") == (
         False,
-        "2 traceback(s) in the journal since the reload",
+        "2 traceback(s) in the journal since the reload: KeyError: 'orders'",
     )
     # Without a cursor (undoing: the new code's last requests may have logged) no journal read.
     before = len(fakes.calls())
