@@ -274,11 +274,114 @@ if __name__ == "__main__":
 ' gunicorn.service cynow lenient 'cd /home/cynow/cynow && timeout 60 /home/cynow/cynow/venv/bin/python -B -c '"'"'WSGI = '"'"'"'"'"'"'"'"'config.wsgi:application'"'"'"'"'"'"'"'"'
 SETTINGS = '"'"'"'"'"'"'"'"'config.settings'"'"'"'"'"'"'"'"'
 UNIT = '"'"'"'"'"'"'"'"'gunicorn.service'"'"'"'"'"'"'"'"'
+# gunicorn'"'"'"'"'"'"'"'"'s command line as systemd holds it (the ExecStart property): its argv, the binds and
+# the WSGI app. Standalone (re and shlex only): tasks/checks/unit_file.py imports it, and the
+# Django probe is sent with it (tasks/remote/django_probe.py), to import the app the unit serves.
+import re
+import shlex
+import subprocess
+
+# gunicorn options that take a separate value (so that value is not the WSGI app).
+VALUE_OPTS = {
+    "-b",
+    "--bind",
+    "-w",
+    "--workers",
+    "-t",
+    "--timeout",
+    "-k",
+    "--worker-class",
+    "-c",
+    "--config",
+    "--chdir",
+    "-u",
+    "--user",
+    "-g",
+    "--group",
+    "-m",
+    "--umask",
+    "--log-level",
+    "--access-logfile",
+    "--error-logfile",
+    "--log-file",
+    "--max-requests",
+    "--max-requests-jitter",
+    "--threads",
+    "-e",
+    "--env",
+    "--pythonpath",
+    "--graceful-timeout",
+    "--keep-alive",
+    "--backlog",
+    "-n",
+    "--name",
+    "-p",
+    "--pid",
+    "--worker-connections",
+    "--log-config",
+    "--forwarded-allow-ips",
+    "--paste",
+    "--limit-request-line",
+    "--limit-request-fields",
+    "--worker-tmp-dir",
+    "--statsd-host",
+}
+
+
+def exec_argv(exec_start: str) -> list[str]:
+    """argv of systemd'"'"'"'"'"'"'"'"'s ExecStart property: `{ path=... ; argv[]=ARGS ; ignore_errors=no ... }`."""
+    m = re.search(r"argv\[\]=(.*?) ; ", exec_start)
+    if not m:
+        return []
+    try:
+        return shlex.split(m.group(1))
+    except ValueError:
+        return m.group(1).split()
+
+
+def gunicorn_args(argv: list[str]) -> dict:
+    """--bind values and the WSGI app from a gunicorn command line."""
+    binds, app, i = [], None, 1
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-b", "--bind") and i + 1 < len(argv):
+            binds.append(argv[i + 1])
+            i += 2
+            continue
+        if a.startswith("--bind="):
+            binds.append(a.split("=", 1)[1])
+        elif a in VALUE_OPTS:
+            i += 1
+        elif not a.startswith("-"):
+            app = a
+        i += 1
+    return {"binary": argv[0] if argv else "", "binds": binds, "app": app}
+
+
+def unit_app(unit: str):  # no `str | None`: evaluated on the server, where Python may be < 3.10
+    """(app, None): the WSGI app the unit'"'"'"'"'"'"'"'"'s ExecStart serves, what gunicorn imports on its next
+    start, so the probes import that one; app is None when the unit names none. (None, reason)
+    when the unit could not be read: then nobody knows what gunicorn serves (not a guess)."""
+    try:
+        r = subprocess.run(
+            ["systemctl", "show", "-p", "ExecStart", "--value", unit],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except Exception as e:
+        return None, f"systemctl show {unit}: {e}"
+    if r.returncode != 0:
+        why = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
+        return None, f"systemctl show {unit}: {why}"
+    return gunicorn_args(exec_argv(r.stdout)).get("app"), None
+
 # The diagnosis'"'"'"'"'"'"'"'"'s Django probe (guide step 8), run on the server as the app user with the
 # venv'"'"'"'"'"'"'"'"'s python in the project directory: `python -B -c SOURCE`, where SOURCE is the three names
-# WSGI, SETTINGS and UNIT, then this file (tasks/checks/django.py builds it). One interpreter
-# imports the WSGI app as gunicorn would, runs Django'"'"'"'"'"'"'"'"'s checks, reads the migration plan and
-# the database file, and prints one line `CYNOW-PROBE {json}`.
+# WSGI, SETTINGS and UNIT, then gunicorn_argv.py, then this file (tasks/checks/django.py builds
+# it). One interpreter imports the WSGI app the unit serves as gunicorn would, runs Django'"'"'"'"'"'"'"'"'s
+# checks, reads the migration plan and the database file, and prints one line
+# `CYNOW-PROBE {json}`.
 import importlib
 import json
 import os
@@ -304,12 +407,28 @@ def err(e):
     }
 
 
-mod, _, attr = WSGI.partition(":")  # noqa: F821 (sent before this file)
-try:
-    getattr(importlib.import_module(mod), attr)
-    out["wsgi"] = {"ok": True}
-except BaseException as e:
-    out["wsgi"] = err(e)
+def load(app):
+    """Import a WSGI app as gunicorn does: `module:attribute`, the attribute `application`
+    when none is named."""
+    mod, _, attr = app.partition(":")
+    try:
+        getattr(importlib.import_module(mod), attr or "application")
+        return {"ok": True}
+    except BaseException as e:
+        return err(e)
+
+
+# What gunicorn imports is the unit'"'"'"'"'"'"'"'"'s app; the configured one stands in only when the unit
+# names none. When they differ, the configured one is tried too, so that a unit naming an app
+# that does not exist is told apart from code that does not import.
+served, unreadable = unit_app(UNIT)  # noqa: F821
+out["wsgi_app"], out["wsgi_source"] = (served, "unit") if served else (WSGI, "config")  # noqa: F821
+if unreadable:
+    # Not known what gunicorn serves: the configured app is tried, and the check says so.
+    out["wsgi_source"], out["wsgi_unit_error"] = "unknown", unreadable
+out["wsgi"] = load(out["wsgi_app"])
+if out["wsgi_app"] != WSGI:  # noqa: F821
+    out["wsgi_config"] = load(WSGI)  # noqa: F821
 try:
     import django
     from django.conf import settings
@@ -341,6 +460,13 @@ try:
             except (OSError, KeyError):
                 pass
     out["static_root"] = str(getattr(settings, "STATIC_ROOT", "") or "")
+    # Where the app'"'"'"'"'"'"'"'"'s own logging writes (file handlers), and the hosts it answers: the layout
+    # `fab info` shows comes from the settings the service runs with.
+    handlers = (getattr(settings, "LOGGING", None) or {}).get("handlers") or {}
+    out["log_files"] = sorted(
+        {str(h["filename"]) for h in handlers.values() if isinstance(h, dict) and h.get("filename")}
+    )
+    out["allowed_hosts"] = [str(h) for h in getattr(settings, "ALLOWED_HOSTS", [])]
     # What `manage.py check` runs, without loading the management machinery.
     try:
         from django.core import checks
