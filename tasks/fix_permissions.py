@@ -153,7 +153,8 @@ def scope(s: Settings) -> Scope:
                 f"refusing to change permissions under {_norm(path)} ({key}): it is a "
                 "system directory; point the setting at the app's own directory"
             )
-    sock, static = _norm(s.socket), _norm(s.static_root)
+    # A TCP bind has no socket file to own or to reach.
+    sock, static = ("" if s.tcp else _norm(s.socket)), _norm(s.static_root)
     # Directories www-data must pass through, each alone: to the socket and the static files.
     traverse = sorted(
         (set(permissions.parents(sock)) | set(permissions.parents(static + "/x"))) - {"/"}

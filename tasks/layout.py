@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass
 
 from tasks.checks.base import Facts
 from tasks.checks.nginx import location_block, proxy_socket
+from tasks.checks.unit_file import bind_of
 from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
-from tasks.settings import DEFAULTS, Settings
+from tasks.settings import DEFAULTS, Settings, tcp_address
 
 SOURCES = ("unit", "socket unit", "nginx", "django", "config", "default")
 
@@ -62,14 +63,9 @@ def _venv(binary: str) -> str:
 
 
 def _bind(binds: list[str]) -> tuple[str | None, str]:
-    """(socket path or host:port, how) of the first bind."""
-    for b in binds:
-        if b.startswith("unix:"):
-            return b[len("unix:") :], "unix"
-        if b.startswith("fd://"):
-            continue
-        return b, "tcp"
-    return None, ""
+    """(socket path or HOST:PORT, "unix" or "tcp") of the unit's bind."""
+    b = bind_of(binds)
+    return b, ("tcp" if b and tcp_address(b) else "unix" if b else "")
 
 
 def discover(facts: Facts, s: Settings) -> list[Value]:
@@ -106,7 +102,7 @@ def discover(facts: Facts, s: Settings) -> list[Value]:
         # With a socket from systemd gunicorn serves on it and ignores --bind.
         add("socket", listen, "socket unit", "the socket unit's ListenStream=")
     elif bind:
-        add("socket", f"tcp {bind}", "unit", "gunicorn's --bind (TCP)")
+        add("socket", bind, "unit", "gunicorn's TCP --bind")
     else:
         add("socket", None, "unit")
     block = location_block(dump, s.url_prefix) if dump else None
@@ -150,9 +146,8 @@ def target_config(name: str, host: str, values: list[Value], s: Settings) -> str
     for v in values:
         if v.key not in WRITABLE:
             continue
-        if v.value is None or v.value.startswith("tcp "):
-            why = "the server did not say" if v.value is None else "a TCP bind is not a socket path"
-            lines.append(f"      # {v.key}: not written ({why}); the config has {v.configured}")
+        if v.value is None:
+            lines.append(f"      # {v.key}: not written (the server did not say)")
             continue
         keep = "" if v.value != DEFAULTS.get(v.key) else "  # the default"
         lines.append(f"      {v.key}: {_yaml(v.value)}  # from the {v.source}{keep}")

@@ -12,6 +12,7 @@ from fabric import task
 from tasks import parse, shell, systemd
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
+from tasks.settings import tcp_address
 from tasks.shell import q
 from tasks.steps.health import health
 
@@ -19,7 +20,10 @@ SCHEMA = "cynow-ops.restart.v1"
 
 
 def remove_stale_socket(socket: str) -> str:
-    """Remove the socket file only when no process holds it (a live gunicorn's is kept)."""
+    """Remove the socket file only when no process holds it (a live gunicorn's is kept). A TCP
+    bind leaves no file behind: nothing to do."""
+    if tcp_address(socket):
+        return "true"
     return (
         f"if [ -S {q(socket)} ] && ! ss -xlpnH | grep -F -- {q(' ' + socket + ' ')} "
         f"| grep -q 'users:(('; then rm -f -- {q(socket)} && echo removed; fi"

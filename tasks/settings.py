@@ -71,6 +71,32 @@ def _abs_path(key: str, v: Any) -> str:
     return v.rstrip("/") or "/"
 
 
+# gunicorn's `--bind HOST:PORT`: an IPv4 address, localhost or [IPv6], and a port.
+_TCP = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}|localhost):(\d{1,5})$")
+
+
+def tcp_address(value: str) -> tuple[str, int] | None:
+    """(host, port) of a `HOST:PORT` bind, or None (a unix socket path)."""
+    m = _TCP.match(value or "")
+    if not m or not 0 < int(m.group(2)) < 65536:
+        return None
+    return m.group(1), int(m.group(2))
+
+
+def _socket(key: str, v: Any) -> str:
+    """Where gunicorn listens: a unix socket's absolute path, or HOST:PORT for a TCP bind."""
+    v = _str(key, v)
+    if tcp_address(v):
+        return v
+    if not v.startswith("/"):
+        raise _fail(
+            key,
+            f"must be a unix socket's absolute path or HOST:PORT, not {v!r}",
+            "write e.g. /run/gunicorn.sock or 127.0.0.1:8000",
+        )
+    return _abs_path(key, v)
+
+
 def _rel_path(key: str, v: Any) -> str:
     v = _str(key, v)
     if v.startswith("/") or ".." in v.split("/"):
@@ -287,7 +313,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "web_user": _name,
     "project_dir": _abs_path,
     "venv": _abs_path,
-    "socket": _abs_path,
+    "socket": _socket,
     "gunicorn_unit": _unit,
     "gunicorn_socket_unit": _unit,
     "nginx_unit": _unit,
@@ -358,6 +384,11 @@ class Settings:
     @property
     def python(self) -> str:
         return f"{self.venv}/bin/python"
+
+    @property
+    def tcp(self) -> str:
+        """HOST:PORT when gunicorn listens on TCP; "" for a unix socket (`socket` its path)."""
+        return self.socket if tcp_address(self.socket) else ""
 
 
 def _unknown(key: str, known: set[str], where: str) -> ConfigError:

@@ -80,7 +80,7 @@ def gather(remote: Remote) -> dict:
     out = remote.run(status_script(s, units), root=True)
     framed = shell.read_batch(out.stdout)
     parts = {k: v.text for k, v in framed.items()}
-    li = socket_check.parse_listener(shell.read_batch(framed["listener"].text))
+    li = socket_check.parse_listener(shell.read_batch(framed["listener"].text), s)
     return {
         "host": remote.name,
         "units": {

@@ -68,7 +68,10 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
                 + (f", status={status})" if status not in ("", "0") else ")")
             )
     li = facts.listener
-    if not li.get("exists") and cause not in ("socket_path_mismatch",):
+    if s.tcp:
+        if li and not li.get("listening"):
+            steps.append(f"nothing listens on {s.tcp}")
+    elif not li.get("exists") and cause not in ("socket_path_mismatch",):
         steps.append(f"socket {s.socket} gone")
     nginx_line = _last(
         nginx,

@@ -7,13 +7,22 @@ import re
 
 from tasks import catalogue, parse, service
 from tasks.checks.base import ROOT, Check, Fact, Facts
-from tasks.settings import Settings
+from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q, say
 
 
+def straight_to_gunicorn(socket: str, url: str) -> str:
+    """curl's arguments for `url` asked of gunicorn itself: over its unix socket, or its TCP
+    HOST:PORT. Host is localhost either way, as nginx's proxy_set_header would not be."""
+    if tcp_address(socket):
+        return f"-H 'Host: localhost' {q('http://' + socket + url)}"
+    return f"--unix-socket {q(socket)} {q('http://localhost' + url)}"
+
+
 def http_script(socket: str, urls: list[str], timeout: float) -> str:
-    """Step 7: each health URL through the socket directly, and through nginx on the address
-    nginx listens on (found with ss, since production binds 0.0.0.0 and the lab 127.0.0.x)."""
+    """Step 7: each health URL straight to gunicorn (its unix socket or TCP HOST:PORT), and
+    through nginx on the address nginx listens on (found with ss, since production binds
+    0.0.0.0 and the lab 127.0.0.x)."""
     fmt = "%{http_code} %{time_total}"
     lines = [
         "addr=$(ss -tlnpH | awk '/\"nginx\"/ {print $4}' | grep -E ':80$' | head -n1)",
@@ -24,8 +33,8 @@ def http_script(socket: str, urls: list[str], timeout: float) -> str:
     for url in urls:
         lines.append(
             f"printf 'socket %s %s\\n' {q(url)} \"$(curl -sS -o /dev/null -w {q(fmt)} "
-            f"--max-time {timeout:g} --unix-socket {q(socket)} "
-            f"{q('http://localhost' + url)} 2>&1 | tr '\\n' ' ')\""
+            f"--max-time {timeout:g} {straight_to_gunicorn(socket, url)} "
+            f"2>&1 | tr '\\n' ' ')\""
         )
         lines.append(
             f'if [ -n "$addr" ]; then printf \'nginx %s %s\\n\' {q(url)} "$(curl -sS '

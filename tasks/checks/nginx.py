@@ -7,7 +7,7 @@ import re
 from tasks.checks import unit_file
 from tasks.checks.base import OK, ROOT, WARN, Check, Fact, Facts, Finding
 from tasks.guide import sudo
-from tasks.settings import Settings
+from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q
 
 GUIDE_HEADERS = ["Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto"]
@@ -70,13 +70,17 @@ def location_block(config: str, prefix: str) -> str | None:
 
 
 def proxy_socket(block: str) -> tuple[str | None, str | None]:
-    """(socket path, raw proxy_pass value) of a location block."""
+    """(where it connects: a unix socket's path or TCP HOST:PORT, raw proxy_pass value) of a
+    location block. An upstream name (`http://app`) is neither: None."""
     m = re.search(r"proxy_pass\s+([^;]+);", block)
     if not m:
         return None, None
     value = m.group(1).strip()
     s = re.match(r"https?://unix:([^:;\s]+)", value)
-    return (s.group(1) if s else None), value
+    if s:
+        return s.group(1), value
+    t = re.match(r"https?://([^/\s]+)", value)
+    return (t.group(1) if t and tcp_address(t.group(1)) else None), value
 
 
 def headers(block: str) -> list[str]:
@@ -147,21 +151,22 @@ def site_enabled(n: dict, s: Settings):
 def proxy_target(check: Check, block: str, facts: Facts, s: Settings):
     """Does the location's proxy_pass name the socket the unit binds?"""
     gunicorn = facts.units.get(s.gunicorn_unit, {})
-    bind = unit_file.unix_bind(
+    bind = unit_file.bind_of(
         unit_file.gunicorn_args(unit_file.exec_argv(gunicorn.get("ExecStart", "")))["binds"]
     )
     sock, raw = proxy_socket(block)
     ev = [
         f"nginx: proxy_pass {raw};",
-        f"gunicorn: --bind unix:{bind}" if bind else "gunicorn: no unix --bind",
+        f"gunicorn: --bind {unit_file.shown(bind)}" if bind else "gunicorn: no --bind",
     ]
     if sock and bind and sock != bind:
         return check.failure(
             "socket_path_mismatch",
             ev,
             [
-                f"make both name one path: proxy_pass http://unix:{s.socket}; in "
-                f"{s.nginx_site} and --bind unix:{s.socket} in {s.gunicorn_unit}",
+                f"make both name one address: proxy_pass "
+                f"{'http://' + s.tcp if s.tcp else 'http://unix:' + s.socket}; in "
+                f"{s.nginx_site} and --bind {unit_file.shown(s.socket)} in {s.gunicorn_unit}",
                 "sudo nginx -t && sudo systemctl reload nginx",
                 sudo("systemctl", "daemon-reload")
                 + " && "
@@ -170,5 +175,5 @@ def proxy_target(check: Check, block: str, facts: Facts, s: Settings):
             summary=f"nginx connects to {sock}, gunicorn binds {bind}",
         )
     if not sock:
-        return check.warn(f"proxy_pass {raw} is not a unix socket", ev)
-    return check.ok(f"proxy_pass unix:{sock} = gunicorn's --bind", ev)
+        return check.warn(f"proxy_pass {raw} is neither a unix socket nor HOST:PORT", ev)
+    return check.ok(f"proxy_pass {unit_file.shown(sock)} = gunicorn's --bind", ev)

@@ -18,14 +18,21 @@ def parents(path: str) -> list[str]:
 def permissions_command(s: Settings, _facts=None) -> str:
     """What the web server's user can reach; run *as that user* (modes alone can lie: ACLs,
     supplementary groups)."""
-    dirs = sorted(set(parents(s.socket)) | set(parents(s.static_root + "/x")))
+    # A TCP bind has no file for www-data to reach: only the static files' directories count.
+    sock_dirs = [] if s.tcp else parents(s.socket)
+    dirs = sorted(set(sock_dirs) | set(parents(s.static_root + "/x")))
     root = q(s.static_root)
+    socket = (
+        "true"
+        if s.tcp
+        else f"if test -w {q(s.socket)}; then echo writable; else echo not-writable; fi"
+    )
     return batch(
         {
             "traverse": "\n".join(
                 f"if test -x {q(d)}; then {say('ok', d)}; else {say('denied', d)}; fi" for d in dirs
             ),
-            "socket": f"if test -w {q(s.socket)}; then echo writable; else echo not-writable; fi",
+            "socket": socket,
             "unreadable": f"find {root} \\( -type d \\( ! -executable -o ! -readable \\) -o "
             "-type f ! -readable \\) -printf '%M %u:%g %p\\n' 2>&1 | head -n 20",
             # One byte a file: a file name holding a newline is still one file.
@@ -69,6 +76,8 @@ def _blocked(dirs: dict, under: str) -> list[str]:
 def socket_access(facts: Facts, s: Settings):
     p = facts.permissions
     check = Check("permissions.socket", 6, f"{s.web_user} reaches the socket")
+    if s.tcp:
+        return check.skip(f"gunicorn listens on TCP {s.tcp}: no socket file to reach")
     blocked = _blocked(p.get("traverse", {}), s.socket)
     if blocked:
         ev = [

@@ -6,12 +6,21 @@ import re
 
 from tasks.checks.base import ROOT, Check, Fact, Facts, Finding
 from tasks.guide import sudo
-from tasks.settings import Settings
+from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q
 
 
 def listener_command(s: Settings, _facts=None) -> str:
-    """The socket file, who listens on it, and the guide's port 8000."""
+    """The socket file, who listens on it, and the guide's port 8000; for a TCP bind, who
+    listens on its port."""
+    if s.tcp:
+        _host, port = tcp_address(s.tcp)
+        return batch(
+            {
+                "tcp": f"ss -tlnpH {q(f'sport = :{port}')}",
+                "port8000": "ss -tlnpH 'sport = :8000'",
+            }
+        )
     return batch(
         {
             "stat": f"stat -c 'type=%F owner=%U group=%G mode=%a' {q(s.socket)} 2>&1",
@@ -22,7 +31,26 @@ def listener_command(s: Settings, _facts=None) -> str:
     )
 
 
-def parse_listener(parts: dict, _s=None) -> dict:
+def _tcp_listeners(text: str, bind: str) -> list[str]:
+    """ss -tlnp lines of processes listening on `bind` (HOST:PORT), or on its port on every
+    address (0.0.0.0, *, [::])."""
+    host, port = tcp_address(bind)
+    mine = {f"{host}:{port}", f"0.0.0.0:{port}", f"*:{port}", f"[::]:{port}"}
+    return [ln for ln in text.splitlines() if "users:((" in ln and set(ln.split()) & mine]
+
+
+def parse_listener(parts: dict, s: Settings | None = None) -> dict:
+    if "tcp" in parts:
+        listen = _tcp_listeners(parts["tcp"].text, s.tcp) if s and s.tcp else []
+        return {
+            "exists": True,
+            "type": "tcp",
+            "listening": bool(listen),
+            "listen_lines": listen,
+            "owners": re.findall(r'\("([^"]+)",pid=(\d+)', " ".join(listen)),
+            "port8000": [ln for ln in parts["port8000"].text.splitlines() if ln.strip()],
+            "namei": [],
+        }
     stat = parts["stat"].text.strip()
     m = re.match(r"type=(.+?) owner=(\S+) group=(\S+) mode=(\d+)", stat)
     info: dict = {"exists": bool(m)}
@@ -44,7 +72,29 @@ def parse_listener(parts: dict, _s=None) -> dict:
 FACTS = [Fact("listener", listener_command, parse_listener, identity=ROOT, framed=True)]
 
 
+def tcp_listener(facts: Facts, s: Settings) -> list:
+    li = facts.listener
+    check = Check("listener.socket", 5, f"TCP {s.tcp}")
+    if li.get("listening"):
+        who = ", ".join(f"{name} (pid {pid})" for name, pid in li.get("owners", [])[:1])
+        out = [check.ok(f"listened by {who or 'a process'}", li.get("listen_lines", [])[:2])]
+    else:
+        out = [check.fail(f"nothing listens on {s.tcp}: nothing serves the address nginx uses")]
+    port = Check("listener.port8000", 1, "TCP port 8000")
+    if tcp_address(s.tcp)[1] == 8000:
+        out.append(port.skip("the unit binds :8000 itself"))
+    elif li.get("port8000"):
+        out.append(
+            port.warn("something listens on :8000 (a gunicorn run by hand?)", li["port8000"])
+        )
+    else:
+        out.append(port.skip(f"nothing on :8000; the unit binds {s.tcp}"))
+    return out
+
+
 def evaluate(facts: Facts, s: Settings) -> list:
+    if s.tcp:
+        return tcp_listener(facts, s)
     li = facts.listener
     check = Check("listener.socket", 5, f"socket {s.socket}")
     restart = [sudo("rm", "-f", s.socket), sudo("systemctl", "restart", s.gunicorn_unit)]

@@ -6,7 +6,7 @@ from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, insta
 from tasks.guide import comment, sudo
 from tasks.redact import redact_argv, redact_text
 from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
-from tasks.settings import Settings
+from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q, say
 
 
@@ -70,6 +70,17 @@ def unix_bind(binds: list[str]) -> str | None:
     return None
 
 
+def bind_of(binds: list[str]) -> str | None:
+    """Where gunicorn listens, as the `socket` setting spells it: the unix socket's path, else
+    the first TCP HOST:PORT; None when it names neither."""
+    return unix_bind(binds) or next((b for b in binds if tcp_address(b)), None)
+
+
+def shown(bind: str) -> str:
+    """A bind as gunicorn's --bind spells it."""
+    return bind if tcp_address(bind) else f"unix:{bind}"
+
+
 def unit_paths(facts: Facts, s: Settings) -> tuple[list[str], list[str], list[str]]:
     """What the loaded unit names, for the existence checks: (paths, users, groups)."""
     p = facts.units.get(s.gunicorn_unit, {})
@@ -100,7 +111,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
     if group and paths.get(f"group:{group}") == "missing":
         problems.append(f"Group={group} does not exist")
     problems += [ln for ln in facts.unit_verify if "not executable" in ln or "No such" in ln]
-    bind = unix_bind(args["binds"])
+    bind = bind_of(args["binds"])
     ev = [
         f"User={user} Group={group or '-'} WorkingDirectory={wd or '-'}",
         # Evidence goes into reports and JSON: an `-e SECRET_KEY=...` does not.
@@ -130,12 +141,13 @@ def evaluate(facts: Facts, s: Settings) -> list:
         )
     notes = []
     if s.gunicorn_unit and bind and bind != s.socket:
-        notes.append(f"binds unix:{bind}, configured socket is {s.socket}")
+        notes.append(f"binds {shown(bind)}, configured socket is {s.socket}")
     if args["app"] and args["app"] != s.wsgi:
         notes.append(f"serves {args['app']}, configured wsgi is {s.wsgi}")
     if not bind:
         notes.append(
-            "no unix --bind: " + (", ".join(args["binds"]) or "gunicorn's default 127.0.0.1:8000")
+            "no --bind cynow-ops can use: "
+            + (", ".join(args["binds"]) or "gunicorn's default 127.0.0.1:8000")
         )
     status = FAIL if findings else (WARN if notes else OK)
     summary = (
@@ -145,7 +157,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
         if reload_needed
         else "; ".join(notes)
         if notes
-        else f"User={user}, binds unix:{bind}, app {args['app']}"
+        else f"User={user}, binds {shown(bind)}, app {args['app']}"
     )
     return [check.result(status, summary, ev + notes + facts.unit_verify[:3], findings)]
 

@@ -74,7 +74,7 @@ def test_socket_activation_the_socket_unit_is_the_listener():
     }
 
 
-def test_a_tcp_bind_is_shown_as_such_and_not_written_as_a_socket_path():
+def test_a_tcp_bind_is_discovered_and_written_as_host_port():
     s = resolve({})
     facts = Facts(
         units={
@@ -86,9 +86,10 @@ def test_a_tcp_bind_is_shown_as_such_and_not_written_as_a_socket_path():
         }
     )
     values = layout.discover(facts, s)
-    assert by_key(values)["socket"].value == "tcp 127.0.0.1:8000"
+    assert by_key(values)["socket"].value == "127.0.0.1:8000"
     text = layout.target_config("prod", "admin@127.0.0.9", values, s)
-    assert "# socket: not written (a TCP bind is not a socket path)" in text
+    cfg = yaml.safe_load(text)["cynow"]
+    assert resolve(cfg, "prod").tcp == "127.0.0.1:8000"
 
 
 def test_nothing_said_is_no_value_and_no_disagreement():
