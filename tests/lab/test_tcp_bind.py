@@ -58,7 +58,7 @@ def test_without_the_setting_the_layout_names_the_tcp_bind(tcp_host):
         f"{tcp_host.bind}" in e
         for e in c["evidence"]
     ), c["evidence"]
-    info, r = fab_json(*lab_args(tcp_host), "info")
+    info, r = fab_json(*lab_args(tcp_host), "info", "--target", "lab")
     layout = {v["key"]: v for v in info["hosts"][0]["layout"]}
     assert layout["socket"]["value"] == tcp_host.bind and layout["socket"]["disagrees"]
     assert layout["nginx_upstream"]["value"] == tcp_host.bind
