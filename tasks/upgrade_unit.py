@@ -139,20 +139,80 @@ def install_script(s: Settings, snap: str) -> str:
     return "\n".join(lines)
 
 
-def switch_script(s: Settings) -> str:
+BRIDGE_SECONDS = 60
+
+
+def bridge_command(s: Settings, path: str) -> str:
+    """tasks/remote/socket_bridge.py as the unit's user and group (never root), with the system
+    python: it holds the socket path while the old gunicorn gives way to the socket unit."""
+    return service.as_service(
+        s.gunicorn_unit,
+        s.app_user,
+        join(
+            "exec",
+            "/usr/bin/python3",
+            "-I",
+            "-B",
+            "-c",
+            programs.source("socket_bridge"),
+            path,
+            BRIDGE_SECONDS,
+        ),
+    )
+
+
+def as_unit_user(s: Settings, argv: list[str]) -> str:
+    """A command as the unit's user and groups (for what the app user may do to its own files)."""
+    return service.as_service(s.gunicorn_unit, s.app_user, join(*argv))
+
+
+def switch_script(s: Settings, path: str, group: str = "") -> str:
     """As root, in one round trip: from the old gunicorn (which bound the socket itself) to
-    the socket unit. systemd refuses to start a socket unit while its service is active, and
-    a gunicorn that bound its socket unlinks the path on a graceful stop. So: KILL the master
-    only (it unlinks nothing; its workers go on serving what is queued), TERM the workers (they
-    finish their requests), and as soon as the unit is down the socket unit takes the path
-    (replacing the old file) and the new service starts on it; requests arriving meanwhile
-    wait in the new socket's queue."""
+    the socket unit, every request answered. systemd refuses to start a socket unit while its
+    service is active, and a gunicorn that bound its socket unlinks the path on a graceful stop
+    (which would delete the socket unit's file). So: the bridge takes the path first (renamed
+    over it: the old socket keeps serving what is queued on it, nothing new reaches it); the old
+    master gets KILL (it unlinks nothing) once its queue is empty, its workers TERM (they finish
+    their requests); as soon as the unit is down the socket unit binds the path and the new
+    service starts on it; the bridge hands what it held to the new socket and exits.
+
+    systemd binds the new socket as root:root and gives it to SocketUser/SocketGroup a moment
+    later: meanwhile www-data could not connect. With the directory set-group-ID for that
+    moment (by the app user, who owns it), the socket is born in the directory's group."""
     u, sk = q(s.gunicorn_unit), q(s.gunicorn_socket_unit)
-    return "\n".join(
+    d = os.path.dirname(path)
+    setgid = (
         [
+            "sg=no",
+            f'if [ ! -g {q(d)} ] && [ "$(stat -c %G -- {q(d)})" = {q(group)} ]; then',
+            f"  {as_unit_user(s, ['chmod', 'g+s', '--', d])} && sg=yes",
+            "fi",
+        ]
+        if group
+        else ["sg=no"]
+    )
+    return "\n".join(
+        setgid
+        + [
+            "out=$(mktemp) || exit 1",
+            f'{bridge_command(s, path)} < /dev/null > "$out" 2>&1 &',
+            "bridge=$!",
+            "i=0; until grep -q '^ready' \"$out\"; do",
+            "  i=$((i+1))",
+            '  if [ $i -gt 500 ] || ! kill -0 "$bridge" 2>/dev/null; then',
+            '    cat "$out" >&2; kill "$bridge" 2>/dev/null; rm -f "$out"; exit 1',
+            "  fi",
+            "  sleep 0.01",
+            "done",
             f"main=$(systemctl show -p MainPID --value {u})",
             f"pids=$( {unit_pids(s.gunicorn_unit)} )",
             'if [ "${main:-0}" -gt 1 ]; then',
+            # The old socket has no name now: wait (up to 2 s) until its queue is served.
+            "  i=0; while [ $i -lt 200 ]; do",
+            f'    n=$(ss -xlnpH | grep -F -- {q(" " + path + " ")} | grep -F "pid=$main," '
+            "| awk '{print $3}' | head -n 1)",
+            '    [ "${n:-0}" = 0 ] && break; i=$((i+1)); sleep 0.01',
+            "  done",
             '  kill -KILL "$main"',
             '  for p in $pids; do [ "$p" = "$main" ] || kill -TERM "$p" 2>/dev/null; done',
             "fi",
@@ -160,12 +220,18 @@ def switch_script(s: Settings) -> str:
             "while :; do",
             f"  st=$(systemctl show -p ActiveState --value {u})",
             '  case "$st" in failed|inactive) break;; esac',
-            '  i=$((i+1)); [ $i -lt 3000 ] || { echo "still $st" >&2; exit 1; }',
+            '  i=$((i+1)); [ $i -lt 3000 ] || { echo "still $st" >&2; break; }',
             "  sleep 0.01",
             "done",
             f"systemctl reset-failed {u} 2>/dev/null",
-            f"systemctl start {sk} && systemctl start {u} || exit 1",
-            f"systemctl show -p MainPID --value {u}",
+            f"systemctl start {sk} && systemctl start {u}",
+            "rc=$?",
+            # On a failure the bridge stays: it hands what it holds to whatever binds the path
+            # next (the old unit, put back), or gives up after BRIDGE_SECONDS.
+            '[ "$rc" -ne 0 ] || wait "$bridge"',
+            f'[ "$sg" = no ] || {as_unit_user(s, ["chmod", "g-s", "--", d])}',
+            'cat "$out"; rm -f "$out"',
+            "exit $rc",
         ]
     )
 
@@ -190,12 +256,22 @@ def undo_script(s: Settings, snap: str) -> str:
             f"mv -fT -- {q(f'{UNIT_DIR}/{sk}.cynow-old')} {q(f'{UNIT_DIR}/{sk}')} || exit 1",
             "else",
             f"  systemctl disable --quiet {q(sk)} 2>/dev/null",
-            f"  systemctl stop {q(sk)} 2>/dev/null",
             f"  rm -f -- {q(f'{UNIT_DIR}/{sk}')}",
             "fi",
+            # Switched (the socket unit runs) or down: the old unit must start afresh. Else the
+            # old gunicorn still runs on its own socket: reading the old files back is enough.
+            "restart=no",
+            f"systemctl is-active --quiet {q(sk)} && restart=yes",
+            f"systemctl is-active --quiet {q(svc)} || restart=yes",
             "systemctl daemon-reload || exit 1",
-            f"systemctl reset-failed {q(svc)} {q(sk)} 2>/dev/null",
-            f"systemctl restart {q(svc)} || exit 1",
+            'if [ "$restart" = yes ]; then',
+            f'  [ "$sock" = present ] || systemctl stop {q(sk)} 2>/dev/null',
+            f"  systemctl reset-failed {q(svc)} {q(sk)} 2>/dev/null",
+            f"  systemctl restart {q(svc)} || exit 1",
+            "  echo restarted",
+            "else",
+            "  echo 'the old gunicorn still ran: files back, no restart'",
+            "fi",
             'if [ "$sock" = present ] && [ "$was" = enabled ]; then '
             f"systemctl enable --quiet {q(sk)}; fi",
             "true",
@@ -368,12 +444,14 @@ def upgrade_host(remote: Remote, dry_run: bool) -> Outcome:
         o.result, o.message = "failed", str(e)
         return o
     installed = False
+    groups = unit_upgrade.values(plan.new[s.gunicorn_socket_unit], "Socket", "SocketGroup")
+    group = groups[0] if groups else ""
     try:
         _step(o, "stage", lambda: _staged(remote, s, snap, plan))
         _step(o, "verify", lambda: _verify(remote, s, snap))
         installed = True
         _step(o, "daemon-reload", lambda: _root(remote, install_script(s, snap)))
-        _step(o, "switch", lambda: _root(remote, switch_script(s)))
+        _step(o, "switch", lambda: _root(remote, switch_script(s, plan.socket_path, group)))
         _step(o, "health", lambda: health(remote, timeout=s.health_timeout))
         _step(o, "reload works", lambda: _reload_works(remote))
         o.result, o.healthy = "upgraded", True

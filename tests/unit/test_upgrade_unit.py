@@ -191,7 +191,7 @@ def test_scripts_quote_what_they_interpolate():
         stage_command(s, "ID", True),
         verify_command(s, "ID"),
         install_script(s, "ID"),
-        switch_script(s),
+        switch_script(s, "/home/it's/g.sock"),
         undo_script(s, "ID"),
     ):
         assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
@@ -201,7 +201,7 @@ def test_scripts_quote_what_they_interpolate():
 def test_switch_never_stops_the_old_master_gracefully():
     """A gunicorn that bound its socket unlinks the path on a graceful stop (SIGTERM), which
     would delete the socket unit's file: the master gets KILL, only its workers TERM."""
-    script = switch_script(settings())
+    script = switch_script(settings(), "/home/cynow/cynow/gunicorn.sock")
     assert 'kill -KILL "$main"' in script
     assert "systemctl stop gunicorn.service" not in script
     assert script.index("systemctl start gunicorn.socket") < script.index(
