@@ -144,7 +144,7 @@ BRIDGE_SECONDS = 60
 
 def bridge_command(s: Settings, path: str) -> str:
     """tasks/remote/socket_bridge.py as the unit's user and group (never root), with the system
-    python: it holds the socket path while the old gunicorn gives way to the socket unit."""
+    python: it holds the socket path while one gunicorn gives way to the other."""
     return service.as_service(
         s.gunicorn_unit,
         s.app_user,
@@ -166,6 +166,36 @@ def as_unit_user(s: Settings, argv: list[str]) -> str:
     return service.as_service(s.gunicorn_unit, s.app_user, join(*argv))
 
 
+def bridge_lines(s: Settings, path: str, required: bool) -> list[str]:
+    """Shell lines: the bridge started in the background ($bridge its PID, $out its output),
+    waited for until it holds the path. Not `required` (the undo): without it, go on."""
+    give_up = 'rm -f "$out"; exit 1' if required else "bridge="
+    return [
+        "out=$(mktemp) || exit 1",
+        f'{bridge_command(s, path)} < /dev/null > "$out" 2>&1 &',
+        "bridge=$!",
+        "i=0; until grep -q '^ready' \"$out\"; do",
+        "  i=$((i+1))",
+        '  if [ $i -gt 500 ] || ! kill -0 "$bridge" 2>/dev/null; then',
+        f'    cat "$out" >&2; kill "$bridge" 2>/dev/null; {give_up}; break',
+        "  fi",
+        "  sleep 0.01",
+        "done",
+    ]
+
+
+def drain_lines(path: str) -> list[str]:
+    """Shell lines: wait (up to 2 s) until the listener $main holds on `path` (nameless now:
+    the bridge has the name) has no connection queued."""
+    return [
+        "i=0; while [ $i -lt 200 ]; do",
+        f'  n=$(ss -xlnpH | grep -F -- {q(" " + path + " ")} | grep -F "pid=$main," '
+        "| awk '{print $3}' | head -n 1)",
+        '  [ "${n:-0}" = 0 ] && break; i=$((i+1)); sleep 0.01',
+        "done",
+    ]
+
+
 def switch_script(s: Settings, path: str, group: str = "") -> str:
     """As root, in one round trip: from the old gunicorn (which bound the socket itself) to
     the socket unit, every request answered. systemd refuses to start a socket unit while its
@@ -181,38 +211,23 @@ def switch_script(s: Settings, path: str, group: str = "") -> str:
     moment (by the app user, who owns it), the socket is born in the directory's group."""
     u, sk = q(s.gunicorn_unit), q(s.gunicorn_socket_unit)
     d = os.path.dirname(path)
-    setgid = (
-        [
-            "sg=no",
+    setgid = ["sg=no"]
+    if group:
+        setgid += [
             f'if [ ! -g {q(d)} ] && [ "$(stat -c %G -- {q(d)})" = {q(group)} ]; then',
             f"  {as_unit_user(s, ['chmod', 'g+s', '--', d])} && sg=yes",
             "fi",
         ]
-        if group
-        else ["sg=no"]
-    )
     return "\n".join(
         setgid
+        + bridge_lines(s, path, required=True)
         + [
-            "out=$(mktemp) || exit 1",
-            f'{bridge_command(s, path)} < /dev/null > "$out" 2>&1 &',
-            "bridge=$!",
-            "i=0; until grep -q '^ready' \"$out\"; do",
-            "  i=$((i+1))",
-            '  if [ $i -gt 500 ] || ! kill -0 "$bridge" 2>/dev/null; then',
-            '    cat "$out" >&2; kill "$bridge" 2>/dev/null; rm -f "$out"; exit 1',
-            "  fi",
-            "  sleep 0.01",
-            "done",
             f"main=$(systemctl show -p MainPID --value {u})",
             f"pids=$( {unit_pids(s.gunicorn_unit)} )",
             'if [ "${main:-0}" -gt 1 ]; then',
-            # The old socket has no name now: wait (up to 2 s) until its queue is served.
-            "  i=0; while [ $i -lt 200 ]; do",
-            f'    n=$(ss -xlnpH | grep -F -- {q(" " + path + " ")} | grep -F "pid=$main," '
-            "| awk '{print $3}' | head -n 1)",
-            '    [ "${n:-0}" = 0 ] && break; i=$((i+1)); sleep 0.01',
-            "  done",
+        ]
+        + drain_lines(path)
+        + [
             '  kill -KILL "$main"',
             '  for p in $pids; do [ "$p" = "$main" ] || kill -TERM "$p" 2>/dev/null; done',
             "fi",
@@ -236,10 +251,11 @@ def switch_script(s: Settings, path: str, group: str = "") -> str:
     )
 
 
-def undo_script(s: Settings, snap: str) -> str:
+def undo_script(s: Settings, snap: str, path: str) -> str:
     """As root: the old files back from snapshot ID (a socket unit that was not there removed,
-    and disabled), daemon-reload, then the old service started on its own socket (the socket
-    unit stopped first: the old unit binds the path itself)."""
+    and disabled), daemon-reload; then, when the switch had happened (or the unit is down), the
+    old service started on its own socket, the bridge holding the path meanwhile (the
+    socket-activated gunicorn unlinks nothing when it stops; the old one replaces the file)."""
     d = f"{folder(s)}/{snap}"
     svc, sk = s.gunicorn_unit, s.gunicorn_socket_unit
     return "\n".join(
@@ -265,12 +281,23 @@ def undo_script(s: Settings, snap: str) -> str:
             f"systemctl is-active --quiet {q(svc)} || restart=yes",
             "systemctl daemon-reload || exit 1",
             'if [ "$restart" = yes ]; then',
-            f'  [ "$sock" = present ] || systemctl stop {q(sk)} 2>/dev/null',
-            f"  systemctl reset-failed {q(svc)} {q(sk)} 2>/dev/null",
-            f"  systemctl restart {q(svc)} || exit 1",
-            "  echo restarted",
+            "bridge=; out=",
+            f"if [ -S {q(path)} ]; then",
+            *bridge_lines(s, path, required=False),
+            "fi",
+            f"main=$(systemctl show -p MainPID --value {q(svc)})",
+            'if [ -n "$bridge" ] && [ "${main:-0}" -gt 1 ]; then',
+            *drain_lines(path),
+            "fi",
+            f"systemctl stop {q(svc)}",
+            f'[ "$sock" = present ] || systemctl stop {q(sk)} 2>/dev/null',
+            f"systemctl reset-failed {q(svc)} {q(sk)} 2>/dev/null",
+            f"systemctl start {q(svc)} || exit 1",
+            'if [ -n "$bridge" ]; then wait "$bridge"; cat "$out"; fi',
+            '[ -z "$out" ] || rm -f "$out"',
+            "echo restarted",
             "else",
-            "  echo 'the old gunicorn still ran: files back, no restart'",
+            "echo 'the old gunicorn still ran: files back, no restart'",
             "fi",
             'if [ "$sock" = present ] && [ "$was" = enabled ]; then '
             f"systemctl enable --quiet {q(sk)}; fi",
@@ -463,7 +490,8 @@ def upgrade_host(remote: Remote, dry_run: bool) -> Outcome:
         o.result, o.message = "failed", str(e)
         if installed:
             try:
-                _step(o, "undo: old units back", lambda: _root(remote, undo_script(s, snap)))
+                path = plan.socket_path
+                _step(o, "undo: old units back", lambda: _root(remote, undo_script(s, snap, path)))
                 _step(o, "undo: health", lambda: health(remote, timeout=s.health_timeout))
                 o.result = "rolled-back"
                 o.message = f"{e}; the old units are back and the site answers"
@@ -527,7 +555,11 @@ def undo_host(remote: Remote) -> Outcome:
         return o
     snap = o.snapshot = snaps[-1]
     try:
-        _step(o, "old units back", lambda: _root(remote, undo_script(s, snap)))
+        path = read_plan(remote)[0].socket_path
+    except OpsError:
+        path = s.socket
+    try:
+        _step(o, "old units back", lambda: _root(remote, undo_script(s, snap, path)))
         _step(o, "health", lambda: health(remote, timeout=s.health_timeout))
         o.result, o.healthy = "restored", True
         o.message = f"{s.gunicorn_unit} restored from {folder(s)}/{snap}/old"

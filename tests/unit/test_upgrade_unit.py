@@ -192,7 +192,7 @@ def test_scripts_quote_what_they_interpolate():
         verify_command(s, "ID"),
         install_script(s, "ID"),
         switch_script(s, "/home/it's/g.sock"),
-        undo_script(s, "ID"),
+        undo_script(s, "ID", "/home/it's/g.sock"),
     ):
         assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
         assert "'/var/lib/it'\"'\"'s here" in script or "it's" not in script
