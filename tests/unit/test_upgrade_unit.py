@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,47 @@ def test_switch_never_stops_the_old_master_gracefully():
     assert script.index("systemctl start gunicorn.socket") < script.index(
         "systemctl start gunicorn.service"
     )
+
+
+def test_the_bridge_holds_the_path_and_hands_over_to_the_new_socket(tmp_path):
+    """tasks/remote/socket_bridge.py for real, on local unix sockets: it takes the path over
+    the old socket, holds a client that connects meanwhile, and once another socket has the
+    path it carries that client's request there and the answer back."""
+    import socket
+    import threading
+
+    path = str(tmp_path / "g.sock")
+    old = socket.socket(socket.AF_UNIX)
+    old.bind(path)
+    old.listen(8)
+    bridge = subprocess.Popen(
+        [sys.executable, "-I", "-B", "-c", programs.source("socket_bridge"), path, "10"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert bridge.stdout.readline().strip() == "ready"
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(path)  # reaches the bridge: the old socket has no name now
+    client.sendall(b"GET /\n")
+    # The new server takes the path as systemd would (its own bind, replacing the file).
+    new = socket.socket(socket.AF_UNIX)
+    os.unlink(path)
+    new.bind(path)
+    new.listen(8)
+
+    def serve():
+        conn, _ = new.accept()
+        assert conn.recv(100) == b"GET /\n"
+        conn.sendall(b"200 OK\n")
+        conn.close()
+
+    t = threading.Thread(target=serve)
+    t.start()
+    client.settimeout(10)
+    assert client.recv(100) == b"200 OK\n"
+    client.close()
+    t.join(10)
+    assert bridge.wait(20) == 0
+    assert bridge.stdout.read().strip() == "bridged 1"
+    old.close()
+    new.close()
