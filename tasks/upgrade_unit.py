@@ -369,6 +369,16 @@ def make_plan(s: Settings, parts: shell.Parts, version: str) -> Plan:
     if parts["socket"].text.startswith("# /"):
         socket_old = unit_upgrade.fragment(parts["socket"].text)[1]
     new = unit_upgrade.plan(parts["cat"].text, s.gunicorn_socket_unit, SOCKET_USER, notify)
+    service_done = new[s.gunicorn_unit] == old
+    socket_same = new[s.gunicorn_socket_unit] == socket_old
+    if (socket_old or service_done) and not (service_done and socket_same):
+        # Half done, or a socket unit of someone else's: the switch assumes a gunicorn that
+        # binds its own socket and no socket unit, so neither is touched.
+        raise OpsError(
+            f"{s.gunicorn_socket_unit} "
+            + ("exists and differs from" if socket_old else "is missing but the service expects")
+            + " what upgrade-unit writes: not touched (compare with --dry-run, or fix by hand)"
+        )
     return Plan(
         {s.gunicorn_unit: old, s.gunicorn_socket_unit: socket_old}, new, path, notify, version
     )

@@ -252,3 +252,15 @@ def test_the_bridge_holds_the_path_and_hands_over_to_the_new_socket(tmp_path):
     assert bridge.stdout.read().strip() == "bridged 1"
     old.close()
     new.close()
+
+
+def test_a_half_done_or_foreign_socket_unit_is_not_touched():
+    """The switch assumes a gunicorn binding its own socket and no socket unit: a socket unit
+    that differs, or an upgraded service without its socket unit, is refused before any change."""
+    other = SOCKET.replace("SocketMode=0660", "SocketMode=0600")
+    with pytest.raises(OpsError, match="exists and differs"):
+        make_plan(settings(), parts(GUIDE, other), VERSION)
+    with pytest.raises(OpsError, match="exists and differs"):
+        make_plan(settings(), parts(UPGRADED, other), VERSION)
+    with pytest.raises(OpsError, match="is missing"):
+        make_plan(settings(), parts(UPGRADED, ""), VERSION)
