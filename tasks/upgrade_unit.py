@@ -374,11 +374,14 @@ def make_plan(s: Settings, parts: shell.Parts, version: str) -> Plan:
     if (socket_old or service_done) and not (service_done and socket_same):
         # Half done, or a socket unit of someone else's: the switch assumes a gunicorn that
         # binds its own socket and no socket unit, so neither is touched.
-        raise OpsError(
-            f"{s.gunicorn_socket_unit} "
-            + ("exists and differs from" if socket_old else "is missing but the service expects")
-            + " what upgrade-unit writes: not touched (compare with --dry-run, or fix by hand)"
+        why = (
+            "exists and differs from what upgrade-unit writes"
+            if socket_old and not socket_same
+            else "exists while the service still binds its own socket"
+            if socket_old
+            else "is missing, but the service is already the socket-activated one"
         )
+        raise OpsError(f"{s.gunicorn_socket_unit} {why}: nothing touched (see --dry-run)")
     return Plan(
         {s.gunicorn_unit: old, s.gunicorn_socket_unit: socket_old}, new, path, notify, version
     )

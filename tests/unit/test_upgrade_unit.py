@@ -264,3 +264,5 @@ def test_a_half_done_or_foreign_socket_unit_is_not_touched():
         make_plan(settings(), parts(UPGRADED, other), VERSION)
     with pytest.raises(OpsError, match="is missing"):
         make_plan(settings(), parts(UPGRADED, ""), VERSION)
+    with pytest.raises(OpsError, match="still binds its own socket"):
+        make_plan(settings(), parts(GUIDE, SOCKET), VERSION)
