@@ -442,12 +442,13 @@ def read_plan(remote: Remote) -> tuple[Plan, list[str]]:
     s = remote.settings
     out = remote.run(read_script(s), root=True)
     parts = shell.read_batch(out.stdout)
-    start = unit_upgrade.values(
-        unit_upgrade.fragment(parts["cat"].text)[1] if parts["cat"].text.startswith("# /") else "",
-        "Service",
-        "ExecStart",
-    )
-    binary = start[0].split()[0] if start else f"{s.venv}/bin/gunicorn"
+    try:
+        text = unit_upgrade.fragment(parts["cat"].text)[1] if parts["cat"].text else ""
+    except unit_upgrade.Unsupported as e:
+        raise OpsError(f"{s.gunicorn_unit}: {e}; merge them into the unit first") from None
+    start = unit_upgrade.values(text, "Service", "ExecStart")
+    # systemd's prefixes (-, @, +, !) are not part of the path.
+    binary = start[0].split()[0].lstrip("-@+!:") if start else f"{s.venv}/bin/gunicorn"
     v = remote.run(version_command(s, binary), root=True, timeout=60)
     if not v.ok:
         raise OpsError(

@@ -132,4 +132,5 @@ def test_refuses_a_unit_with_drop_ins(host):
     )
     r = fab(*lab_args(host), "upgrade-unit", "--target", "lab")
     assert r.returncode == 1 and "drop-ins" in r.stderr, (r.stdout, r.stderr)
+    assert r.stderr.startswith("cynow-ops: ") and "Traceback" not in r.stderr, r.stderr
     assert unit_files(host)["service"] == GUIDE_UNIT
