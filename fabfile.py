@@ -14,6 +14,7 @@ from tasks import (
     restart,
     rollback,
     status,
+    upgrade_unit,
 )
 from tasks.settings import DEFAULTS, TARGETS
 
@@ -31,6 +32,7 @@ ns.add_task(reboot.reboot)
 ns.add_task(repair.repair)
 ns.add_task(restart.restart)
 ns.add_task(status.status)
+ns.add_task(upgrade_unit.upgrade_unit)
 # config/defaults.yaml and config/targets.yaml are the lowest config level: fabric.yaml,
 # `fab -f FILE` and FABRIC_CYNOW_* variables override them (a -f file's targets merge in).
 ns.configure({"cynow": {**DEFAULTS, "targets": TARGETS}})

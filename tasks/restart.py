@@ -128,7 +128,11 @@ def restart_host(remote: Remote, force: bool) -> Outcome:
                 f"systemctl stop {unit}",
                 lambda: _run_ok(remote, systemd.systemctl("stop", unit)),
             )
-            _step(o, "kill what is left in the unit's control group", lambda: _kill_left(remote))
+            _step(
+                o,
+                "kill what is left in the unit's control group",
+                lambda: _kill_left(remote, before["pids"]),
+            )
             _step(
                 o,
                 "remove a stale socket",
@@ -153,13 +157,15 @@ def restart_host(remote: Remote, force: bool) -> Outcome:
     return o
 
 
-def _kill_left(remote: Remote) -> tuple[bool, str]:
-    left = unit_state(remote)["pids"]
+def _kill_left(remote: Remote, old: list[int]) -> tuple[bool, str]:
+    """Kill what is left of the processes the unit had before the stop. Only those: with a
+    socket unit, a request arriving after the stop has already started a new gunicorn."""
+    left = [p for p in unit_state(remote)["pids"] if p in old]
     if not left:
         return True, "none left"
     _run_ok(remote, systemd.kill_pids(left))
     time.sleep(0.2)
-    still = unit_state(remote)["pids"]
+    still = [p for p in unit_state(remote)["pids"] if p in old]
     return not still, f"killed {left}" + (f"; still there: {still}" if still else "")
 
 
