@@ -159,13 +159,16 @@ def test_dump_while_another_process_writes_is_consistent(project, tmp_path):
         while rows(db) == before and time.monotonic() < deadline:
             time.sleep(0.01)  # the writer is writing before the dump starts
         r = run(proj, "dump")
-        time.sleep(0.3)  # and goes on after it
+        assert r.returncode == 0, r.stderr
+        copy = tmp_path / "copy.sqlite3"
+        copy.write_bytes(r.stdout)
+        # ...and goes on after it (waited for, not slept on: a loaded machine is slow).
+        deadline = time.monotonic() + 10
+        while rows(db) <= rows(copy) and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         stop.touch()
         writer.wait(timeout=30)
-    assert r.returncode == 0, r.stderr
-    copy = tmp_path / "copy.sqlite3"
-    copy.write_bytes(r.stdout)
     assert integrity(copy) == "ok"
     assert before < rows(copy) < rows(db)
     assert mark(r.stderr)["tables"]["orders"] == rows(copy)
