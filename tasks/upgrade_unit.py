@@ -23,6 +23,7 @@ from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import OpsError
 from tasks.redact import redact_text
 from tasks.remote import unit_upgrade
+from tasks.restart import Step  # one step of a run: name, ok, detail, seconds
 from tasks.runner import Remote
 from tasks.settings import Settings
 from tasks.shell import batch, join, q
@@ -388,14 +389,6 @@ def make_plan(s: Settings, parts: shell.Parts, version: str) -> Plan:
 
 
 # ---- running it --------------------------------------------------------------------------------
-
-
-@dataclass
-class Step:
-    name: str
-    ok: bool
-    detail: str = ""
-    seconds: float = 0.0
 
 
 @dataclass
