@@ -107,12 +107,15 @@ def outcome(rec: dict) -> str:
     refused at step X, rolled back (a `fab rollback`), restored..."""
     result, step = str(rec.get("result") or "?"), str(rec.get("failed_step") or "")
     at = f" at {step}" if step else ""
+    command = str(rec.get("command") or "deploy")
     if result == "rolled-back":
         return f"rolled back{at}"
+    if command == "rollback":
+        return {"rollback": "rollback done", "refused": "rollback refused"}.get(
+            result, f"{result}{at}"
+        )
     if result in ("rollback-failed", "refused", "restore-failed"):
         return f"{result}{at}"
-    if result == "rollback":
-        return "rolled back by request"
     return result
 
 
@@ -203,11 +206,11 @@ def document(rows: list[dict], hosts: list[dict], n: int) -> dict:
 
 
 def short(commit: dict) -> str:
-    """`abc1234 subject` (the subject cut at 40), or `-`."""
+    """`abc1234 subject` (the subject cut at 32), or `-`."""
     sha, subject = commit["commit"][:7], commit["subject"]
     if not sha:
         return "-"
-    return f"{sha} {subject[:39] + '…' if len(subject) > 40 else subject}".rstrip()
+    return f"{sha} {subject[:31] + '…' if len(subject) > 32 else subject}".rstrip()
 
 
 # ---- the task -------------------------------------------------------------------------------
@@ -260,27 +263,31 @@ def render(rows: list[dict], hosts: list[dict], path_: str) -> None:
     several = len(hosts) > 1
     names = ", ".join(h["host"] for h in hosts)
     t = Table(title=f"cynow-ops history: {escape(names)}", title_justify="left")
-    t.add_column("when (UTC)", no_wrap=True)
+    t.add_column("when (UTC)\nwho", no_wrap=True)
     if several:
-        t.add_column("host", no_wrap=True)
-    for col in ("who", "command", "from → to", "result", "time", "slowest step", "migrations"):
-        t.add_column(col)
-    t.add_column("snapshot", no_wrap=True)
+        t.add_column("host")
+    t.add_column("from → to")
+    t.add_column("result")
+    t.add_column("time\nslowest step")
+    t.add_column("migrations")
+    t.add_column("snapshot", no_wrap=True)  # what `fab restore` takes: never cut
     for r in rows:
         colour = RESULT_COLOUR.get(r["result"], "red" if "fail" in r["result"] else "yellow")
-        migrations = [escape(m) for m in r["migrations_applied"]] + [
-            f"[yellow]↩ {escape(m)}[/]" for m in r["migrations_reversed"]
+        # `app name`: wraps between the two in a narrow terminal.
+        migrations = [escape(m.replace(".", " ", 1)) for m in r["migrations_applied"]] + [
+            f"[yellow]↩ {escape(m.replace('.', ' ', 1))}[/]" for m in r["migrations_reversed"]
         ]
         slow = r["slowest"]
+        took = f"{r['seconds']:.1f} s" if r["seconds"] is not None else ""
+        if slow:
+            took += f"\n[dim]{escape(slow['step'])} {slow['seconds']:.1f} s[/]"
         cells = [
-            escape(r["started"].replace("T", " ").replace("+00:00", "")),
+            escape(r["started"].replace("T", " ").replace("+00:00", "")[:16])
+            + f"\n[dim]{escape(r['by'])}[/]",
             *([escape(r["host"])] if several else []),
-            escape(r["by"]),
-            escape(r["command"]),
-            escape(f"{short(r['from'])} → {short(r['to'])}"),
+            escape(f"{short(r['from'])}\n→ {short(r['to'])}"),
             f"[{colour}]{escape(r['outcome'])}[/]",
-            f"{r['seconds']:.1f} s" if r["seconds"] is not None else "",
-            escape(f"{slow['step']} {slow['seconds']:.1f} s") if slow else "",
+            took,
             "\n".join(migrations),
             escape(r["snapshot"]),
         ]
@@ -297,7 +304,7 @@ def render(rows: list[dict], hosts: list[dict], path_: str) -> None:
         if h.get("error"):
             c.print(f"[red]{escape(h['host'])}: {escape(h['error'])}[/]")
         elif not h["records"]:
-            c.print(f"{escape(h['host'])}: no deploy recorded yet ({escape(path_)} is empty)")
+            c.print(f"{escape(h['host'])}: no deploy recorded yet (nothing in {escape(path_)})")
         if h.get("skipped"):
             c.print(
                 f"[yellow]warning: {escape(h['host'])}: {h['skipped']} unreadable line(s) in "

@@ -151,7 +151,7 @@ def test_a_rollback_row_goes_the_way_the_server_moved():
     r = history.row(ROLLBACK)
     # Its record keeps the deploy's from/to; the server went from that deploy's `to` back.
     assert r["from"]["commit"] == "2" * 40 and r["to"]["commit"] == "1" * 40
-    assert r["outcome"] == "rolled back by request" and r["undoes"] == DEPLOYED["id"]
+    assert r["outcome"] == "rollback done" and r["undoes"] == DEPLOYED["id"]
     assert r["migrations_reversed"] == ["orders.0002_order_note"]
     assert r["migrations_applied"] == []
 
@@ -168,6 +168,19 @@ def test_a_rollback_row_goes_the_way_the_server_moved():
 )
 def test_outcome_in_words(result, step, said):
     assert history.outcome({"result": result, "failed_step": step}) == said
+
+
+@pytest.mark.parametrize(
+    ("result", "step", "said"),
+    [
+        ("rollback", "", "rollback done"),
+        ("rollback-failed", "health", "rollback-failed at health"),
+        ("refused", "plan", "rollback refused"),
+    ],
+)
+def test_a_rollbacks_outcome_in_words(result, step, said):
+    rec = {"command": "rollback", "result": result, "failed_step": step}
+    assert history.outcome(rec) == said
 
 
 def test_an_old_record_without_subjects_steps_or_times_still_makes_a_row():
