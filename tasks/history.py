@@ -164,6 +164,7 @@ def row(rec: dict, host: str = "") -> dict:
         "migrations_reversed": reversed_,
         "snapshot": str(snap.get("id") or "") if isinstance(snap, dict) else "",
         "undoes": str(rec.get("undoes") or ""),
+        "snapshot_before": str(rec.get("before") or ""),  # a restore: the one taken first
     }
 
 
@@ -285,7 +286,9 @@ def render(rows: list[dict], hosts: list[dict], path_: str) -> None:
             escape(r["started"].replace("T", " ").replace("+00:00", "")[:16])
             + f"\n[dim]{escape(r['by'])}[/]",
             *([escape(r["host"])] if several else []),
-            escape(f"{short(r['from'])}\n→ {short(r['to'])}"),
+            "[dim](the database only)[/]"
+            if r["command"] == "restore"
+            else escape(f"{short(r['from'])}\n→ {short(r['to'])}"),
             f"[{colour}]{escape(r['outcome'])}[/]",
             took,
             "\n".join(migrations),

@@ -253,3 +253,25 @@ def test_a_corrupt_line_in_the_middle_is_counted_and_the_rest_read(tmp_path):
         ROLLED_BACK["id"],
         ROLLBACK["id"],
     ]
+
+
+def test_a_restore_is_recorded_with_its_snapshots_and_read_back_as_a_row():
+    from types import SimpleNamespace
+
+    from tasks.backup import Result, restore_record
+
+    ctx = SimpleNamespace(deploy_id="20261204T040000Z-dddddd", by="bob@laptop")
+    r = Result("web1", "restore", before={"id": "20261204T040001Z-eeeeee"})
+    steps = [("snapshot", 0.3), ("restore db", 0.2), ("health", 0.5)]
+    rec = json.loads(
+        restore_record(ctx, r, "20261204T010001Z-130f3e", "2026-12-04T04:00:00+00:00", steps)
+    )
+    row = history.row(rec, "web1")
+    assert row["command"] == "restore" and row["outcome"] == "restored" and row["seconds"] == 1.0
+    assert row["snapshot"] == "20261204T010001Z-130f3e"
+    assert row["snapshot_before"] == "20261204T040001Z-eeeeee" and row["by"] == "bob@laptop"
+    failed = Result("web1", "restore", ok=False, error="restored, but the health gate failed")
+    rec = json.loads(restore_record(ctx, failed, "x", "2026-12-04T04:00:00+00:00", steps))
+    assert history.outcome(rec) == "restore-failed at health"
+    rec = json.loads(restore_record(ctx, failed, "x", "2026-12-04T04:00:00+00:00", steps[:1]))
+    assert rec["failed_step"] == "restore db"
