@@ -275,3 +275,21 @@ def test_a_restore_is_recorded_with_its_snapshots_and_read_back_as_a_row():
     assert history.outcome(rec) == "restore-failed at health"
     rec = json.loads(restore_record(ctx, failed, "x", "2026-12-04T04:00:00+00:00", steps[:1]))
     assert rec["failed_step"] == "restore db"
+
+
+def test_widths_fit_the_terminal_narrowing_the_widest_wrapping_column_first():
+    table = [["2026-12-04 01:05\nalice", "abc1234 a long subject here\n→ def5678 another", "ok"]]
+    headers, fixed = ["when", "from → to", "result"], [True, False, False]
+    assert history.widths(table, headers, fixed, 200, [1, 1, 1]) == [16, 27, 6]
+    got = history.widths(table, headers, fixed, 40, [1, 2, 1])
+    assert got[0] == 16 and sum(got) + 3 * 3 + 1 <= 40 and got[1] >= 8
+    # Never below a column's longest word (at most 8) or its header: a tiny terminal is
+    # left to rich, which cuts evenly.
+    assert history.widths(table, headers, fixed, 10, [1, 1, 1]) == [16, 7, 6]  # "abc1234"
+
+
+def test_cells_are_text_so_server_text_is_never_markup():
+    r = history.row({**DEPLOYED, "by": "[red]mallory[/]", "to_subject": "[bold]x"}, "web1")
+    cells = history.cells(r, several=True)
+    assert cells[0].plain.endswith("[red]mallory[/]") and cells[1].plain == "web1"
+    assert "[bold]x" in cells[2].plain
