@@ -323,11 +323,11 @@ def render(rows: list[dict], hosts: list[dict], path_: str) -> None:
     several = len(hosts) > 1
     names = ", ".join(h["host"] for h in hosts)
     # (header, fixed, weight): the commits keep their room longest when the table must narrow.
-    columns = [("when (UTC)\nwho", True, 1)] + ([("host", False, 1)] if several else [])
+    columns = [("when (UTC)\nwho", True, 1)] + ([("host", True, 1)] if several else [])
     columns += [
         ("from → to", False, 2),
         ("result", False, 1),
-        ("time\nslowest step", False, 1),
+        ("time\nslowest", False, 1),
         ("migrations", False, 1),
         ("snapshot", True, 1),  # what `fab restore` takes: never cut
     ]
@@ -350,7 +350,8 @@ def render(rows: list[dict], hosts: list[dict], path_: str) -> None:
     if durations:
         c.print(
             f"deploy durations, oldest → newest: {sparkline(durations)}  "
-            f"({min(durations):.1f}–{max(durations):.1f} s, {len(durations)} deploys)"
+            f"({min(durations):.1f}–{max(durations):.1f} s, {len(durations)} "
+            f"deploy{'s' if len(durations) != 1 else ''})"
         )
     for h in hosts:
         if h.get("error"):
