@@ -7,8 +7,9 @@ The lab host is reset, deployed once for real (a release with a migration and it
 and its history filled to 1,000 records made from that real record (deployed, rolled back at a
 step, rollbacks; different ids, times and durations). Two comparisons, interleaved:
 
-- whole commands: `fab history -n 1000` (the table, 120 columns, into a pipe) and its `--json`,
-  against `sudo cat` of the file through one plain `ssh` (a new process and connection each);
+- whole commands: `fab history -n 1000` (the table, 120 columns, into a pipe), its `--json` and
+  the everyday `fab history` (the newest 20 of the same file), against `sudo cat` of the file
+  through one plain `ssh` (a new process and connection each);
 - over one SSH connection opened once: `cat` of the file as the tool runs it (Remote.run, as
   root), against the task's own work on that connection: the read, parse, merge and the table
   rendered (into memory), without the process start and the handshake.
@@ -124,6 +125,7 @@ def main() -> int:
     env = {"COLUMNS": "120"}
     base = ["-H", f"cynow@{host.address}", "history", "--target", "lab", "-n", str(RECORDS)]
     fab_table, fab_json = fab_argv(*base), fab_argv(*base, "--json")
+    fab_default = fab_argv(*base[:-2])  # the everyday run: the newest 20 of the same file
     ssh_cat = host.ssh_argv("cynow") + ["sudo", "-n", "cat", history.path("/var/lib/cynow-ops")]
     _, text = timed(fab_json, env)  # warm both sides once, and check what is printed
     assert len(json.loads(text)["records"]) == RECORDS
@@ -131,13 +133,21 @@ def main() -> int:
     cat_once(), task_once()
     samples = {
         k: []
-        for k in ("ssh_cat", "fab_history", "fab_history_json", "cat_1_conn", "history_1_conn")
+        for k in (
+            "ssh_cat",
+            "fab_history",
+            "fab_history_json",
+            "fab_history_n20",
+            "cat_1_conn",
+            "history_1_conn",
+        )
     }
     try:
         for _ in range(args.runs):  # interleaved, so drift hits every variant alike
             samples["ssh_cat"].append(timed(ssh_cat)[0])
             samples["fab_history"].append(timed(fab_table, env)[0])
             samples["fab_history_json"].append(timed(fab_json, env)[0])
+            samples["fab_history_n20"].append(timed(fab_default, env)[0])
             samples["cat_1_conn"].append(cat_once())
             samples["history_1_conn"].append(task_once())
     finally:
@@ -146,6 +156,7 @@ def main() -> int:
     ratios = {
         "fab_history": med["fab_history"] / med["ssh_cat"],
         "fab_history_json": med["fab_history_json"] / med["ssh_cat"],
+        "fab_history_n20": med["fab_history_n20"] / med["ssh_cat"],
         "history_1_conn": med["history_1_conn"] / med["cat_1_conn"],
     }
     size = int(host.sh(f"stat -c %s {history.path('/var/lib/cynow-ops')}").stdout)
