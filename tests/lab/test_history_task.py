@@ -89,7 +89,8 @@ def test_history_after_deploy_failed_deploy_rollback_and_restore(fresh_host):
         "restored",
         "rollback done",
     ]
-    r = fab(*lab_args(fresh_host), "history", "--target", "lab", env={"COLUMNS": "120"})
+    # Wide enough that no cell wraps: the phrases below stay on one line.
+    r = fab(*lab_args(fresh_host), "history", "--target", "lab", env={"COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
     for said in ("rolled back at", "rollback done", "deployed", "restored", "deploy durations"):
         assert said in r.stdout, r.stdout
