@@ -1,8 +1,11 @@
 """`fab history` on the lab: after a deploy, a deploy rolled back at its health gate, a
 `fab rollback` and a `fab restore`; a corrupt line in the middle of the file (counted, skipped,
-exit 0); two hosts merged by time with a host column."""
+exit 0); two hosts merged by time with a host column; past 1,000 records, the oldest archived
+(gzip) by the deploy that writes the next."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
@@ -145,3 +148,23 @@ def test_two_hosts_merged_by_time_with_a_host_column(two):
     doc, r = fab_json(hosts[0], hosts[1] + ",cynow@127.0.0.1:1", "history", "--target", "lab")
     assert r.returncode == 2 and len(doc["records"]) == 3
     assert doc["hosts"][-1]["exit_code"] == 2 and doc["hosts"][-1]["error"]
+
+
+def test_past_1000_records_the_oldest_are_archived_and_history_reads_the_rest(fresh_host):
+    old = "".join(
+        f'{{"id": "old-{i:04d}", "command": "deploy", "result": "deployed", '
+        f'"started": "2026-01-01T00:00:00+00:00", "from": "a", "to": "b", "steps": []}}\n'
+        for i in range(1000)
+    )
+    # As the tool makes them: the state directory root's alone, the file 0600.
+    write = f"umask 077; mkdir -p /var/lib/cynow-ops && cat > {HISTORY}"
+    subprocess.run(fresh_host.ssh_argv() + [write], input=old, text=True, check=True, timeout=60)
+    new = deploy_css(fresh_host, "rotated")
+    said = fresh_host.sh(
+        f"wc -l < {HISTORY}; ls {HISTORY}.*.gz | wc -l; zcat {HISTORY}.*.gz | head -c 18"
+    ).stdout.split()
+    assert said == ["1000", "1", '{"id":', '"old-0000",'], said
+    doc, r = history(fresh_host, "-n", "1000")
+    assert r.returncode == 0 and len(doc["records"]) == 1000
+    assert doc["records"][0]["to"]["commit"] == new["new"]
+    assert doc["records"][-1]["id"] == "old-0001"  # old-0000 is in the archive
