@@ -71,12 +71,18 @@ SCHEMA = "cynow-ops.history.v1"
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
-def _when(rec: dict) -> datetime | None:
+def _when(rec: dict, key: str = "started") -> datetime | None:
+    """A record's time (naive: read as UTC), or None when it is not one."""
     try:
-        t = datetime.fromisoformat(str(rec.get("started") or ""))
+        t = datetime.fromisoformat(str(rec.get(key) or ""))
     except ValueError:
         return None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _list(value) -> list:
+    """A field that should be a list: a record of another shape is shown, never fatal."""
+    return value if isinstance(value, list) else []
 
 
 def _seconds(rec: dict) -> float | None:
@@ -84,17 +90,15 @@ def _seconds(rec: dict) -> float | None:
     steps = _steps(rec)
     if steps:
         return round(sum(s for _, s in steps), 2)
-    try:
-        start = datetime.fromisoformat(str(rec.get("started")))
-        end = datetime.fromisoformat(str(rec.get("ended")))
-    except ValueError:
+    start, end = _when(rec), _when(rec, "ended")
+    if start is None or end is None:
         return None
     return max(0.0, (end - start).total_seconds())
 
 
 def _steps(rec: dict) -> list[tuple[str, float]]:
     out = []
-    for entry in rec.get("steps") or []:
+    for entry in _list(rec.get("steps")):
         if isinstance(entry, list | tuple) and len(entry) == 2:
             name, secs = entry
             if isinstance(secs, int | float):
@@ -123,7 +127,7 @@ def _migrations(rec: dict) -> tuple[list[str], list[str]]:
     """(applied, reversed) by this run: a deployed deploy applied its plan; a deploy rolled
     back after its migrate, or a `fab rollback` that ran `undo migrate`, reversed it."""
     names = [
-        f"{m.get('app')}.{m.get('name')}" for m in rec.get("plan") or [] if isinstance(m, dict)
+        f"{m.get('app')}.{m.get('name')}" for m in _list(rec.get("plan")) if isinstance(m, dict)
     ]
     ran = {name for name, _ in _steps(rec)}
     if rec.get("command", "deploy") == "deploy" and rec.get("result") == "deployed":

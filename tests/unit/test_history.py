@@ -293,3 +293,19 @@ def test_cells_are_text_so_server_text_is_never_markup():
     cells = history.cells(r, several=True)
     assert cells[0].plain.endswith("[red]mallory[/]") and cells[1].plain == "web1"
     assert "[bold]x" in cells[2].plain
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        {"steps": 5, "plan": 7, "snapshot": "x", "from": 1, "to": None, "command": 3},
+        {"steps": {"a": 1}, "plan": {"a": 1}, "started": 12, "ended": []},
+        {"started": "2026-12-04T01:00:00", "ended": "2026-12-04T01:00:05+00:00"},
+        {"result": ["deployed"], "failed_step": {}, "by": 0},
+    ],
+)
+def test_a_record_of_another_shape_is_a_row_never_an_error(rec):
+    r = history.row(rec, "h")
+    assert r["slowest"] is None and r["migrations_applied"] == [] and r["snapshot"] == ""
+    assert history.merge({"h": [rec, DEPLOYED]}, 5)[0]["id"] == DEPLOYED["id"]
+    history.cells(r, several=True)  # renders too
