@@ -359,7 +359,8 @@ def render(rows: list[dict], hosts: list[dict], path_: str) -> None:
         )
     for h in hosts:
         if h.get("error"):
-            c.print(f"[red]{escape(h['host'])}: {escape(h['error'])}[/]")
+            said = h["error"] if h["host"] in h["error"] else f"{h['host']}: {h['error']}"
+            c.print(f"[red]{escape(said)}[/]")
         elif not h["records"]:
             c.print(f"{escape(h['host'])}: no deploy recorded yet (nothing in {escape(path_)})")
         if h.get("skipped"):
