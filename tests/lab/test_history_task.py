@@ -34,7 +34,9 @@ def deploy_css(host: LabHost, name: str) -> dict:
     """A release without a migration: a new static file."""
     push_commit(host, {f"orders/static/orders/{name}.css": "p { color: black; }\n"}, f"css: {name}")
     doc, r = fab_json(*lab_args(host), "deploy", "--target", "lab")
-    assert doc["result"] == "deployed", (doc.get("failed_step"), doc.get("error"), r.stderr)
+    if doc["result"] != "deployed":  # what the unit logged: the reason a health gate failed
+        journal = host.sh("journalctl -u gunicorn --no-pager -n 60", check=False).stdout
+        raise AssertionError((doc.get("failed_step"), doc.get("error"), r.stderr, journal))
     return doc
 
 
