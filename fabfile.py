@@ -7,6 +7,7 @@ from tasks import (
     deploy,
     diagnose,
     fix_permissions,
+    history,
     info,
     logs,
     reboot,
@@ -26,6 +27,7 @@ ns.add_task(backup.unlock)
 ns.add_task(rollback.rollback)
 ns.add_task(diagnose.diagnose)
 ns.add_task(fix_permissions.fix_permissions)
+ns.add_task(history.history)
 ns.add_task(info.info)
 ns.add_task(logs.logs)
 ns.add_task(reboot.reboot)

@@ -8,12 +8,14 @@ health-gates the site.
 
 from __future__ import annotations
 
+import json as jsonlib
 import sys
+import time
 from dataclasses import dataclass, field
 
 from fabric import task
 
-from tasks import lock, snapshots
+from tasks import history, lock, snapshots
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import ConfigError, OpsError
 from tasks.runner import Remote
@@ -130,13 +132,20 @@ def restore_host(remote: Remote, snap_id: str, by: str) -> Result:
     if not out.ok:
         return Result(remote.name, "restore", ok=False, error="could not take the lock")
     own(ctx, token)
+    started, steps = now(), []
     try:
         target = known[snap_id]
         now_counts = snapshots.counts(ctx.remote, s)
         r.discarded = [list(x) for x in snapshots.discarded(now_counts, target.tables)]
+        t0 = time.monotonic()
         r.before = snapshots.take(ctx.remote, s, f"before restoring {snap_id}").to_json()
+        steps.append(("snapshot", round(time.monotonic() - t0, 2)))
+        t0 = time.monotonic()
         done = snapshots.restore(ctx.remote, s, snap_id)
+        steps.append(("restore db", round(time.monotonic() - t0, 2)))
+        t0 = time.monotonic()
         ok, detail = health(ctx.remote, timeout=s.health_timeout)
+        steps.append(("health", round(time.monotonic() - t0, 2)))
         r.ok = ok
         r.detail = (
             f"{snap_id} restored in {float(done.get('seconds') or 0):.2f} s; the database as it "
@@ -148,8 +157,42 @@ def restore_host(remote: Remote, snap_id: str, by: str) -> Result:
     except (snapshots.SnapshotError, StepFailed) as e:
         r.ok, r.error = False, str(e)
     finally:
-        remote.run(lock.release(s.state_dir, token), root=True, timeout=60)
+        # The history record, then the lock released whether or not the record was written
+        # (a restore leaves no state a later run needs).
+        line = restore_record(ctx, r, snap_id, started, steps)
+        out = remote.run(
+            history.append(s.state_dir, line) + "; " + lock.release(s.state_dir, token),
+            root=True,
+            timeout=60,
+        )
+        if "was not written" in out.stderr:
+            r.detail += "; warning: the deploy history was not written"
     return r
+
+
+RESTORE_STEPS = ["snapshot", "restore db", "health"]
+
+
+def restore_record(ctx: Ctx, r: Result, snap_id: str, started: str, steps: list) -> str:
+    """The restore's line in the deploy history (`fab history`): the snapshot restored, the
+    one taken first, how it ended."""
+    # The step it stopped at: the first that did not end, else the health gate that failed.
+    failed = "" if r.ok else RESTORE_STEPS[min(len(steps), len(RESTORE_STEPS) - 1)]
+    return jsonlib.dumps(
+        {
+            "id": ctx.deploy_id,
+            "command": "restore",
+            "started": started,
+            "ended": now(),
+            "by": ctx.by,
+            "result": "restored" if r.ok else "restore-failed",
+            "failed_step": failed,
+            "error": r.error,
+            "snapshot": {"id": snap_id},
+            "before": (r.before or {}).get("id", ""),
+            "steps": steps,
+        }
+    )
 
 
 @task(

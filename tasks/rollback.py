@@ -143,6 +143,8 @@ def next_steps(ctx: Ctx) -> str:
 
 def load_state(ctx: Ctx, state: dict) -> None:
     ctx.old_commit, ctx.new_commit = state["from"], state.get("to") or ""
+    ctx.old_subject = state.get("from_subject") or ""
+    ctx.new_subject = state.get("to_subject") or ""
     ctx.migrations_before = state.get("migrations_before") or {}
     ctx.applied_before = state.get("applied_before") or {}
     ctx.plan = state.get("plan") or []

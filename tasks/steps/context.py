@@ -53,6 +53,8 @@ class Ctx:
     full_restart: bool = False
     old_commit: str = ""
     new_commit: str = ""
+    old_subject: str = ""  # the commits' subjects, for the history
+    new_subject: str = ""
     commits: list = field(default_factory=list)
     migrations_before: dict = field(default_factory=dict)
     plan: list = field(default_factory=list)
@@ -114,6 +116,8 @@ class Ctx:
                 "id": self.deploy_id,
                 "from": self.old_commit,
                 "to": self.new_commit,
+                "from_subject": self.old_subject,
+                "to_subject": self.new_subject,
                 "migrations_before": self.migrations_before,
                 "applied_before": self.applied_before,
                 "plan": self.plan,

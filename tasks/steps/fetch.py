@@ -62,6 +62,7 @@ def fetch(ctx: Ctx) -> str:
             f"{ctx.old_commit[:12]}; deploys only fast-forward"
         )
     ctx.commits = parts.need("log", "git log").stdout.strip().splitlines()
+    ctx.new_subject = ctx.commits[0].partition(" ")[2] if ctx.commits else ""  # newest first
     changed = parts.need("diff", "git diff").stdout.split()
     ctx.requirements_changed = s.requirements in changed
     ctx.save_state()

@@ -17,6 +17,7 @@ def preflight_script(project_dir: str, python: str, wsgi: str, unit: str) -> str
     return sequence(
         {
             "head": git(project_dir, "rev-parse", "HEAD"),
+            "subject": git(project_dir, "log", "-1", "--format=%s", "HEAD"),
             "dirty": git(
                 project_dir, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"
             ),
@@ -30,6 +31,7 @@ def preflight(ctx: Ctx) -> str:
     s = ctx.s
     parts = ctx.script(preflight_script(s.project_dir, s.python, s.wsgi, s.gunicorn_unit), app=True)
     ctx.old_commit = parts.need("head", "reading the deployed commit").stdout.strip()
+    ctx.old_subject = parts.get("subject").stdout.strip()  # for the history; may be unknown
     dirty = parts.need("dirty", "git status").stdout.strip()
     if dirty:
         raise Refused(

@@ -81,6 +81,8 @@ def history_line(ctx: Ctx, o: Outcome, started: str) -> str:
             "result": o.result,
             "from": ctx.old_commit,
             "to": ctx.new_commit,
+            "from_subject": ctx.old_subject,
+            "to_subject": ctx.new_subject,
             "failed_step": o.failed_step,
             "error": o.error,
             "migrations_before": ctx.migrations_before,

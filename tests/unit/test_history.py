@@ -78,3 +78,234 @@ def test_read_is_the_last_lines_or_nothing(tmp_path):
 def test_parse_never_fails(text):
     records, bad = history.parse(text)
     assert records == [] and bad == (2 if "json" in text else 0)
+
+
+# ---- `fab history`: rows, merging, the sparkline, the JSON document -----------------------
+
+DEPLOYED = {
+    "id": "20261204T010000Z-aaaaaa",
+    "command": "deploy",
+    "started": "2026-12-04T01:00:00+00:00",
+    "ended": "2026-12-04T01:00:04+00:00",
+    "by": "alice@laptop",
+    "result": "deployed",
+    "from": "1" * 40,
+    "to": "2" * 40,
+    "from_subject": "orders: list",
+    "to_subject": "orders: a note on each order",
+    "failed_step": "",
+    "error": "",
+    "plan": [{"app": "orders", "name": "0002_order_note", "kind": "safe", "ops": []}],
+    "snapshot": {"id": "20261204T010001Z-130f3e", "taken": "2026-12-04T01:00:01+00:00"},
+    "undoes": "",
+    "steps": [["lock", 0.06], ["migrate", 0.27], ["health", 1.52], ["reload", 0.4]],
+}
+ROLLED_BACK = {
+    **DEPLOYED,
+    "id": "20261204T020000Z-bbbbbb",
+    "started": "2026-12-04T02:00:00+00:00",
+    "ended": "2026-12-04T02:00:09+00:00",
+    "result": "rolled-back",
+    "from": "2" * 40,
+    "to": "3" * 40,
+    "from_subject": "orders: a note on each order",
+    "to_subject": "orders: a view that fails",
+    "failed_step": "health",
+    "error": "health: /cynow/orders/ answered 500",
+    "plan": [],
+    "snapshot": {},
+    "steps": [["lock", 0.05], ["health", 3.0], ["undo code", 0.1], ["health", 1.0]],
+}
+ROLLBACK = {
+    **DEPLOYED,
+    "id": "20261204T030000Z-cccccc",
+    "command": "rollback",
+    "started": "2026-12-04T03:00:00+00:00",
+    "ended": "2026-12-04T03:00:05+00:00",
+    "result": "rollback",
+    "undoes": DEPLOYED["id"],
+    "steps": [["undo migrate", 0.9], ["undo code", 0.1], ["health", 1.1]],
+}
+
+
+def test_a_deploy_row_says_what_moved_how_long_and_what_it_left():
+    r = history.row(DEPLOYED, "web1")
+    assert r["host"] == "web1" and r["outcome"] == "deployed" and r["by"] == "alice@laptop"
+    assert r["from"] == {"commit": "1" * 40, "subject": "orders: list"}
+    assert r["to"]["subject"] == "orders: a note on each order"
+    assert r["seconds"] == 2.25  # the steps' sum, finer than ended - started
+    assert r["slowest"] == {"step": "health", "seconds": 1.52}
+    assert r["migrations_applied"] == ["orders.0002_order_note"]
+    assert r["migrations_reversed"] == [] and r["snapshot"] == "20261204T010001Z-130f3e"
+    assert history.short(r["to"]) == "2222222 orders: a note on each order"
+
+
+def test_a_rolled_back_deploy_names_its_step_and_applied_nothing():
+    r = history.row(ROLLED_BACK)
+    assert r["outcome"] == "rolled back at health" and r["failed_step"] == "health"
+    assert r["migrations_applied"] == [] and r["snapshot"] == ""
+    assert r["slowest"]["step"] == "health" and r["slowest"]["seconds"] == 3.0
+
+
+def test_a_rollback_row_goes_the_way_the_server_moved():
+    r = history.row(ROLLBACK)
+    # Its record keeps the deploy's from/to; the server went from that deploy's `to` back.
+    assert r["from"]["commit"] == "2" * 40 and r["to"]["commit"] == "1" * 40
+    assert r["outcome"] == "rollback done" and r["undoes"] == DEPLOYED["id"]
+    assert r["migrations_reversed"] == ["orders.0002_order_note"]
+    assert r["migrations_applied"] == []
+
+
+@pytest.mark.parametrize(
+    ("result", "step", "said"),
+    [
+        ("rollback-failed", "health", "rollback-failed at health"),
+        ("refused", "lock", "refused at lock"),
+        ("up-to-date", "", "up-to-date"),
+        ("restored", "", "restored"),
+        ("", "", "?"),
+    ],
+)
+def test_outcome_in_words(result, step, said):
+    assert history.outcome({"result": result, "failed_step": step}) == said
+
+
+@pytest.mark.parametrize(
+    ("result", "step", "said"),
+    [
+        ("rollback", "", "rollback done"),
+        ("rollback-failed", "health", "rollback-failed at health"),
+        ("refused", "plan", "rollback refused"),
+    ],
+)
+def test_a_rollbacks_outcome_in_words(result, step, said):
+    rec = {"command": "rollback", "result": result, "failed_step": step}
+    assert history.outcome(rec) == said
+
+
+def test_an_old_record_without_subjects_steps_or_times_still_makes_a_row():
+    r = history.row({"from": "abc", "to": "def", "result": "deployed"})
+    assert r["seconds"] is None and r["slowest"] is None and r["command"] == "deploy"
+    assert history.short(r["from"]) == "abc" and history.short({"commit": "", "subject": ""}) == "-"
+    # Steps with a bad shape are ignored; the duration then comes from the times.
+    r = history.row(
+        {"steps": [["x"], "y", ["z", "1"]], **{k: DEPLOYED[k] for k in ("started", "ended")}}
+    )
+    assert r["seconds"] == 4.0 and r["slowest"] is None
+
+
+def test_merge_interleaves_hosts_by_time_newest_first_and_keeps_n():
+    web2 = [{**DEPLOYED, "id": "w2", "started": "2026-12-04T01:30:00+00:00"}]
+    rows = history.merge({"web1": [DEPLOYED, ROLLED_BACK, ROLLBACK], "web2": web2}, 10)
+    assert [(r["host"], r["id"]) for r in rows] == [
+        ("web1", ROLLBACK["id"]),
+        ("web1", ROLLED_BACK["id"]),
+        ("web2", "w2"),
+        ("web1", DEPLOYED["id"]),
+    ]
+    assert [r["id"] for r in history.merge({"web1": [DEPLOYED, ROLLED_BACK, ROLLBACK]}, 2)] == [
+        ROLLBACK["id"],
+        ROLLED_BACK["id"],
+    ]
+
+
+def test_merge_puts_records_without_a_time_last_in_file_order():
+    recs = [{"id": "a"}, DEPLOYED, {"id": "b", "started": "not a time"}]
+    assert [r["id"] for r in history.merge({"h": recs}, 5)] == [DEPLOYED["id"], "b", "a"]
+    naive = {**DEPLOYED, "id": "naive", "started": "2026-12-04T05:00:00"}  # read as UTC
+    assert history.merge({"h": [DEPLOYED, naive]}, 1)[0]["id"] == "naive"
+
+
+def test_sparkline_scales_to_the_largest():
+    assert history.sparkline([1, 2, 4, 8]) == "▂▃▅█"
+    assert history.sparkline([5, 5]) == "██"
+    assert history.sparkline([0, 0]) == "▁▁" and history.sparkline([]) == ""
+
+
+def test_deploy_durations_are_the_deploys_oldest_first():
+    rows = history.merge({"h": [DEPLOYED, ROLLED_BACK, ROLLBACK]}, 10)
+    assert history.deploy_durations(rows) == [2.25, 4.15]  # the rollback is not a deploy
+
+
+def test_the_json_document_has_its_schema_each_host_and_the_worst_exit():
+    rows = history.merge({"web1": [DEPLOYED]}, 20)
+    hosts = [
+        {"host": "web1", "exit_code": 0, "records": 1, "skipped": 2},
+        {"host": "web2", "exit_code": 2, "error": "cannot connect"},
+    ]
+    doc = history.document(rows, hosts, 20)
+    assert doc["schema"] == "cynow-ops.history.v1" and doc["exit_code"] == 2 and doc["n"] == 20
+    assert doc["hosts"] == hosts and doc["records"] == rows
+    assert json.loads(json.dumps(doc)) == doc  # plain JSON
+    assert history.document(rows, hosts[:1], 20)["exit_code"] == 0  # skipped lines: not fatal
+
+
+def test_a_corrupt_line_in_the_middle_is_counted_and_the_rest_read(tmp_path):
+    for rec in (DEPLOYED, ROLLED_BACK):
+        assert append(tmp_path, json.dumps(rec)).returncode == 0
+    with open(tmp_path / "history.jsonl", "a") as f:
+        f.write('{"id": "torn", "res\n\x00\xff garbage\n')
+    assert append(tmp_path, json.dumps(ROLLBACK)).returncode == 0
+    out = subprocess.run(["sh", "-c", history.read(str(tmp_path))], capture_output=True, text=True)
+    records, bad = history.parse(out.stdout)
+    assert bad == 2 and [r["id"] for r in records] == [
+        DEPLOYED["id"],
+        ROLLED_BACK["id"],
+        ROLLBACK["id"],
+    ]
+
+
+def test_a_restore_is_recorded_with_its_snapshots_and_read_back_as_a_row():
+    from types import SimpleNamespace
+
+    from tasks.backup import Result, restore_record
+
+    ctx = SimpleNamespace(deploy_id="20261204T040000Z-dddddd", by="bob@laptop")
+    r = Result("web1", "restore", before={"id": "20261204T040001Z-eeeeee"})
+    steps = [("snapshot", 0.3), ("restore db", 0.2), ("health", 0.5)]
+    rec = json.loads(
+        restore_record(ctx, r, "20261204T010001Z-130f3e", "2026-12-04T04:00:00+00:00", steps)
+    )
+    row = history.row(rec, "web1")
+    assert row["command"] == "restore" and row["outcome"] == "restored" and row["seconds"] == 1.0
+    assert row["snapshot"] == "20261204T010001Z-130f3e"
+    assert row["snapshot_before"] == "20261204T040001Z-eeeeee" and row["by"] == "bob@laptop"
+    failed = Result("web1", "restore", ok=False, error="restored, but the health gate failed")
+    rec = json.loads(restore_record(ctx, failed, "x", "2026-12-04T04:00:00+00:00", steps))
+    assert history.outcome(rec) == "restore-failed at health"
+    rec = json.loads(restore_record(ctx, failed, "x", "2026-12-04T04:00:00+00:00", steps[:1]))
+    assert rec["failed_step"] == "restore db"
+
+
+def test_widths_fit_the_terminal_narrowing_the_widest_wrapping_column_first():
+    table = [["2026-12-04 01:05\nalice", "abc1234 a long subject here\n→ def5678 another", "ok"]]
+    headers, fixed = ["when", "from → to", "result"], [True, False, False]
+    assert history.widths(table, headers, fixed, 200, [1, 1, 1]) == [16, 27, 6]
+    got = history.widths(table, headers, fixed, 40, [1, 2, 1])
+    assert got[0] == 16 and sum(got) + 3 * 3 + 1 <= 40 and got[1] >= 8
+    # Never below a column's longest word (at most 8) or its header: a tiny terminal is
+    # left to rich, which cuts evenly.
+    assert history.widths(table, headers, fixed, 10, [1, 1, 1]) == [16, 7, 6]  # "abc1234"
+
+
+def test_cells_are_text_so_server_text_is_never_markup():
+    r = history.row({**DEPLOYED, "by": "[red]mallory[/]", "to_subject": "[bold]x"}, "web1")
+    cells = history.cells(r, several=True)
+    assert cells[0].plain.endswith("[red]mallory[/]") and cells[1].plain == "web1"
+    assert "[bold]x" in cells[2].plain
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        {"steps": 5, "plan": 7, "snapshot": "x", "from": 1, "to": None, "command": 3},
+        {"steps": {"a": 1}, "plan": {"a": 1}, "started": 12, "ended": []},
+        {"started": "2026-12-04T01:00:00", "ended": "2026-12-04T01:00:05+00:00"},
+        {"result": ["deployed"], "failed_step": {}, "by": 0},
+    ],
+)
+def test_a_record_of_another_shape_is_a_row_never_an_error(rec):
+    r = history.row(rec, "h")
+    assert r["slowest"] is None and r["migrations_applied"] == [] and r["snapshot"] == ""
+    assert history.merge({"h": [rec, DEPLOYED]}, 5)[0]["id"] == DEPLOYED["id"]
+    history.cells(r, several=True)  # renders too

@@ -27,6 +27,10 @@ def test_fetch_reads_the_new_commit_its_log_and_files_in_one_script(server):
     assert ": as-service cynow; " in remote.sent[0][0]
     state = json.loads((Path(ctx.s.state_dir) / "deploy.lock" / "state").read_text())
     assert state["to"] == new and state["requirements_changed"] is True
+    # The subjects go into the lock's state and the history (`fab history` shows them).
+    assert ctx.new_subject == "markdown" and state["to_subject"] == "markdown"
+    assert ctx.old_subject == git(app, "log", "-1", "--format=%s") != ""
+    assert state["from_subject"] == ctx.old_subject
     # The checkout itself did not move.
     assert git(app, "rev-parse", "HEAD") == ctx.old_commit
 
