@@ -93,6 +93,7 @@ def deploy(
     out = batches.roll(fleet, ctx_for, json, batch, max_fail, on_fail)
     if json:
         print_json(out.to_json())
+        batches.rollout_warnings(out, json=True)
     else:
         batches.render_rollout(out)
     if out.exit_code:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from fabric import task
 
 from tasks import app as app_cmd
-from tasks import lock, restart, shell, snapshots, systemd
+from tasks import lock, notify, restart, shell, snapshots, systemd
 from tasks.causes import CAUSES
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
@@ -139,6 +139,8 @@ class Outcome:
     healthy: bool = False
     error: str = ""
     snapshot: dict = field(default_factory=dict)  # taken before an action that migrates
+    notified: list = field(default_factory=list)  # events sent (tasks/notify.py)
+    notify_errors: list = field(default_factory=list)  # notifications not sent: warnings
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -221,6 +223,7 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
             o.after = first.verdict.cause
             return o
         locked = lock.LockedRemote(remote, s.state_dir, token)
+        tell(s, o, "repair.started", first.checks)
         try:
             for action in o.actions:
                 if not yes and not ask(action):
@@ -235,7 +238,17 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
         health(remote, timeout=20)  # give the restarted service its boot time
     second = diagnose_host(remote)
     o.after, o.healthy = second.verdict.cause, second.verdict.healthy
+    if "repair.started" in o.notified or not o.healthy:
+        tell(s, o, notify.repair_event(o.healthy), second.checks)
     return o
+
+
+def tell(s: Settings, o: Outcome, event: str, checks) -> None:
+    """A repair's event to the `notify` URLs; failures to send become o.notify_errors."""
+    if s.notify:
+        notify.deliver(
+            o, s.notify, notify.repair_message(event, o, checks, target=s.target, by=who())
+        )
 
 
 def show_plan(report: Report, o: Outcome) -> None:
@@ -254,6 +267,8 @@ def show_plan(report: Report, o: Outcome) -> None:
 
 
 def render(o: Outcome) -> None:
+    from tasks.outcomes import warn_notify
+
     c = console()
     for a in o.actions:
         mark = "[green]✓[/]" if a.ok else "[red]✗[/]" if a.ok is False else "[dim]–[/]"
@@ -264,6 +279,7 @@ def render(o: Outcome) -> None:
         c.print(f"  [red]{o.error}[/]", highlight=False)
     colour = "green" if o.healthy else "red"
     c.print(f"[bold]{o.host}: {o.before} → [{colour}]{o.after}[/][/]")
+    warn_notify(o.notify_errors, False)
 
 
 def _non_interactive(yes: bool, json: bool) -> None:
@@ -289,4 +305,9 @@ def repair(c, yes=False, target=None, json=False):
     _non_interactive(yes, json)
     show = (lambda r, o: None) if json else show_plan
     outcomes = each_host(c, settings, lambda r: repair_host(r, yes, show), render, json)
+    if json:
+        from tasks.outcomes import warn_notify
+
+        for o in outcomes:
+            warn_notify(getattr(o, "notify_errors", []), True)
     emit(outcomes, SCHEMA, json, failed=lambda o: not o.healthy)
