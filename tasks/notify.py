@@ -240,10 +240,12 @@ def message(
     output: str = "",
     by: str = "",
     extra: list[tuple[str, str]] | None = None,
+    blocks: list[tuple[str, list[str]]] | None = None,
 ) -> Message:
-    """The message of one event: a title naming what happened where, and a body of
-    `label: value` lines (host, commits, result, failed step, error), then the failing
-    step's last lines. Pure; server text is cleaned and its secrets redacted."""
+    """The message of one event: a title naming what happened where, a body of `label: value`
+    lines (host, commits, result, failed step, error, `extra`), then `blocks` of indented
+    lines (e.g. the fix), then the failing step's last lines. Pure; server text is cleaned
+    and its secrets redacted."""
     if event not in EVENTS:
         raise ValueError(f"unknown notification event {event!r}")
     where = host + (f" (target {target})" if target else "")
@@ -256,10 +258,27 @@ def message(
     rows += list(extra or [])
     rows += [("by", by)] if by else []
     body = "\n".join(f"{label}: {clean(str(value), newlines=False)}" for label, value in rows)
+    for label, block in blocks or []:
+        if block:
+            body += f"\n{label}:\n" + "\n".join(
+                f"  {line}" for line in last_lines("\n".join(block))
+            )
     lines = last_lines(output)
     if lines:
         body += "\nlast lines:\n" + "\n".join(f"  {line}" for line in lines)
     return Message(event, title, body)
+
+
+def step_lines(o, from_step: str) -> str:
+    """The run's step log from the failing step on (its undos, the health gate on the old
+    code), one line a step as the terminal showed it: the last lines of a step that failed
+    without output of its own (a health gate's 500)."""
+    log = o.steps + o.undo
+    start = next((i for i, x in enumerate(log) if x["step"] == from_step and not x["ok"]), 0)
+    return "\n".join(
+        f"{'ok' if x['ok'] else 'FAILED'} {x['step']} ({x['seconds']:.2f}s): {x['detail']}"
+        for x in log[start:]
+    )
 
 
 def outcome_message(
@@ -277,7 +296,7 @@ def outcome_message(
         result="" if event.endswith(".started") else o.result,
         failed_step=step if failed else "",
         error=o.error if failed else "",
-        output=o.output if failed else "",
+        output=(o.output or step_lines(o, step)) if failed else "",
         by=by,
     )
 
@@ -293,7 +312,6 @@ def diagnose_message(report) -> Message:
     evidence lines as the last lines."""
     v = report.verdict
     extra = [("chain", " -> ".join(v.chain))] if v.chain else []
-    extra += [("fix", "; ".join(v.fix[:3]))] if v.fix else []
     extra += [("also", ", ".join(a["cause"] for a in v.also))] if v.also else []
     return message(
         "diagnose.unhealthy",
@@ -303,6 +321,7 @@ def diagnose_message(report) -> Message:
         result=f"{v.cause}: {v.title}",
         output="\n".join(v.evidence),
         extra=extra,
+        blocks=[("fix", v.fix)],
     )
 
 

@@ -109,6 +109,9 @@ def test_a_rolled_back_deploy_names_the_failing_step_and_its_lines(fresh_host, t
     f = fields(body)
     assert f["event"] == "deploy.rolled_back" and f["result"] == "rolled-back"
     assert f["failed step"] == "health" and "500" in f["error"]
+    last = body["message"].split("\nlast lines:\n")[1].splitlines()
+    assert last[0].startswith("  FAILED health (") and "500" in last[0]
+    assert last[-1].startswith("  ok health (") and "/cynow/ 200" in last[-1]  # old code back
 
 
 def test_dry_run_sends_nothing(fresh_host, tmp_path):
@@ -155,8 +158,9 @@ def test_diagnose_notify_and_repair_on_a_broken_host(fresh_host, tmp_path):
         f = fields(body)
         assert f["event"] == "diagnose.unhealthy"
         assert f["result"].startswith("gunicorn_stopped: ")
-        assert "sudo systemctl start gunicorn.service" in f["fix"]
-        assert "Active: inactive (dead)" in body["message"].split("\nlast lines:\n")[1]
+        fix, last = body["message"].split("\nfix:\n")[1].split("\nlast lines:\n")
+        assert "  sudo systemctl start gunicorn.service" in fix.splitlines()
+        assert "  Active: inactive (dead)" in last.splitlines()
 
         doc, p = run(fresh_host, conf, "repair", "--yes")
         assert p.returncode == 0 and doc["healthy"], p.stderr

@@ -231,6 +231,29 @@ def test_a_failed_rollback_names_its_failing_step():
     assert "commits: c1675830cd83 -> 64b0005eff18" in m.body and m.kind == "failure"
 
 
+def test_a_step_failing_without_output_gives_the_step_log_from_it_on():
+    o = Outcome(
+        "h",
+        "rolled-back",
+        failed_step="health",
+        error="health gate: socket /cynow/orders/: 500 in 0.00s",
+        steps=[
+            {"step": "reload", "ok": True, "seconds": 0.06, "detail": "HUP to the master"},
+            {"step": "health", "ok": False, "seconds": 1.2, "detail": "health gate: 500"},
+        ],
+        undo=[
+            {"step": "undo code", "ok": True, "seconds": 0.04, "detail": "back at 64b0005eff18"},
+            {"step": "health", "ok": True, "seconds": 0.5, "detail": "/cynow/ 200 in 0.00s"},
+        ],
+    )
+    m = notify.outcome_message("deploy.rolled_back", o, OLD, NEW)
+    assert m.body.split("\nlast lines:\n")[1].splitlines() == [
+        "  FAILED health (1.20s): health gate: 500",
+        "  ok undo code (0.04s): back at 64b0005eff18",
+        "  ok health (0.50s): /cynow/ 200 in 0.00s",
+    ]
+
+
 def test_unknown_event_is_a_bug():
     with pytest.raises(ValueError):
         notify.message("deploy.exploded", "h")
@@ -259,7 +282,8 @@ def test_diagnose_message():
         "commits: at origin/main (64b0005)",
         "result: gunicorn_stopped: gunicorn is not running",
         "chain: gunicorn.service inactive -> 502 Bad Gateway for GET /cynow/",
-        "fix: sudo systemctl start gunicorn.service",
+        "fix:",
+        "  sudo systemctl start gunicorn.service",
         "last lines:",
         "  Active: inactive (dead)",
     ]
