@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -421,10 +422,24 @@ def send(urls: list[str], msg: Message, dry_run: bool = False) -> list[str]:
     return errors
 
 
-def deliver(o, urls: list[str], msg: Message, dry_run: bool = False) -> None:
+def deliver(o, urls: list[str], msg: Message, dry_run: bool = False, wait: bool = True):
     """Send `msg` for a run whose result object `o` has `notified` and `notify_errors`: the
-    event is listed in the first, every URL it could not reach in the second."""
+    event is listed in the first, every URL it could not reach in the second.
+
+    With wait=False it is sent from a thread, returned for the caller to join before it reads
+    `o` again: a `.started` event is sent while the run holds the deploy lock, and a slow
+    service (up to SEND_TIMEOUT) must not keep the lock's steps from running, or its
+    heartbeat from being kept (lock_grace)."""
     if dry_run or not urls:
-        return
-    o.notify_errors.extend(send(urls, msg))
+        return None
     o.notified.append(msg.event)
+
+    def work() -> None:
+        o.notify_errors.extend(send(urls, msg))
+
+    if wait:
+        work()
+        return None
+    thread = threading.Thread(target=work, name=f"notify {msg.event}")
+    thread.start()
+    return thread

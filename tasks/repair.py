@@ -223,7 +223,7 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
             o.after = first.verdict.cause
             return o
         locked = lock.LockedRemote(remote, s.state_dir, token)
-        tell(s, o, "repair.started", first.checks)
+        sending = tell(s, o, "repair.started", first.checks)
         try:
             for action in o.actions:
                 if not yes and not ask(action):
@@ -234,6 +234,8 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
                     break  # later steps assume this one worked
         finally:
             remote.run(lock.release(s.state_dir, token), root=True, timeout=60)
+            if sending:
+                sending.join()
     if any(a.ok for a in o.actions):
         health(remote, timeout=20)  # give the restarted service its boot time
     second = diagnose_host(remote)
@@ -243,12 +245,13 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
     return o
 
 
-def tell(s: Settings, o: Outcome, event: str, checks) -> None:
-    """A repair's event to the `notify` URLs; failures to send become o.notify_errors."""
-    if s.notify:
-        notify.deliver(
-            o, s.notify, notify.repair_message(event, o, checks, target=s.target, by=who())
-        )
+def tell(s: Settings, o: Outcome, event: str, checks):
+    """A repair's event to the `notify` URLs; failures to send become o.notify_errors.
+    repair.started is sent from a thread (returned, to join), beside the fixes under the lock."""
+    if not s.notify:
+        return None
+    msg = notify.repair_message(event, o, checks, target=s.target, by=who())
+    return notify.deliver(o, s.notify, msg, wait=not event.endswith(".started"))
 
 
 def show_plan(report: Report, o: Outcome) -> None:

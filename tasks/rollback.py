@@ -100,6 +100,7 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     ctx.save_state()  # a retry after a failure finds the same deploy here
     started = now()
     ctx.check_journal = False
+    sending = None  # rollback.started, sent beside the steps
     lossy = one_way(ctx.plan)
     try:
         if lossy and not restore_db:
@@ -116,7 +117,7 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
                 )
             )
         steps = restore_db_steps(ctx) if restore_db else ROLLBACK
-        tell(ctx, o, "rollback.started", ctx.new_commit, ctx.old_commit)
+        sending = tell(ctx, o, "rollback.started", ctx.new_commit, ctx.old_commit)
         for step in steps:
             run_step(ctx, step, o.steps, show)
     except StepFailed as e:
@@ -129,6 +130,8 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     result = {"rolled-back-by-request": "rollback", "refused": "refused"}.get(o.result, o.result)
     done = Outcome(o.host, result, error=o.error, steps=o.steps)
     o.history_error = record(ctx, done, started, release=o.result != "rollback-failed")
+    if sending:
+        sending.join()
     if "rollback.started" in o.notified and (event := notify.rollback_event(o.result)):
         tell(ctx, o, event, o.old, o.new)
     return o

@@ -121,6 +121,7 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
         return plan_only(ctx, o, show)
     done: list[str] = []
     locked = False
+    sending = None  # deploy.started, sent beside the steps
     step = DEPLOY[0]
     try:
         for step in DEPLOY:
@@ -131,7 +132,7 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
                 o.result = "up-to-date"
                 break
             if step.name == "fetch":  # the commit range is known: the change begins
-                tell(ctx, o, "deploy.started", ctx.old_commit, ctx.new_commit)
+                sending = tell(ctx, o, "deploy.started", ctx.old_commit, ctx.new_commit)
     except Refused as e:
         o.result, o.failed_step, o.error, o.output = "refused", step.name, e.message, e.output
         if step is DEPLOY[0]:
@@ -144,15 +145,19 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
     if locked:
         # A failed rollback keeps the lock: `fab rollback` finds the state it recorded there.
         o.history_error = record(ctx, o, started, release=o.result != "rollback-failed")
+    if sending:
+        sending.join()
     if event := notify.deploy_event(o.result):
         tell(ctx, o, event, o.old, o.new)
     return o
 
 
-def tell(ctx: Ctx, o: Outcome, event: str, old: str, new: str) -> None:
+def tell(ctx: Ctx, o: Outcome, event: str, old: str, new: str):
     """A deploy's or rollback's event (commits `old` -> `new`) to the configured `notify`
-    URLs; what could not be sent lands in o.notify_errors (a warning, never a failure)."""
+    URLs; what could not be sent lands in o.notify_errors (a warning, never a failure). A
+    `.started` event is sent from a thread (returned: join it before reading `o`), since the
+    run holds the lock meanwhile."""
     if not ctx.s.notify:
-        return
+        return None
     msg = notify.outcome_message(event, o, old, new, ctx.commits, target=ctx.s.target, by=ctx.by)
-    notify.deliver(o, ctx.s.notify, msg)
+    return notify.deliver(o, ctx.s.notify, msg, wait=not event.endswith(".started"))

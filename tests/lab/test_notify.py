@@ -142,6 +142,11 @@ def test_a_receiver_that_is_down_does_not_fail_the_deploy(fresh_host, tmp_path):
         h.stdout + h.stderr
     )
     assert "hunter2" not in h.stdout + h.stderr
+    if os.environ.get("CYNOW_NOTIFY_CAPTURE"):
+        os.makedirs(os.environ["CYNOW_NOTIFY_CAPTURE"], exist_ok=True)
+        Path(os.environ["CYNOW_NOTIFY_CAPTURE"], "receiver-down.txt").write_text(
+            h.stdout + h.stderr
+        )
 
 
 def test_diagnose_notify_and_repair_on_a_broken_host(fresh_host, tmp_path):

@@ -346,6 +346,16 @@ def test_deliver_records_events_and_errors():
     assert o.notified == ["deploy.succeeded"]
 
 
+def test_a_started_event_is_sent_beside_the_run():
+    o = Outcome("h", "deployed")
+    with Receiver() as r:
+        msg = notify.message("deploy.started", "h")
+        thread = notify.deliver(o, [r.url, f"json://127.0.0.1:{free_port()}/"], msg, wait=False)
+        assert o.notified == ["deploy.started"]
+        thread.join()
+    assert len(r.posts) == 1 and len(o.notify_errors) == 1
+
+
 def test_under_the_tests_a_url_outside_loopback_is_refused_before_apprise(monkeypatch):
     """The tool's own guard (CYNOW_OPS_ALLOWED_NETWORKS, set by tests/conftest.py): decided on
     the URL alone, no name resolved, Apprise never called."""
