@@ -28,6 +28,7 @@ EVENTS = {
     "deploy.succeeded": "success",
     "deploy.rolled_back": "warning",
     "deploy.rollback_failed": "failure",
+    "deploy.refused": "warning",
     "rollback.started": "info",
     "rollback.succeeded": "success",
     "rollback.failed": "failure",
@@ -150,9 +151,13 @@ def check_url(key: str, url: str) -> str:
 # -- which event ------------------------------------------------------------------------------
 
 
-def deploy_event(result: str) -> str | None:
-    """A finished deploy's event; None for one that was refused, up to date or only planned
-    (it changed nothing, and no deploy.started was sent for it)."""
+def deploy_event(result: str, started: bool = True) -> str | None:
+    """A finished deploy's event. None for one up to date or only planned, and for one refused
+    before deploy.started was sent (lock held, dirty checkout, diverged history: nothing was
+    announced, nothing changed); one refused after it (a required file missing from the new
+    commit) is deploy.refused."""
+    if result == "refused":
+        return "deploy.refused" if started else None
     return {
         "deployed": "deploy.succeeded",
         "rolled-back": "deploy.rolled_back",
@@ -219,6 +224,7 @@ _VERB = {
     "deploy.succeeded": "deployed",
     "deploy.rolled_back": "deploy rolled back",
     "deploy.rollback_failed": "deploy failed and its rollback failed",
+    "deploy.refused": "deploy refused",
     "rollback.started": "rollback started",
     "rollback.succeeded": "rolled back",
     "rollback.failed": "rollback failed",
@@ -287,7 +293,7 @@ def outcome_message(
 ) -> Message:
     """A deploy's or rollback's Outcome (tasks/steps/context.py) as a message: commits
     `old` -> `new`; the failing step, its error and last lines when it failed."""
-    failed = event.endswith(("rolled_back", "rollback_failed", ".failed"))
+    failed = event.endswith(("rolled_back", "rollback_failed", ".failed", ".refused"))
     step = o.failed_step or next((x["step"] for x in o.steps + o.undo if not x["ok"]), "")
     return message(
         event,

@@ -147,7 +147,7 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
         o.history_error = record(ctx, o, started, release=o.result != "rollback-failed")
     if sending:
         sending.join()
-    if event := notify.deploy_event(o.result):
+    if event := notify.deploy_event(o.result, started="deploy.started" in o.notified):
         tell(ctx, o, event, o.old, o.new)
     return o
 

@@ -183,3 +183,14 @@ def test_diagnose_notify_and_repair_on_a_broken_host(fresh_host, tmp_path):
         assert p.returncode == 0 and doc["notified"] == []
         assert len(r.bodies()) == 3
         keep(r)
+
+
+def test_a_deploy_refused_after_it_started_says_so(fresh_host, tmp_path):
+    push_commit(fresh_host, {"orders/urls.py": None}, "orders: restructure (forgot urls.py)")
+    with Receiver() as r:
+        doc, p = run(fresh_host, config(tmp_path, r.url), "deploy")
+        assert p.returncode == 1 and doc["result"] == "refused"
+        assert doc["notified"] == ["deploy.started", "deploy.refused"]
+        _, body = wait_for_posts(r, 2)
+    f = fields(body)
+    assert f["failed step"] == "required files" and "orders/urls.py" in f["error"]

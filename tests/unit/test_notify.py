@@ -123,12 +123,17 @@ def test_a_bad_url_in_a_target_names_the_target():
         ("rolled-back", "deploy.rolled_back"),
         ("rollback-failed", "deploy.rollback_failed"),
         ("up-to-date", None),
-        ("refused", None),
+        ("refused", "deploy.refused"),
         ("planned", None),
     ],
 )
 def test_deploy_event(result, event):
     assert notify.deploy_event(result) == event
+
+
+def test_a_deploy_refused_before_it_started_sends_nothing():
+    assert notify.deploy_event("refused", started=False) is None
+    assert notify.deploy_event("deployed", started=False) == "deploy.succeeded"
 
 
 def test_rollback_repair_and_diagnose_events():
