@@ -406,3 +406,33 @@ def test_the_network_guard_stops_an_apprise_send_outside_loopback(monkeypatch, g
     (err,) = notify.send(["json://10.78.30.98:8080/hook"], MSG)
     assert err.startswith("notification deploy.succeeded to json://10.78.30.98:8080 not sent")
     assert sent == []
+
+
+# -- a warning, never an exit code ------------------------------------------------------------
+
+
+def test_an_unsent_notification_leaves_the_exit_code_and_is_listed(capsys):
+    import json
+
+    from tasks.outcomes import finish
+
+    o = Outcome("cynow@127.0.0.12", "deployed", notified=["deploy.started", "deploy.succeeded"])
+    o.notify_errors = ["notification deploy.succeeded to json://127.0.0.1:9 not sent: refused"]
+    finish([o], json=True)  # no Exit raised: exit 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["exit_code"] == 0 and doc["result"] == "deployed"
+    assert doc["notified"] == ["deploy.started", "deploy.succeeded"]
+    assert doc["notify_errors"] == o.notify_errors
+    assert "warning: notification deploy.succeeded to json://127.0.0.1:9 not sent" in err
+
+
+def test_a_failed_deploy_keeps_its_own_exit_code_whatever_was_sent():
+    from invoke.exceptions import Exit
+
+    from tasks.outcomes import finish
+
+    o = Outcome("h", "rolled-back", notified=["deploy.rolled_back"])
+    with pytest.raises(Exit) as e:
+        finish([o], json=True)
+    assert e.value.code == 1
