@@ -301,7 +301,8 @@ def repair(c, yes=False, target=None, json=False):
     Fixes, in order: permissions, daemon-reload, the latest code (pull --ff-only,
     requirements, migrate, collectstatic), requirements, migrations, nginx start, and a fresh
     gunicorn start (reset-failed, stale socket removed). Code errors, invalid nginx configs and
-    broken unit files are explained, not touched. Asks before each change unless --yes.
+    broken unit files are explained, not touched. Asks before each change unless --yes. With
+    `notify` set, the team is told (repair.started, repair.succeeded or repair.failed).
     Exit codes: 0 healthy afterwards, 1 not healthy, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)

@@ -208,7 +208,8 @@ def rollback(c, target=None, json=False, parallel="1", restore_db=False):
 
     Migrations back to what was recorded before that deploy, the code back to its commit, the
     old requirements when they had changed, collectstatic, reload, health gate. Several hosts:
-    one at a time unless --parallel N.
+    one at a time unless --parallel N. With `notify` set, the team is told (rollback.started,
+    rollback.succeeded or rollback.failed; one not sent is a warning).
     Exit codes: 0 rolled back and healthy, 1 failed, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
