@@ -436,3 +436,21 @@ def test_a_failed_deploy_keeps_its_own_exit_code_whatever_was_sent():
     with pytest.raises(Exit) as e:
         finish([o], json=True)
     assert e.value.code == 1
+
+
+def test_diagnose_notify_tells_only_unhealthy_hosts(capsys):
+    from dataclasses import replace
+
+    from tasks.diagnose import tell
+
+    sick = Report("cynow@127.0.0.12", "lab", Verdict("gunicorn_stopped", "gunicorn is not running"))
+    well = Report("cynow@127.0.0.13", "lab", Verdict("healthy", "every check passed"))
+    with Receiver() as r:
+        tell([sick, well], replace(resolve({}), notify=[r.url]), json=True)
+    assert [p["body"]["title"] for p in r.posts] == ["cynow-ops: unhealthy on cynow@127.0.0.12"]
+    assert sick.to_json()["notified"] == ["diagnose.unhealthy"]
+    assert well.to_json()["notified"] == [] and well.to_json()["notify_errors"] == []
+    assert "notified" not in Report("h", None, Verdict("healthy", "")).to_json()
+
+    tell([sick], resolve({}), json=True)  # --notify without URLs: said, nothing sent
+    assert "no `notify` URLs are configured: nothing sent" in capsys.readouterr().err
