@@ -29,7 +29,7 @@ from tasks.cli import console
 from tasks.connect import describe
 from tasks.errors import ConfigError, OpsError
 from tasks.fleet import Fleet, Interrupted
-from tasks.outcomes import as_json, exit_code, say, shower, unusable
+from tasks.outcomes import as_json, exit_code, say, shower, unusable, warn_notify
 from tasks.rollback import rollback_host
 from tasks.runner import Remote
 from tasks.steps.context import Outcome
@@ -286,6 +286,14 @@ def read_commits(fleet: Fleet, out: Rollout) -> None:
         out.run(describe(cxn)).commit = "" if isinstance(value, OpsError) else value
 
 
+def rollout_warnings(out: Rollout, json: bool) -> None:
+    """Each host's notifications that could not be sent (warnings, never a failure)."""
+    for r in out.runs:
+        for o in (r.deploy, r.rollback):
+            if o is not None:
+                warn_notify(getattr(o, "notify_errors", []), json)
+
+
 def render_rollout(out: Rollout) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -307,6 +315,7 @@ def render_rollout(out: Rollout) -> None:
             escape(detail[:100]),
         )
     console().print(t)
+    rollout_warnings(out, json=False)
     if out.stopped_after is not None:
         console().print(
             f"[bold red]stopped after batch {out.stopped_after}:[/] {escape(out.reason)}"

@@ -57,8 +57,10 @@ def deploy(
     failure the completed steps are undone in reverse and the old code is served again.
     Several hosts roll in batches (--batch), each batch health-gated before the next; past
     --max-fail failed hosts the rollout stops (--on-fail rollback-all also returns the hosts
-    already deployed). Exit codes: 0 deployed (or already up to date, or --dry-run), 1 refused
-    or rolled back, 2 could not connect, 3 bad configuration.
+    already deployed). With `notify` set, the team is told (deploy.started, deploy.succeeded,
+    deploy.rolled_back...; nothing under --dry-run; one not sent is a warning).
+    Exit codes: 0 deployed (or already up to date, or --dry-run), 1 refused or rolled back,
+    2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
     batches.batch_sizes(batch, 1)  # bad flags are refused before any connection
@@ -93,6 +95,7 @@ def deploy(
     out = batches.roll(fleet, ctx_for, json, batch, max_fail, on_fail)
     if json:
         print_json(out.to_json())
+        batches.rollout_warnings(out, json=True)
     else:
         batches.render_rollout(out)
     if out.exit_code:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from fabric import task
 
 from tasks import checks, shell
+from tasks import notify as notices
 from tasks.causes import TITLES as CAUSES
 from tasks.checks.base import FAIL, CheckResult, Fact, Facts
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, PRINTING, console, guarded, load, print_json
@@ -135,6 +136,8 @@ class Report:
     checks: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
     started: str = ""
+    notified: list | None = None  # with --notify: the events sent (tasks/notify.py)
+    notify_errors: list = field(default_factory=list)  # notifications not sent: warnings
 
     @property
     def exit_code(self) -> int:
@@ -152,6 +155,11 @@ class Report:
             "exit_code": self.exit_code,
             "verdict": self.verdict.to_json(),
             "checks": [c.to_json() for c in self.checks],
+            **(
+                {"notified": self.notified, "notify_errors": self.notify_errors}
+                if self.notified is not None
+                else {}
+            ),
         }
 
 
@@ -193,13 +201,22 @@ def unreachable(host: str, s: Settings, error: OpsError, started: str) -> Report
     return Report(host, s.target, v, [], 0.0, started)
 
 
-@task(help={**COMMON_HELP, **PARALLEL_HELP})
+@task(
+    help={
+        **COMMON_HELP,
+        **PARALLEL_HELP,
+        "notify": "tell the `notify` URLs about every host that is not healthy "
+        "(diagnose.unhealthy; for cron)",
+    }
+)
 @guarded
-def diagnose(c, target=None, json=False, parallel=None):
+def diagnose(c, target=None, json=False, parallel=None, notify=False):
     """Find why CYNOW answers 502: every guide step, read-only, one cause with its fix.
 
     Several hosts (-H a,b,c or a target's list) are diagnosed at once, at most --parallel at a
     time: a line per host as it finishes, a table of hosts by guide step, a verdict per host.
+    With --notify, each host that is not healthy is sent to the `notify` URLs as
+    diagnose.unhealthy (a notification that cannot be sent is a warning, never an exit code).
     Exit codes (the worst host's): 0 healthy, 1 a problem was found, 2 could not diagnose
     (unreachable, authentication, host key, sudo), 3 bad configuration.
     """
@@ -211,6 +228,8 @@ def diagnose(c, target=None, json=False, parallel=None):
         reports = [one_host(Remote(fleet[0], settings), json, started)]
     else:
         reports = many_hosts(fleet, parallel, json, started)
+    if notify:
+        tell(reports, settings, json)
     if json:
         if len(reports) == 1:
             print_json(reports[0].to_json())
@@ -227,6 +246,24 @@ def diagnose(c, target=None, json=False, parallel=None):
         from invoke.exceptions import Exit
 
         raise Exit(code=worst)
+
+
+def tell(reports: list[Report], s: Settings, json: bool) -> None:
+    """--notify: diagnose.unhealthy for each host that is not healthy; warnings for what
+    could not be sent (on stderr beside --json)."""
+    from tasks.outcomes import warn_notify
+
+    for report in reports:
+        report.notified = []
+        if s.notify and notices.diagnose_event(report.verdict.cause):
+            notices.deliver(report, s.notify, notices.diagnose_message(report))
+        warn_notify(report.notify_errors, json)
+    if not s.notify:
+        console(stderr=True).print(
+            "warning: --notify, but no `notify` URLs are configured: nothing sent",
+            style="yellow",
+            markup=False,
+        )
 
 
 def one_host(remote: Remote, json: bool, started: str) -> Report:

@@ -48,6 +48,8 @@ def finish(outcomes: list[Outcome], json: bool) -> None:
             if len(outcomes) == 1
             else {"schema": SCHEMA, "hosts": [as_json(o) for o in outcomes]}
         )
+        for o in outcomes:
+            warn_notify(o.notify_errors, json)
     else:
         from rich.markup import escape
 
@@ -63,11 +65,21 @@ def finish(outcomes: list[Outcome], json: bool) -> None:
                 c.print(o.output, markup=False, highlight=False)
             if o.history_error:
                 c.print(f"warning: {o.history_error}", style="yellow", markup=False)
+            warn_notify(o.notify_errors, json)
     worst = max(exit_code(o) for o in outcomes)
     if worst:
         from invoke.exceptions import Exit
 
         raise Exit(code=worst)
+
+
+def warn_notify(errors: list[str], json: bool) -> None:
+    """Notifications that could not be sent: a warning each (on stderr beside --json, whose
+    document lists them as `notify_errors`); they never change the exit code."""
+    c = console(stderr=json)
+    for line in errors:
+        with PRINTING:
+            c.print(f"warning: {line}", style="yellow", markup=False, highlight=False)
 
 
 def unusable(host: str, e: OpsError) -> Outcome:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from fabric import task
 
 from tasks import app as app_cmd
-from tasks import lock, restart, shell, snapshots, systemd
+from tasks import lock, notify, restart, shell, snapshots, systemd
 from tasks.causes import CAUSES
 from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
@@ -139,6 +139,8 @@ class Outcome:
     healthy: bool = False
     error: str = ""
     snapshot: dict = field(default_factory=dict)  # taken before an action that migrates
+    notified: list = field(default_factory=list)  # events sent (tasks/notify.py)
+    notify_errors: list = field(default_factory=list)  # notifications not sent: warnings
 
     def to_json(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -221,6 +223,7 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
             o.after = first.verdict.cause
             return o
         locked = lock.LockedRemote(remote, s.state_dir, token)
+        sending = tell(s, o, "repair.started", first.checks)
         try:
             for action in o.actions:
                 if not yes and not ask(action):
@@ -231,11 +234,24 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
                     break  # later steps assume this one worked
         finally:
             remote.run(lock.release(s.state_dir, token), root=True, timeout=60)
+            if sending:
+                sending.join()
     if any(a.ok for a in o.actions):
         health(remote, timeout=20)  # give the restarted service its boot time
     second = diagnose_host(remote)
     o.after, o.healthy = second.verdict.cause, second.verdict.healthy
+    if "repair.started" in o.notified or not o.healthy:
+        tell(s, o, notify.repair_event(o.healthy), second.checks)
     return o
+
+
+def tell(s: Settings, o: Outcome, event: str, checks):
+    """A repair's event to the `notify` URLs; failures to send become o.notify_errors.
+    repair.started is sent from a thread (returned, to join), beside the fixes under the lock."""
+    if not s.notify:
+        return None
+    msg = notify.repair_message(event, o, checks, target=s.target, by=who())
+    return notify.deliver(o, s.notify, msg, wait=not event.endswith(".started"))
 
 
 def show_plan(report: Report, o: Outcome) -> None:
@@ -254,6 +270,8 @@ def show_plan(report: Report, o: Outcome) -> None:
 
 
 def render(o: Outcome) -> None:
+    from tasks.outcomes import warn_notify
+
     c = console()
     for a in o.actions:
         mark = "[green]✓[/]" if a.ok else "[red]✗[/]" if a.ok is False else "[dim]–[/]"
@@ -264,6 +282,7 @@ def render(o: Outcome) -> None:
         c.print(f"  [red]{o.error}[/]", highlight=False)
     colour = "green" if o.healthy else "red"
     c.print(f"[bold]{o.host}: {o.before} → [{colour}]{o.after}[/][/]")
+    warn_notify(o.notify_errors, False)
 
 
 def _non_interactive(yes: bool, json: bool) -> None:
@@ -282,11 +301,17 @@ def repair(c, yes=False, target=None, json=False):
     Fixes, in order: permissions, daemon-reload, the latest code (pull --ff-only,
     requirements, migrate, collectstatic), requirements, migrations, nginx start, and a fresh
     gunicorn start (reset-failed, stale socket removed). Code errors, invalid nginx configs and
-    broken unit files are explained, not touched. Asks before each change unless --yes.
+    broken unit files are explained, not touched. Asks before each change unless --yes. With
+    `notify` set, the team is told (repair.started, repair.succeeded or repair.failed).
     Exit codes: 0 healthy afterwards, 1 not healthy, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
     _non_interactive(yes, json)
     show = (lambda r, o: None) if json else show_plan
     outcomes = each_host(c, settings, lambda r: repair_host(r, yes, show), render, json)
+    if json:
+        from tasks.outcomes import warn_notify
+
+        for o in outcomes:
+            warn_notify(getattr(o, "notify_errors", []), True)
     emit(outcomes, SCHEMA, json, failed=lambda o: not o.healthy)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from fabric import task
 
-from tasks import history, lock, snapshots
+from tasks import history, lock, notify, snapshots
 from tasks.cli import COMMON_HELP, console, guarded, load
 from tasks.errors import OpsError
 from tasks.fleet import Fleet, parse_parallel
@@ -28,7 +28,7 @@ from tasks.steps.code import restore_code
 from tasks.steps.context import Ctx, Outcome, StepFailed, now
 from tasks.steps.lock import own
 from tasks.steps.requirements import restore_requirements
-from tasks.steps.run import record, run_step
+from tasks.steps.run import record, run_step, tell
 from tasks.steps.snapshot import snap_now
 from tasks.steps.validate import risk_lines
 
@@ -100,6 +100,7 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     ctx.save_state()  # a retry after a failure finds the same deploy here
     started = now()
     ctx.check_journal = False
+    sending = None  # rollback.started, sent beside the steps
     lossy = one_way(ctx.plan)
     try:
         if lossy and not restore_db:
@@ -116,6 +117,7 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
                 )
             )
         steps = restore_db_steps(ctx) if restore_db else ROLLBACK
+        sending = tell(ctx, o, "rollback.started", ctx.new_commit, ctx.old_commit)
         for step in steps:
             run_step(ctx, step, o.steps, show)
     except StepFailed as e:
@@ -128,6 +130,10 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     result = {"rolled-back-by-request": "rollback", "refused": "refused"}.get(o.result, o.result)
     done = Outcome(o.host, result, error=o.error, steps=o.steps)
     o.history_error = record(ctx, done, started, release=o.result != "rollback-failed")
+    if sending:
+        sending.join()
+    if "rollback.started" in o.notified and (event := notify.rollback_event(o.result)):
+        tell(ctx, o, event, o.old, o.new)
     return o
 
 
@@ -204,7 +210,8 @@ def rollback(c, target=None, json=False, parallel="1", restore_db=False):
 
     Migrations back to what was recorded before that deploy, the code back to its commit, the
     old requirements when they had changed, collectstatic, reload, health gate. Several hosts:
-    one at a time unless --parallel N.
+    one at a time unless --parallel N. With `notify` set, the team is told (rollback.started,
+    rollback.succeeded or rollback.failed; one not sent is a warning).
     Exit codes: 0 rolled back and healthy, 1 failed, 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)

@@ -249,6 +249,19 @@ def _host(key: str, v: Any) -> str:
     return v
 
 
+def _notify(key: str, v: Any) -> list:
+    """Apprise URLs; an error shows a URL's scheme and host only (tasks/notify.shown)."""
+    from tasks import notify
+
+    if isinstance(v, str) or not isinstance(v, (list, tuple)):
+        shown = notify.shown(v) if isinstance(v, str) else repr(v)
+        raise _fail(key, f"must be a list of Apprise URLs, not {shown}", "write it as [URL, ...]")
+    try:
+        return [notify.check_url(key, _str(key, url)) for url in v]
+    except ValueError as e:
+        raise ConfigError(str(e))
+
+
 def whole_number(flag: str, value: Any, default: int) -> int:
     """A task's numeric flag, taken as text so a bad value is a one-line error (exit 3) rather
     than invoke's int() traceback; not given: `default`."""
@@ -339,6 +352,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "host_key_policy": _policy,
     "key_filename": _optional(_local_path),
     "allowed_networks": _list_of(_network),
+    "notify": _notify,
     "hosts": _list_of(_host),
 }
 
@@ -378,6 +392,7 @@ class Settings:
     host_key_policy: str
     key_filename: str | None
     allowed_networks: list
+    notify: list = field(default_factory=list)  # Apprise URLs (tasks/notify.py)
     target: str | None = None
     hosts: list = field(default_factory=list)
 

@@ -176,6 +176,8 @@ class Outcome:
     recovery_seconds: float | None = None
     snapshot: dict = field(default_factory=dict)  # taken before the migrations, if any
     history_error: str = ""  # the history record was not written (the lock was kept)
+    notified: list = field(default_factory=list)  # events sent (tasks/notify.py)
+    notify_errors: list = field(default_factory=list)  # notifications not sent: warnings
 
     @property
     def exit_code(self) -> int:

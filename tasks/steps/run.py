@@ -7,7 +7,7 @@ from __future__ import annotations
 import json as jsonlib
 import time
 
-from tasks import history, lock
+from tasks import history, lock, notify
 from tasks.steps import AFTER_UNDO, DEPLOY
 from tasks.steps.context import Ctx, Outcome, Refused, Step, StepFailed, now
 from tasks.steps.plan import plan_only
@@ -123,6 +123,7 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
         return plan_only(ctx, o, show)
     done: list[str] = []
     locked = False
+    sending = None  # deploy.started, sent beside the steps
     step = DEPLOY[0]
     try:
         for step in DEPLOY:
@@ -132,6 +133,8 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
             if step.name == "fetch" and ctx.new_commit == ctx.old_commit:
                 o.result = "up-to-date"
                 break
+            if step.name == "fetch":  # the commit range is known: the change begins
+                sending = tell(ctx, o, "deploy.started", ctx.old_commit, ctx.new_commit)
     except Refused as e:
         o.result, o.failed_step, o.error, o.output = "refused", step.name, e.message, e.output
         if step is DEPLOY[0]:
@@ -144,4 +147,19 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
     if locked:
         # A failed rollback keeps the lock: `fab rollback` finds the state it recorded there.
         o.history_error = record(ctx, o, started, release=o.result != "rollback-failed")
+    if sending:
+        sending.join()
+    if event := notify.deploy_event(o.result, started="deploy.started" in o.notified):
+        tell(ctx, o, event, o.old, o.new)
     return o
+
+
+def tell(ctx: Ctx, o: Outcome, event: str, old: str, new: str):
+    """A deploy's or rollback's event (commits `old` -> `new`) to the configured `notify`
+    URLs; what could not be sent lands in o.notify_errors (a warning, never a failure). A
+    `.started` event is sent from a thread (returned: join it before reading `o`), since the
+    run holds the lock meanwhile."""
+    if not ctx.s.notify:
+        return None
+    msg = notify.outcome_message(event, o, old, new, ctx.commits, target=ctx.s.target, by=ctx.by)
+    return notify.deliver(o, ctx.s.notify, msg, wait=not event.endswith(".started"))
