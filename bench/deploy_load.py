@@ -13,12 +13,10 @@ Results: bench/results/deploy_load.json. Run by hand, never as a test.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 
-from loopback import REPO, ready_lab  # noqa: E402  (first: the network guard)
+from loopback import REPO, failed_requests_runs  # noqa: E402  (first: the network guard)
 
 from tests.lab import lab  # noqa: E402
 from tests.lab.helpers import APP, LabHost, Load, fab_json, push_commit  # noqa: E402
@@ -60,23 +58,14 @@ def one_run(n: int, clients: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--host", type=int, default=3)
-    args = p.parse_args()
-    ready_lab()
-    runs = [one_run(args.host, args.clients) for _ in range(args.runs)]
-    lab.down(args.host)
-    print(f"{'variant':<26}{'failed / requests (each run)':<44}median failed")
-    for key in ("guide_restart", "fab_deploy", "fab_deploy_rolled_back"):
-        cells = [f"{f}/{o + f}" for o, f in (r[key] for r in runs)]
-        print(f"{key:<26}{'  '.join(cells):<44}{statistics.median(r[key][1] for r in runs)}")
+    runs = failed_requests_runs(
+        "deploy_load",
+        one_run,
+        ["guide_restart", "fab_deploy", "fab_deploy_rolled_back"],
+        default_host=3,
+    )
     rec = [r["recovery_seconds"] for r in runs]
     print(f"recovery (failed step -> healthy), s: {rec}, median {statistics.median(rec):.2f}")
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "deploy_load.json").write_text(json.dumps({"runs": runs}, indent=2))
     return 0
 
 

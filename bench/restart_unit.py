@@ -13,12 +13,10 @@ Results: bench/results/restart_unit.json. Run by hand, never as a test.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 
-from loopback import REPO, ready_lab  # noqa: E402  (first: the network guard)
+from loopback import failed_requests_runs  # noqa: E402  (first: the network guard)
 
 from tests.lab import lab  # noqa: E402
 from tests.lab.helpers import LabHost, Load, fab_json  # noqa: E402
@@ -59,23 +57,9 @@ def one_run(n: int, clients: int) -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--clients", type=int, default=4)
-    p.add_argument("--host", type=int, default=14)
-    args = p.parse_args()
-    ready_lab()
-    runs = [one_run(args.host, args.clients) for _ in range(args.runs)]
-    lab.down(args.host)
-    print(f"{'variant':<24}{'failed / requests (each run)':<44}median failed")
-    for key in VARIANTS:
-        cells = [f"{f}/{o + f}" for o, f in (r[key] for r in runs)]
-        print(f"{key:<24}{'  '.join(cells):<44}{statistics.median(r[key][1] for r in runs)}")
+    runs = failed_requests_runs("restart_unit", one_run, list(VARIANTS), default_host=14)
     sw = [round(r["switch_seconds"], 2) for r in runs]
     print(f"upgrade-unit's switch step, s: {sw}, median {statistics.median(sw):.2f}")
-    out = REPO / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "restart_unit.json").write_text(json.dumps({"runs": runs}, indent=2))
     return 0
 
 
