@@ -11,6 +11,7 @@ from tasks.settings import Settings
 
 STEP = 10
 FACTS: list = []
+NAMES = {"unit": "the unit", "socket unit": "its socket unit", "nginx": "nginx", "django": "Django"}
 
 
 def describe(v) -> str:
@@ -30,8 +31,8 @@ def evaluate(facts: Facts, s: Settings) -> list:
         return [check.skip("the server said nothing to compare (unit not loaded, no probe)")]
     wrong = server.disagreements(values)
     if not wrong:
-        sources = sorted({v.source for v in read})
-        return [check.ok(f"{len(read)} settings agree with the {', '.join(sources)}")]
+        said = [NAMES[s] for s in NAMES if any(v.source == s for v in read)]
+        return [check.ok(f"{len(read)} settings agree with {', '.join(said)}")]
     return [
         check.warn(
             f"{len(wrong)} setting(s) the server contradicts: "
