@@ -12,7 +12,7 @@ from tasks import diagnose, layout, parse
 from tasks.checks import django, nginx, services
 from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.connect import target_hosts
-from tasks.errors import ConfigError
+from tasks.errors import ConfigError, ConnectError
 from tasks.fleet import parse_parallel
 from tasks.runner import Remote
 from tasks.settings import Settings
@@ -80,18 +80,21 @@ LAYOUT_FACTS = [*services.FACTS, *nginx.FACTS, django.FACTS[0]]
 
 
 def gather(remote: Remote) -> dict:
-    """The info script and the layout's facts, concurrently on the one connection."""
+    """The info script, then the layout's facts. The layout reads as root (nginx -T, the probe
+    as the service): a login without sudo still gets the rest, and the reason the layout is
+    missing."""
     s = remote.settings
+    info = remote.run(info_script(s.project_dir, s.python, units_of(s), s.app_user))
+    doc = {"host": remote.name, **parse_info(info.stdout), "layout": []}
     jobs = {f.name: diagnose.job(f, f.command(s, diagnose.Facts()), s) for f in LAYOUT_FACTS}
-    jobs["info"] = {"command": info_script(s.project_dir, s.python, units_of(s), s.app_user)}
-    out = remote.many(jobs)
-    facts = diagnose.parse_first_round({k: v for k, v in out.items() if k != "info"}, s)
-    values = layout.discover(facts, s)
-    return {
-        "host": remote.name,
-        **parse_info(out["info"].stdout),
-        "layout": [v.to_json() for v in values],
-    }
+    try:
+        out = remote.many(jobs)
+    except ConnectError as e:
+        doc["layout_error"] = str(e)
+        return doc
+    facts = diagnose.parse_first_round(out, s)
+    doc["layout"] = [v.to_json() for v in layout.discover(facts, s)]
+    return doc
 
 
 def _unit_text(u: dict) -> str:
@@ -121,7 +124,12 @@ def render(facts: dict) -> None:
     for k, v in rows:
         table.add_row(k, v)
     console().print(table)
-    render_layout(facts.get("layout", []))
+    if facts.get("layout_error"):
+        console().print(
+            f"[yellow]layout not read[/]: {escape(facts['layout_error'])}", highlight=False
+        )
+    else:
+        render_layout(facts.get("layout", []))
 
 
 def render_layout(values: list[dict]) -> None:
@@ -189,6 +197,11 @@ def info(c, target=None, json=False, parallel=None, write_config=None):
             raise ConfigError("--write-config takes one host: name it with -H or a one-host target")
     work = each_host(c, settings, gather, render, json, parse_parallel(parallel))
     if write_config is not None and isinstance(work[0], dict):
+        if work[0].get("layout_error"):
+            raise ConnectError(
+                f"--write-config: the layout could not be read ({work[0]['layout_error']}); "
+                "nothing written"
+            )
         write_config_file(write_config, settings.target or "server", work[0], settings)
         if not json:
             console().print(f"wrote {write_config}: review it, then use it with fab -f")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
+from tasks.checks.base import FAIL, OK, ROOT, WARN, Check, Fact, Facts, Finding, installed
 from tasks.guide import comment, sudo
 from tasks.redact import redact_argv, redact_text
 from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
@@ -180,6 +180,17 @@ FACTS = [
     Fact(
         "unit", unit_file_command, parse_unit_file, into=("unit_file", "unit_verify"), framed=True
     ),
-    Fact("paths", lambda s, _f: path_facts(*expected_paths(s)), parse_paths),
-    Fact("unit_paths", unit_paths_command, parse_paths, into="paths", second=True, merge=True),
+    # As root: only existence and mode bits are asked (`test -d/-x/-e`, nothing is read), and a
+    # login that cannot pass /home/cynow (a hardened server's admin) must not see the unit's
+    # binary as missing.
+    Fact("paths", lambda s, _f: path_facts(*expected_paths(s)), parse_paths, identity=ROOT),
+    Fact(
+        "unit_paths",
+        unit_paths_command,
+        parse_paths,
+        into="paths",
+        identity=ROOT,
+        second=True,
+        merge=True,
+    ),
 ]

@@ -364,11 +364,13 @@ def write_fabric_config() -> None:
     ]
     # Every possible host, booted or not: `--target lab` must never fall back to the repo's
     # fabric.yaml, whose lab target names the default lab root.
+    # A hardened lab (CYNOW_LAB_HARDENED=1: the app user cannot sudo) is driven by its admin.
+    login = "admin" if os.environ.get("CYNOW_LAB_HARDENED") == "1" else "cynow"
     for n in range(1, MAX_HOSTS + 1):
         for name in (["lab"] if n == 1 else []) + [f"lab{n}"]:
             lines += [
                 f"    {name}:",
-                f"      hosts: [cynow@{address(n)}]",
+                f"      hosts: [{login}@{address(n)}]",
                 f"      key_filename: {key_path()}",
                 f"      known_hosts: [{known_hosts_path()}]",
                 "      allowed_networks: [127.0.0.0/8]",

@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+import tests.lab.helpers as helpers
 from tests.lab import lab
 from tests.lab.helpers import (
     APP,
@@ -45,7 +46,7 @@ def three(lab_image) -> list[LabHost]:
 
 
 def hosts_arg(hosts: list, *extra: str) -> list[str]:
-    return ["-H", ",".join([f"cynow@{h.address}" for h in hosts] + list(extra))]
+    return ["-H", ",".join([f"{helpers.LOGIN}@{h.address}" for h in hosts] + list(extra))]
 
 
 def many(hosts, *args, extra=(), json_out=True):
@@ -84,17 +85,17 @@ def test_diagnose_every_host_one_broken(three):
     assert doc["schema"] == "cynow-ops.diagnose-hosts.v1" and doc["exit_code"] == 1
     got = {h["host"]: h["verdict"]["cause"] for h in doc["hosts"]}
     assert got == {
-        f"cynow@{a.address}": "healthy",
-        f"cynow@{b.address}": "gunicorn_stopped",
-        f"cynow@{c.address}": "healthy",
+        f"{helpers.LOGIN}@{a.address}": "healthy",
+        f"{helpers.LOGIN}@{b.address}": "gunicorn_stopped",
+        f"{helpers.LOGIN}@{c.address}": "healthy",
     }
-    assert [h["host"] for h in doc["hosts"]] == [f"cynow@{h.address}" for h in three]
+    assert [h["host"] for h in doc["hosts"]] == [f"{helpers.LOGIN}@{h.address}" for h in three]
     # The human run: a line per host, the table (host x step), and each host's verdict.
     r = many(three, "diagnose", json_out=False)
     assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-2000:]
     lines = r.stdout.splitlines()
     for h in three:
-        assert any(ln.startswith(f"cynow@{h.address} ") for ln in lines), r.stdout
+        assert any(ln.startswith(f"{helpers.LOGIN}@{h.address} ") for ln in lines), r.stdout
     assert "every host" in r.stdout and "guide steps:" in r.stdout
     assert r.stdout.count("Verdict: healthy") == 2
     assert "Verdict: gunicorn_stopped" in r.stdout
@@ -141,10 +142,10 @@ def test_rolling_deploy_stops_at_a_host_failing_its_health_gate(three):
     doc, r = many(three, "deploy", "--batch", "1", "--max-fail", "0")
     assert r.returncode == 1, r.stderr
     assert doc["schema"] == "cynow-ops.rollout.v1"
-    assert doc["batches"] == [[f"cynow@{h.address}"] for h in three]
+    assert doc["batches"] == [[f"{helpers.LOGIN}@{h.address}"] for h in three]
     assert doc["stopped_after_batch"] == 2
     rows = {row["host"]: row for row in doc["hosts"]}
-    ra, rb, rc = (rows[f"cynow@{h.address}"] for h in three)
+    ra, rb, rc = (rows[f"{helpers.LOGIN}@{h.address}"] for h in three)
     # The first batch keeps the new commit, and says so.
     assert (ra["result"], ra["commit"]) == ("deployed", new)
     assert head(a) == new and curl_nginx(a) == 200
@@ -230,7 +231,7 @@ def test_ctrl_c_finishes_the_host_under_way_and_starts_no_other(three):
     env = {**os.environ, "COLUMNS": "200"}
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in p.stdout:  # Ctrl-C once the first host has taken its lock
-        if line.startswith(f"cynow@{a.address} ✓ lock"):
+        if line.startswith(f"{helpers.LOGIN}@{a.address} ✓ lock"):
             p.send_signal(signal.SIGINT)
             break
     rest, err = p.communicate(timeout=120)

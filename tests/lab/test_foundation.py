@@ -10,6 +10,7 @@ import paramiko
 import pytest
 from fabric import Config
 
+import tests.lab.helpers as helpers
 from tasks import connect
 from tasks.errors import ConnectError
 from tasks.runner import Remote
@@ -33,7 +34,7 @@ def test_info_with_H_and_i_against_a_lab_host(lab_host, tmp_path):
     assert r.returncode == 0, r.stderr
     assert doc["schema"] == "cynow-ops.info.v1"
     (facts,) = doc["hosts"]
-    assert facts["host"] == f"cynow@{lab_host.address}"
+    assert facts["host"] == f"{helpers.LOGIN}@{lab_host.address}"
     assert facts["hostname"] == "lab1"
     assert facts["os"].startswith("Debian GNU/Linux 12")
     assert facts["systemd"].startswith("systemd 252")

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+import tests.lab.helpers as helpers
 from tests.lab import lab
 from tests.lab.helpers import (
     REPO,
@@ -55,7 +56,7 @@ def test_history_after_deploy_failed_deploy_rollback_and_restore(fresh_host):
     assert rec["snapshot"] == deployed["snapshot"]["id"] != ""
     assert rec["slowest"]["step"] in {s["step"] for s in deployed["steps"]}
     assert rec["seconds"] == pytest.approx(sum(s["seconds"] for s in deployed["steps"]), abs=0.05)
-    assert rec["host"] == f"cynow@{fresh_host.address}" and "@" in rec["by"]
+    assert rec["host"] == f"{helpers.LOGIN}@{fresh_host.address}" and "@" in rec["by"]
 
     broken = VIEWS.replace("    lines = [", '    raise RuntimeError("boom")\n    lines = [')
     push_commit(fresh_host, {"orders/views.py": broken}, "orders: a view that fails")
@@ -133,11 +134,11 @@ def test_two_hosts_merged_by_time_with_a_host_column(two):
     a1 = deploy_css(a, "a1")
     b1 = deploy_css(b, "b1")
     a2 = deploy_css(a, "a2")
-    hosts = ["-H", ",".join(f"cynow@{h.address}" for h in two)]
+    hosts = ["-H", ",".join(f"{helpers.LOGIN}@{h.address}" for h in two)]
     doc, r = fab_json(*hosts, "history", "--target", "lab")
     assert r.returncode == 0, r.stderr
     got = [(x["host"], x["to"]["commit"]) for x in doc["records"]]
-    name_a, name_b = (f"cynow@{h.address}" for h in two)
+    name_a, name_b = (f"{helpers.LOGIN}@{h.address}" for h in two)
     assert got == [(name_a, a2["new"]), (name_b, b1["new"]), (name_a, a1["new"])]
     assert [h["host"] for h in doc["hosts"]] == [name_a, name_b]
     doc, r = fab_json(*hosts, "history", "--target", "lab", "-n", "2")
