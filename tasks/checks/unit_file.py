@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.checks.base import FAIL, OK, ROOT, WARN, Check, Fact, Facts, Finding, installed
+from tasks.checks.base import APP, FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
 from tasks.guide import comment, sudo
 from tasks.redact import redact_argv, redact_text
 from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
@@ -177,19 +177,24 @@ def parse_paths(stdout: str, _s=None) -> dict:
 
 
 FACTS = [
+    # As the app user, whom the unit runs as: "executable" and systemd-analyze's checks mean
+    # executable by the service, and a login that cannot pass /home/cynow (a hardened server's
+    # admin) must not see the unit's binary as missing. Nothing is read but modes and names.
     Fact(
-        "unit", unit_file_command, parse_unit_file, into=("unit_file", "unit_verify"), framed=True
+        "unit",
+        unit_file_command,
+        parse_unit_file,
+        into=("unit_file", "unit_verify"),
+        identity=APP,
+        framed=True,
     ),
-    # As root: only existence and mode bits are asked (`test -d/-x/-e`, nothing is read), and a
-    # login that cannot pass /home/cynow (a hardened server's admin) must not see the unit's
-    # binary as missing.
-    Fact("paths", lambda s, _f: path_facts(*expected_paths(s)), parse_paths, identity=ROOT),
+    Fact("paths", lambda s, _f: path_facts(*expected_paths(s)), parse_paths, identity=APP),
     Fact(
         "unit_paths",
         unit_paths_command,
         parse_paths,
         into="paths",
-        identity=ROOT,
+        identity=APP,
         second=True,
         merge=True,
     ),
