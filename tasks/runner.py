@@ -34,6 +34,8 @@ MAX_CHANNELS = (
     else 6
 )
 KEEPALIVE_SECONDS = 15
+# The longest a channel open on a live connection may take (see Remote._open_session).
+CHANNEL_OPEN_SECONDS = 60
 DEFAULT_TIMEOUT = 900  # seconds; pip installs and migrations pass their own
 # sshd refuses a channel when MaxSessions is reached; that clears as soon as another closes.
 CHANNEL_RETRIES = 6
@@ -199,11 +201,19 @@ class Remote:
             with open(path, "a") as f:
                 f.write(command + "\0")
 
+    def _open_session(self):
+        """A new channel on the open connection. sshd answers a channel open only between its
+        other work (a PAM session for a login, several channels at once on a busy host): a
+        live but slow server gets CHANNEL_OPEN_SECONDS, not the connect timeout (seen in CI:
+        "Timeout opening channel" after 10 s on a healthy lab host)."""
+        wait = max(float(self.conn.connect_timeout or 0), CHANNEL_OPEN_SECONDS)
+        return self.conn.client.get_transport().open_session(timeout=wait)
+
     def _exec(self, command: str, timeout: float | None) -> Result:
         """One command on its own channel, read until it exits. Lighter than Fabric's Runner
         (no polling threads per stream), which matters with many channels at once."""
         self._trace(command)
-        chan = self.conn.client.get_transport().open_session(timeout=self.conn.connect_timeout)
+        chan = self._open_session()
         out, err = bytearray(), bytearray()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
@@ -285,7 +295,7 @@ class Remote:
             wrapped = f"sudo -S -p {shell.q(prompt)} -- sh -c {shell.q(inner)}"
         else:
             wrapped = shell.as_root(inner)
-        chan = self.conn.client.get_transport().open_session(timeout=self.conn.connect_timeout)
+        chan = self._open_session()
         buf, started, answered, said = b"", not sudo, False, ""
         try:
             chan.get_pty(width=500)

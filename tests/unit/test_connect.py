@@ -243,6 +243,18 @@ def test_no_exit_status_is_a_failure_or_a_lost_connection_never_a_result(mocker,
             remote.run("true")
 
 
+def test_a_channel_open_may_take_longer_than_the_connect_timeout(mocker):
+    # A live sshd busy with a login's PAM session answered a channel open after more than the
+    # 10 s connect timeout (CI): that is a slow server, not a lost connection.
+    conn = mocker.create_autospec(Connection, instance=True)
+    conn.user, conn.host, conn.port = "root", "127.0.0.11", 22
+    conn.config, conn.connect_timeout = Config(), 10
+    transport = conn.client.get_transport.return_value
+    transport.open_session.return_value = _Channel()
+    Remote(conn, resolve({})).run("true")
+    transport.open_session.assert_called_with(timeout=60.0)
+
+
 # --- known_hosts: markers, hashing, revocation ---------------------------------------------
 
 
