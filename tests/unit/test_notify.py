@@ -369,14 +369,14 @@ def test_under_the_tests_a_url_outside_loopback_is_refused_before_apprise(monkey
     monkeypatch.setattr(apprise.Apprise, "notify", lambda *a, **k: pytest.fail("sent"))
     errors = notify.send(
         [
-            "json://10.78.30.98:8080/hook",
+            "json://192.0.2.10:8080/hook",
             "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazk",
             "jsons://hooks.example.com/x",
         ],
         MSG,
     )
     assert errors == [
-        "notification deploy.succeeded to json://10.78.30.98:8080 not sent: outside "
+        "notification deploy.succeeded to json://192.0.2.10:8080 not sent: outside "
         "CYNOW_OPS_ALLOWED_NETWORKS (127.0.0.0/8)",
         "notification deploy.succeeded to slack://<redacted> not sent: not an address inside "
         "CYNOW_OPS_ALLOWED_NETWORKS (127.0.0.0/8)",
@@ -389,7 +389,8 @@ def test_under_the_tests_a_url_outside_loopback_is_refused_before_apprise(monkey
 def test_the_network_guard_stops_an_apprise_send_outside_loopback(monkeypatch, guard_log):
     """Without the tool's guard, Apprise's own send to a non-loopback address is refused by the
     suite's network guard before connect(): the real connect is a recorder here, so even a
-    broken guard could send nothing. An IP address, so no name is resolved either."""
+    broken guard could send nothing. An IP address, so no name is resolved either; a
+    documentation address (RFC 5737), never the production host."""
     import apprise
 
     sent = []
@@ -397,14 +398,14 @@ def test_the_network_guard_stops_an_apprise_send_outside_loopback(monkeypatch, g
     monkeypatch.setattr(netguard, "_real_connect_ex", lambda sock, addr: sent.append(addr))
     before = guard_log.read_text()
     ap = apprise.Apprise()
-    assert ap.add("json://10.78.30.98:8080/hook")
+    assert ap.add("json://192.0.2.10:8080/hook")
     assert not ap.notify(body="b", title="t")
     assert sent == []
-    assert "10.78.30.98" in guard_log.read_text()[len(before) :]
+    assert "192.0.2.10" in guard_log.read_text()[len(before) :]
     # And through notify.send with the tool's own guard off: a warning, nothing sent.
     monkeypatch.delenv(notify.ALLOWED_NETWORKS_ENV)
-    (err,) = notify.send(["json://10.78.30.98:8080/hook"], MSG)
-    assert err.startswith("notification deploy.succeeded to json://10.78.30.98:8080 not sent")
+    (err,) = notify.send(["json://192.0.2.10:8080/hook"], MSG)
+    assert err.startswith("notification deploy.succeeded to json://192.0.2.10:8080 not sent")
     assert sent == []
 
 
