@@ -30,7 +30,6 @@ UNIT_PROPS = [
     "ActiveEnterTimestamp",
     # For the layout (tasks/layout.py): file names only, never the files' contents.
     "EnvironmentFiles",
-    "RuntimeDirectory",
     "Listen",
 ]
 
