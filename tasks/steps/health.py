@@ -96,6 +96,7 @@ class Poll:
     main_pid: int | None  # None: not read
     tracebacks: int | None  # None: not asked
     errors: tuple = ()  # each traceback's last line (the exception), for the failure message
+    races: int = 0  # tracebacks of gunicorn's own logging race (not the app's), not counted
 
 
 START = "Traceback (most recent call last)"
@@ -120,6 +121,18 @@ def tracebacks_in(lines: list[str]) -> list[str]:
     return found
 
 
+# gunicorn's master logs from its SIGCHLD handler (reap_workers in 23.0.0); when a worker it
+# replaced on a HUP exits while the master is itself writing a log line, Python's logging
+# prints "--- Logging error ---" and this exception (benoitc/gunicorn#2564, #2816). The master
+# and the new workers go on serving: it is not the release's error, and a deploy rolled back
+# for it is a healthy release undone. A master that did die of it is caught as a master gone.
+LOGGING_RACE = "RuntimeError: reentrant call inside <_io.Buffered"
+
+
+def logging_race(exception: str) -> bool:
+    return exception.startswith(LOGGING_RACE)
+
+
 def read_poll(stdout: str) -> Poll:
     parts = {k: v[0] for k, v in shell.read_batch(stdout).items()}
     main = parts.get("main", "").strip()
@@ -128,8 +141,9 @@ def read_poll(stdout: str) -> Poll:
         replies=http.parse_http(parts.get("http", "")),
         pids=sorted(int(p) for p in parts.get("pids", "").split() if p.isdigit()),
         main_pid=int(main) if main.isdigit() else None,
-        tracebacks=None if errors is None else len(errors),
-        errors=tuple(errors or ()),
+        tracebacks=None if errors is None else len([e for e in errors if not logging_race(e)]),
+        errors=tuple(e for e in errors or () if not logging_race(e)),
+        races=len([e for e in errors or () if logging_race(e)]),
     )
 
 
@@ -154,7 +168,13 @@ def judge(poll: Poll, urls: list[str], since_pids=(), main_pid: int = 0) -> tupl
     if poll.tracebacks:
         last = f": {poll.errors[-1]}" if poll.errors else ""
         return "failed", f"{poll.tracebacks} traceback(s) in the journal since the reload{last}"
-    return "ok", ", ".join(f"{u} {http.describe(poll.replies['nginx'][u])}" for u in urls)
+    seen = ", ".join(f"{u} {http.describe(poll.replies['nginx'][u])}" for u in urls)
+    if poll.races:
+        seen += (
+            f" (gunicorn's master logged {poll.races} traceback(s) of its own logging race,"
+            " 'reentrant call', benoitc/gunicorn#2816: not the app's, not counted)"
+        )
+    return "ok", seen
 
 
 def app_error(poll: Poll) -> bool:

@@ -115,3 +115,46 @@ def test_health_gives_booting_workers_the_whole_timeout(server, fakes):
 
 # A pip that keeps its venv's packages in a file: `install -r F` sets each NAME==VERSION line
 # of F (a line `fail` makes it fail), `uninstall` drops names, `freeze` lists them.
+
+
+# What gunicorn 23.0.0's master printed in a lab deploy (CI, stop 19) when a replaced worker
+# exited while the master was writing a line: Python logging's report of its own error.
+LOGGING_RACE = """[2026-12-03 16:02:11 +0000] [35] [INFO] Booting worker with pid: 412
+--- Logging error ---
+Traceback (most recent call last):
+  File "/usr/lib/python3.11/logging/__init__.py", line 1113, in emit
+    stream.write(msg + self.terminator)
+RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/srv/venv/lib/python3.11/site-packages/gunicorn/arbiter.py", line 241, in handle_chld
+    self.reap_workers()
+  File "/usr/lib/python3.11/logging/__init__.py", line 1113, in emit
+    stream.write(msg + self.terminator)
+RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>
+Call stack:
+  File "/home/cynow/cynow/venv/bin/gunicorn", line 8, in <module>
+    sys.exit(run())
+Message: 'Worker (pid:%s) was sent %s!'
+Arguments: (388, 'SIGTERM')
+"""
+
+
+def test_gunicorns_own_logging_race_is_not_the_releases_traceback(server, fakes):
+    ctx, remote, dev, app = server
+    fakes("journal", LOGGING_RACE)
+    ok, detail = health(remote, 5, [], 0, "c")
+    assert ok, detail
+    assert "logged 2 traceback(s) of its own logging race" in detail
+    assert "benoitc/gunicorn#2816" in detail
+    # The race beside an app's traceback: the app's is counted and named, the race is not.
+    fakes(
+        "journal",
+        LOGGING_RACE + 'Traceback (most recent call last):\n  File "/a.py"\nNameError: x\n',
+    )
+    assert health(remote, 5, [], 0, "c") == (
+        False,
+        "1 traceback(s) in the journal since the reload: NameError: x",
+    )
