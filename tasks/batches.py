@@ -239,10 +239,10 @@ def origin_commit(fleet: Fleet) -> str:
     """origin's main as the first host that can read it sees it now: every host of the rollout
     deploys this commit, so a main that moves meanwhile (or origins that differ) cannot give
     hosts different code. Read-only (`git ls-remote`); "" when no host can read it."""
-    s = fleet.settings
-    ref = f"refs/heads/{s.git_branch}"
+    ref = f"refs/heads/{fleet.settings.git_branch}"
 
     def read(remote: Remote) -> str:
+        s = remote.settings  # the host's own layout (tasks/discovery.py)
         out = remote.run(git.git(s.project_dir, "ls-remote", s.git_remote, ref), user=s.app_user)
         return next((ln.split()[0] for ln in out.lines if ln.endswith("\t" + ref)), "")
 
@@ -276,9 +276,9 @@ def return_all(fleet: Fleet, out: Rollout, by_name: dict, ctx_for, json: bool) -
 
 def read_commits(fleet: Fleet, out: Rollout) -> None:
     """Which commit each host runs now, read from the host itself (read-only)."""
-    s = fleet.settings
 
     def head(remote: Remote) -> str:
+        s = remote.settings
         o = remote.run(git.git(s.project_dir, "rev-parse", "HEAD"), user=s.app_user)
         return o.stdout.strip() if o.ok else ""
 

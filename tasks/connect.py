@@ -206,8 +206,24 @@ def target_hosts(c, settings: Settings) -> list[str | dict]:
     )
 
 
+# Invoke's config levels above the collection's (where fabfile.py puts config/*.yaml).
+LEVELS = ("_system", "_user", "_project", "_env", "_runtime", "_overrides", "_modifications")
+
+
+def explicit_keys(config) -> set[str]:
+    """The `cynow` keys some level above the defaults sets: what the user said, even when it
+    is the guide's value (tasks/discovery.py never replaces those)."""
+    keys: set[str] = set()
+    for level in LEVELS:
+        data = getattr(config, level, None)
+        section = data.get("cynow") if isinstance(data, dict) else None
+        if isinstance(section, dict):
+            keys |= set(section) - {"target", "targets"}
+    return keys
+
+
 def settings_for(c, target: str | None) -> Settings:
-    return resolve(c.config.get("cynow", {}), target)
+    return resolve(c.config.get("cynow", {}), target, explicit_keys(c.config))
 
 
 def allowed_networks(settings: Settings) -> list[ipaddress._BaseNetwork]:

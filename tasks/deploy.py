@@ -72,7 +72,7 @@ def deploy(
     def ctx_for(remote: Remote, pin: str = "") -> Ctx:
         return Ctx(
             remote,
-            settings,
+            remote.settings,  # the host's: the server's layout where the config is silent
             by,
             allow_irreversible,
             restart,

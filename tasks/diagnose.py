@@ -138,6 +138,8 @@ class Report:
     started: str = ""
     notified: list | None = None  # with --notify: the events sent (tasks/notify.py)
     notify_errors: list = field(default_factory=list)  # notifications not sent: warnings
+    # Layout keys read from the server because the config is silent: {key: {value, source}}.
+    discovered: dict = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -154,6 +156,7 @@ class Report:
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
             "verdict": self.verdict.to_json(),
+            "discovered": self.discovered,
             "checks": [c.to_json() for c in self.checks],
             **(
                 {"notified": self.notified, "notify_errors": self.notify_errors}
@@ -176,7 +179,10 @@ def diagnose_host(remote: Remote) -> Report:
     facts = gather(remote)
     checks = evaluate(facts, s)
     verdict = conclude(checks, facts, s)
-    return Report(remote.name, s.target, verdict, checks, time.monotonic() - t0, started)
+    found = {k: {"value": getattr(s, k), "source": v} for k, v in s.discovered.items()}
+    return Report(
+        remote.name, s.target, verdict, checks, time.monotonic() - t0, started, discovered=found
+    )
 
 
 def unreachable(host: str, s: Settings, error: OpsError, started: str) -> Report:

@@ -19,7 +19,7 @@ from tasks.checks.unit_file import bind_of
 from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
 from tasks.settings import DEFAULTS, Settings, tcp_address
 
-SOURCES = ("unit", "socket unit", "nginx", "django", "config", "default")
+SOURCES = ("unit", "socket unit", "nginx", "django", "config", "discovered", "default")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,11 @@ def discover(facts: Facts, s: Settings) -> list[Value]:
         if key not in DEFAULTS:
             return None, ""
         v = getattr(s, key)
-        return str(v), ("default" if v == DEFAULTS[key] else "config")
+        if key in s.discovered:
+            # The config was silent and the server's value is the one in use (tasks/discovery).
+            return str(v), f"discovered: {s.discovered[key]}"
+        said = key in s.configured or v != DEFAULTS[key]
+        return str(v), ("config" if said else "default")
 
     out: list[Value] = []
 

@@ -88,7 +88,7 @@ def reboot(c, yes=False, wait=None, target=None, json=False):
     for host in target_hosts(c, settings):
         remote = Remote(make_connection(host, c.config, settings), settings)
         remote.open()
-        s = settings
+        s = remote.settings
         out = remote.run(
             systemd.systemctl_show(
                 [s.gunicorn_unit, s.nginx_unit], ["Id", "LoadState", "UnitFileState"]

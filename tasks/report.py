@@ -28,6 +28,9 @@ def render(r: Report) -> None:
         console().print(table)
     else:
         console().print(f"[bold]{escape(title)}[/]")
+    if r.discovered:
+        said = ", ".join(f"{k} {v['value']} ({v['source']})" for k, v in r.discovered.items())
+        console().print(f"[dim]From the server, where the config is silent: {escape(said)}[/]")
     render_verdict(r)
 
 

@@ -224,7 +224,9 @@ def rollback(c, target=None, json=False, parallel="1", restore_db=False):
         if not json and not several:
             console().print(f"[bold]cynow-ops rollback: {remote.name}[/]")
         return rollback_host(
-            Ctx(remote, settings, by), shower(json, remote.name if several else ""), restore_db
+            Ctx(remote, remote.settings, by),
+            shower(json, remote.name if several else ""),
+            restore_db,
         )
 
     finish(collect(fleet.each(one, parallel), several), json)

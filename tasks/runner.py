@@ -100,6 +100,7 @@ class Remote:
             raise TypeError("Remote needs a fabric.Connection: commands never run locally")
         self.conn, self.settings = conn, settings
         self.name = describe(conn)
+        self._discovered = False
 
     @property
     def is_root(self) -> bool:
@@ -116,6 +117,13 @@ class Remote:
         if transport is not None:
             # A dead link is noticed within about a minute, not at the kernel's two hours.
             transport.set_keepalive(KEEPALIVE_SECONDS)
+        if not self._discovered:
+            # Before any task reads the host: the layout keys the config leaves at the
+            # guide's values, as this server's unit has them (once; a reconnect keeps them).
+            from tasks import discovery
+
+            self.settings = discovery.adopt(self)
+            self._discovered = True
 
     def _nodelay(self, on: bool) -> None:
         """Nagle off for one command after another: paramiko leaves it on, and a channel's open

@@ -395,6 +395,12 @@ class Settings:
     notify: list = field(default_factory=list)  # Apprise URLs (tasks/notify.py)
     target: str | None = None
     hosts: list = field(default_factory=list)
+    # Keys a config level sets (a target, -f file, FABRIC_CYNOW_*): expectations, never
+    # replaced by the server's values.
+    configured: frozenset = frozenset()
+    # Keys taken from the server because the config left the guide's value (tasks/discovery.py),
+    # each with where it came from.
+    discovered: dict = field(default_factory=dict)
 
     @property
     def python(self) -> str:
@@ -433,11 +439,15 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def resolve(cynow: Mapping[str, Any], target: str | None = None) -> Settings:
+def resolve(
+    cynow: Mapping[str, Any], target: str | None = None, explicit: set[str] | None = None
+) -> Settings:
     """Validate the `cynow` config section and apply the chosen target's overrides.
 
     `target` (from `--target`) wins over `cynow.target`. Raises ConfigError, naming the key and
-    the fix, for unknown keys, wrong types, relative paths and unsafe names.
+    the fix, for unknown keys, wrong types, relative paths and unsafe names. `explicit`: the
+    keys a config level above the defaults sets (tasks/connect.settings_for reads them), so a
+    user who writes the guide's value is heard; without it, a value other than the default.
     """
     raw = to_plain(cynow)
     settings_keys = set(DEFAULTS) - NOT_IN_TARGET
@@ -447,6 +457,9 @@ def resolve(cynow: Mapping[str, Any], target: str | None = None) -> Settings:
     base = {k: v for k, v in raw.items() if k not in NOT_IN_TARGET}
     merged = {**{k: DEFAULTS[k] for k in settings_keys}, **base}
     values = _validated(merged, "", settings_keys)
+    if explicit is None:
+        explicit = {k for k, v in base.items() if v != DEFAULTS.get(k)}
+    configured = set(explicit) & settings_keys
     targets = raw.get("targets") or {}
     if not isinstance(targets, dict):
         raise _fail(
@@ -472,4 +485,5 @@ def resolve(cynow: Mapping[str, Any], target: str | None = None) -> Settings:
         over = _validated(entry, f"cynow.targets.{name}.", settings_keys | TARGET_ONLY)
         hosts = over.pop("hosts", [])
         values.update(over)
-    return Settings(**values, target=name, hosts=hosts)
+        configured |= set(over)
+    return Settings(**values, target=name, hosts=hosts, configured=frozenset(configured))

@@ -49,19 +49,30 @@ def test_a_tcp_bind_is_healthy_when_configured(tcp_host):
     assert check(doc, "http.socket")["status"] == "ok"
 
 
-def test_without_the_setting_the_layout_names_the_tcp_bind(tcp_host):
+def test_without_the_setting_the_tcp_bind_is_taken_from_the_unit(tcp_host):
+    # Only the host: the unit's --bind HOST:PORT is the one the tool uses (tasks/discovery.py).
     doc, r = fab_json(*lab_args(tcp_host), "diagnose", "--target", "lab")
+    assert doc["verdict"]["cause"] == "healthy", (doc["verdict"], r.stderr)
+    assert doc["discovered"]["socket"] == {"value": tcp_host.bind, "source": "gunicorn's --bind"}
+    assert check(doc, "layout.config")["status"] == "ok"
+    info, r = fab_json(*lab_args(tcp_host), "info", "--target", "lab")
+    layout = {v["key"]: v for v in info["hosts"][0]["layout"]}
+    assert layout["socket"]["value"] == tcp_host.bind and not layout["socket"]["disagrees"]
+    assert layout["socket"]["config_source"] == "discovered: gunicorn's --bind"
+    assert layout["nginx_upstream"]["value"] == tcp_host.bind
+
+
+def test_a_configured_socket_the_unit_contradicts_is_named(tcp_host):
+    socket = f"{APP}/gunicorn.sock"
+    doc, r = fab_json(
+        *lab_args(tcp_host), "diagnose", "--target", "lab", env={"FABRIC_CYNOW_SOCKET": socket}
+    )
     c = check(doc, "layout.config")
     assert c["status"] == "warn", c
     assert any(
-        f"socket: expected {APP}/gunicorn.sock (default); gunicorn's TCP --bind says "
-        f"{tcp_host.bind}" in e
+        f"socket: expected {socket} (config); gunicorn's TCP --bind says {tcp_host.bind}" in e
         for e in c["evidence"]
     ), c["evidence"]
-    info, r = fab_json(*lab_args(tcp_host), "info", "--target", "lab")
-    layout = {v["key"]: v for v in info["hosts"][0]["layout"]}
-    assert layout["socket"]["value"] == tcp_host.bind and layout["socket"]["disagrees"]
-    assert layout["nginx_upstream"]["value"] == tcp_host.bind
 
 
 def test_deploy_and_a_stopped_gunicorn_on_tcp(tcp_host):

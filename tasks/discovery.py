@@ -1,0 +1,168 @@
+"""The settings of one host as its server runs it: every layout key the config leaves at the
+guide's value is taken from the gunicorn unit (and its socket unit) when the server says
+otherwise, before any task reads the host. A server set up by hand (checkout in /srv, venv
+`.venv`, the unit's own socket path, socket activation) is then read and deployed where it
+really is, not where the guide puts it; a value the user set is never replaced (it is an
+expectation: diagnose's layout step compares it with the server's).
+
+What the unit says is data: a value is taken only when it passes the same validation as a
+config value, and only when the server has it (a WorkingDirectory holding manage.py, a venv
+with its python, a user and group that exist). A unit the tool cannot read, or a value that
+does not check out, leaves the guide's value (and the diagnosis then names what is wrong):
+nothing is guessed.
+
+    read (one round trip): systemctl show of the unit and its socket unit
+    candidates(...)      -> {key: (value, source)} for keys still at the guide's value
+    confirm (one more round trip, only when a candidate differs): do the paths and names exist
+    adopt(...)           -> the host's Settings, `discovered` naming each value taken and why
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from tasks import parse
+from tasks.errors import ConfigError, ConnectError
+from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
+from tasks.settings import CHECKS, DEFAULTS, Settings, tcp_address
+from tasks.shell import batch, join, read_batch
+from tasks.systemd import systemctl_show
+
+UNIT_PROPS = ["Id", "LoadState", "User", "Group", "WorkingDirectory", "ExecStart"]
+SOCKET_PROPS = ["Id", "LoadState", "ActiveState", "Listen"]
+# Never taken from a unit: fix-permissions would hand the tree to root (tasks/service.py
+# refuses a root unit anyway, and diagnose names it).
+IN_CHECKOUT = [
+    k for k in ("venv", "static_root") if DEFAULTS[k].startswith(DEFAULTS["project_dir"] + "/")
+]
+NEVER = {"app_user": {"root"}, "app_group": {"root"}}
+
+
+def read_command(s: Settings) -> str:
+    return batch(
+        {
+            "unit": systemctl_show([s.gunicorn_unit], UNIT_PROPS),
+            "socket": systemctl_show([s.gunicorn_socket_unit], SOCKET_PROPS),
+        }
+    )
+
+
+def _venv(binary: str) -> str:
+    """/x/venv/bin/gunicorn -> /x/venv (a venv's gunicorn); else ''."""
+    m = re.match(r"^(/.+)/bin/[^/]+$", binary or "")
+    return m.group(1) if m and m.group(1) not in ("/usr", "/usr/local") else ""
+
+
+def _listen(props: dict) -> str:
+    """The socket unit's first ListenStream path or address (`/run/g.sock (Stream)`)."""
+    value = (props.get("Listen") or "").split(" (", 1)[0].strip()
+    return value.split()[0] if value else ""
+
+
+def _bind(binds: list[str]) -> str:
+    """The unit's first usable --bind as the `socket` setting: a unix path or HOST:PORT."""
+    for b in binds:
+        if b.startswith("unix:"):
+            return b[len("unix:") :]
+        if tcp_address(b):
+            return b
+    return ""
+
+
+def candidates(unit: dict, socket_unit: dict, s: Settings) -> dict[str, tuple[str, str]]:
+    """The server's value for each layout key the config leaves at the guide's value and the
+    server says otherwise, with where it came from. Pure."""
+    if not unit or unit.get("LoadState") != "loaded":
+        return {}
+    args = gunicorn_args(exec_argv(unit.get("ExecStart", "")))
+    # Not `wsgi`: the probes and the by-hand gunicorn already import the app the unit names,
+    # and a unit naming an app that does not load is a finding, not a setting to take.
+    found = {
+        "app_user": (unit.get("User", ""), "the unit's User="),
+        "app_group": (unit.get("Group", ""), "the unit's Group="),
+        "project_dir": (unit.get("WorkingDirectory", "").lstrip("!-"), "WorkingDirectory="),
+        "venv": (_venv(args.get("binary", "")), "ExecStart's gunicorn"),
+    }
+    # A socket unit that is not listening hands gunicorn nothing: then --bind is what it uses.
+    active = socket_unit.get("LoadState") == "loaded" and socket_unit.get("ActiveState") == "active"
+    listen = _listen(socket_unit) if active else ""
+    bind = _bind(args.get("binds", []))
+    if listen:
+        # gunicorn serves on a socket systemd hands it and then ignores --bind.
+        found["socket"] = (listen, "the socket unit's ListenStream=")
+    elif bind:
+        found["socket"] = (bind, "gunicorn's --bind")
+    checkout = found["project_dir"][0]
+    for key in IN_CHECKOUT:
+        # The guide keeps these in the checkout: where the unit's checkout is, they are looked
+        # for at the same place in it (confirmed to exist, compared with Django by diagnose).
+        rel = DEFAULTS[key][len(DEFAULTS["project_dir"]) + 1 :]
+        if checkout.startswith("/") and not found.get(key, ("",))[0]:
+            found[key] = (f"{checkout.rstrip('/')}/{rel}", f"{rel}/ in the checkout")
+    out = {}
+    for key, (value, source) in found.items():
+        said = key in s.configured or getattr(s, key) != DEFAULTS[key]
+        if not value or said or value == DEFAULTS[key]:
+            continue
+        if value in NEVER.get(key, ()):
+            continue
+        try:
+            out[key] = (CHECKS[key](key, value), source)
+        except ConfigError:
+            continue  # not a value a config could hold: the guide's stays, diagnose says why
+    return out
+
+
+def _socket_test(value: str) -> str:
+    """A unix socket is created by whoever listens: its directory must exist."""
+    return "true" if tcp_address(value) else join("test", "-d", value.rsplit("/", 1)[0] or "/")
+
+
+def confirm_command(found: dict[str, tuple[str, str]]) -> str:
+    """One test per candidate, each printing yes or no: the server has what the value names."""
+    tests = {
+        "app_user": lambda v: join("id", "-u", v),
+        "app_group": lambda v: join("getent", "group", v),
+        "project_dir": lambda v: join("test", "-f", f"{v}/manage.py"),
+        "venv": lambda v: join("test", "-x", f"{v}/bin/python"),
+        "static_root": lambda v: join("test", "-d", v),
+        "socket": _socket_test,
+    }
+    return batch(
+        {
+            key: f"if {tests[key](value)} >/dev/null 2>&1; then echo yes; else echo no; fi"
+            for key, (value, _) in found.items()
+        }
+    )
+
+
+def apply(s: Settings, found: dict[str, tuple[str, str]], confirmed: set[str]) -> Settings:
+    taken = {k: v for k, v in found.items() if k in confirmed}
+    if not taken:
+        return s
+    return dataclasses.replace(
+        s,
+        **{k: value for k, (value, _) in taken.items()},
+        discovered={**s.discovered, **{k: source for k, (_, source) in taken.items()}},
+    )
+
+
+def adopt(remote) -> Settings:
+    """The host's settings: the remote's, with the server's values where the config leaves the
+    guide's. A server that cannot be read for this (no sudo) keeps the config's values."""
+    s = remote.settings
+    parts = {k: v[0] for k, v in read_batch(remote.run(read_command(s)).stdout).items()}
+    unit = parse.systemctl_show(parts.get("unit", "")).get(s.gunicorn_unit, {})
+    sock = parse.systemctl_show(parts.get("socket", "")).get(s.gunicorn_socket_unit, {})
+    found = candidates(unit, sock, s)
+    if not found:
+        return s
+    try:
+        # As root: the app's home is often closed to the login user.
+        out = read_batch(remote.run(confirm_command(found), root=True).stdout)
+    except ConnectError:
+        # No sudo: nothing confirmed, nothing taken; a task that needs root says so itself.
+        return s
+    confirmed = {k for k, v in out.items() if v[0].strip() == "yes"}
+    return apply(s, found, confirmed)

@@ -1,0 +1,220 @@
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tasks import discovery
+from tasks.errors import ConnectError
+from tasks.runner import Output
+from tasks.settings import resolve
+from tasks.shell import batch, read_batch
+
+UNIT = "gunicorn.service"
+SOCKET = "gunicorn.socket"
+
+
+def exec_start(argv: str) -> str:
+    return f"{{ path=/x ; argv[]={argv} ; ignore_errors=no ; start_time=[n/a] }}"
+
+
+def unit(**kw) -> dict:
+    return {
+        "Id": UNIT,
+        "LoadState": "loaded",
+        "User": "cynow",
+        "Group": "www-data",
+        "WorkingDirectory": "/home/cynow/cynow",
+        "ExecStart": exec_start(
+            "/home/cynow/cynow/venv/bin/gunicorn --workers 3 "
+            "--bind unix:/home/cynow/cynow/gunicorn.sock config.wsgi:application"
+        ),
+        **kw,
+    }
+
+
+HAND_MADE = unit(
+    User="app",
+    Group="app",
+    WorkingDirectory="/srv/cynow",
+    ExecStart=exec_start("/srv/cynow/.venv/bin/gunicorn --bind unix:/run/cynow/g.sock x.wsgi"),
+)
+
+
+def test_the_guides_layout_gives_nothing_to_take():
+    assert discovery.candidates(unit(), {}, resolve({})) == {}
+
+
+def test_a_hand_made_unit_gives_every_layout_key_with_its_source():
+    found = discovery.candidates(HAND_MADE, {}, resolve({}))
+    assert found == {
+        "app_user": ("app", "the unit's User="),
+        "app_group": ("app", "the unit's Group="),
+        "project_dir": ("/srv/cynow", "WorkingDirectory="),
+        "venv": ("/srv/cynow/.venv", "ExecStart's gunicorn"),
+        "socket": ("/run/cynow/g.sock", "gunicorn's --bind"),
+        "static_root": ("/srv/cynow/static", "static/ in the checkout"),
+    }
+
+
+def test_the_guides_places_in_the_checkout_follow_the_units_checkout():
+    u = {**HAND_MADE, "ExecStart": exec_start("/usr/bin/gunicorn --bind unix:/run/g.sock a.w")}
+    found = discovery.candidates(u, {}, resolve({}))
+    assert found["venv"] == ("/srv/cynow/venv", "venv/ in the checkout")
+    assert found["static_root"] == ("/srv/cynow/static", "static/ in the checkout")
+    assert "static_root" not in discovery.candidates(u, {}, resolve({"static_root": "/var/s"}))
+
+
+def test_a_value_the_user_set_is_never_replaced():
+    s = resolve({"project_dir": "/opt/app", "socket": "/opt/app/s.sock"})
+    found = discovery.candidates(HAND_MADE, {}, s)
+    assert "project_dir" not in found and "socket" not in found
+    assert found["venv"] == ("/srv/cynow/.venv", "ExecStart's gunicorn")
+
+
+def test_socket_activation_listen_wins_over_bind_only_while_listening():
+    sock = {"Id": SOCKET, "LoadState": "loaded", "ActiveState": "active"}
+    sock["Listen"] = "/run/gunicorn.sock (Stream)"
+    found = discovery.candidates(HAND_MADE, sock, resolve({}))
+    assert found["socket"] == ("/run/gunicorn.sock", "the socket unit's ListenStream=")
+    # A socket unit that does not listen hands gunicorn nothing: its --bind is what it uses.
+    found = discovery.candidates(HAND_MADE, {**sock, "ActiveState": "inactive"}, resolve({}))
+    assert found["socket"] == ("/run/cynow/g.sock", "gunicorn's --bind")
+
+
+def test_tcp_bind():
+    u = unit(ExecStart=exec_start("/home/cynow/cynow/venv/bin/gunicorn -b 127.0.0.9:8000 a.wsgi"))
+    assert discovery.candidates(u, {}, resolve({})) == {
+        "socket": ("127.0.0.9:8000", "gunicorn's --bind")
+    }
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {"LoadState": "not-found"},
+        {"User": "root"},  # fix-permissions must never hand the tree to root
+        {"User": ""},
+        {"User": "Bad User;rm"},  # not a name a config could hold: server text is data
+        {"WorkingDirectory": "relative/dir"},
+        {"ExecStart": exec_start("/usr/bin/gunicorn --bind unix:rel.sock a.wsgi")},
+        {"ExecStart": ""},
+    ],
+)
+def test_what_a_config_could_not_hold_is_not_taken(props):
+    found = discovery.candidates(unit(**props), {}, resolve({}))
+    taken = {k for k in found if k in ("app_user", "project_dir", "venv", "socket")}
+    assert not taken, found
+
+
+def test_confirm_runs_in_a_real_shell(tmp_path):
+    project = tmp_path / "it's a $(dir)"
+    (project / ".venv" / "bin").mkdir(parents=True)
+    (project / "manage.py").write_text("")
+    python = project / ".venv" / "bin" / "python"
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o755)
+    found = {
+        "project_dir": (str(project), "WorkingDirectory="),
+        "venv": (str(project / ".venv"), "ExecStart's gunicorn"),
+        "socket": (str(project / "run" / "g.sock"), "gunicorn's --bind"),
+        "app_user": ("root", "the unit's User="),
+        "app_group": ("no-such-group-here", "the unit's Group="),
+    }
+    out = subprocess.run(
+        ["sh", "-c", discovery.confirm_command(found)], capture_output=True, text=True
+    ).stdout
+    said = {k: v[0].strip() for k, v in read_batch(out).items()}
+    assert said == {
+        "project_dir": "yes",
+        "venv": "yes",
+        "socket": "no",  # its directory does not exist
+        "app_user": "yes",
+        "app_group": "no",
+    }
+    assert not (tmp_path / "dir").exists()
+
+
+class FakeRemote:
+    """Answers discovery's two commands: systemctl show, then the tests (as root) with what
+    `confirm` (a shell script, or an error to raise) prints."""
+
+    def __init__(self, show: str, confirm: str | Exception = ""):
+        self.settings = resolve({})
+        self.show, self.confirm, self.calls = show, confirm, []
+
+    def run(self, command: str, root: bool = False, **kw) -> Output:
+        self.calls.append((command, root))
+        if "systemctl show" in command:
+            return Output(command, self.show, "", 0, 0.0)
+        if isinstance(self.confirm, Exception):
+            raise self.confirm
+        out = subprocess.run(["sh", "-c", self.confirm], capture_output=True, text=True).stdout
+        return Output(command, out, "", 0, 0.0)
+
+
+def framed(command: str, unit_text: str, socket_text: str, tmp_path) -> str:
+    """read_command's output, run in a real shell with a systemctl that prints the given text."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "systemctl"
+    (tmp_path / "unit.txt").write_text(unit_text)
+    (tmp_path / "socket.txt").write_text(socket_text)
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *gunicorn.socket*) cat {tmp_path}/socket.txt;; '
+        f"*) cat {tmp_path}/unit.txt;; esac\n"
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env).stdout
+
+
+def props_text(props: dict) -> str:
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+def test_adopt_takes_what_the_server_confirms_and_says_where_it_came_from(tmp_path):
+    s = resolve({})
+    show = framed(discovery.read_command(s), props_text(HAND_MADE), "", tmp_path)
+    # The server has the checkout and the venv; not the socket's directory, nor the user.
+    answers = {"project_dir": "yes", "venv": "yes", "socket": "no", "app_user": "no"}
+    answers["app_group"] = answers["static_root"] = "no"
+    remote = FakeRemote(show, batch({k: f"echo {v}" for k, v in answers.items()}))
+    got = discovery.adopt(remote)
+    assert got.project_dir == "/srv/cynow" and got.venv == "/srv/cynow/.venv"
+    assert got.discovered == {"project_dir": "WorkingDirectory=", "venv": "ExecStart's gunicorn"}
+    assert got.socket == s.socket and got.app_user == s.app_user  # not confirmed: not taken
+    assert [root for _, root in remote.calls] == [False, True]
+    assert "test -f /srv/cynow/manage.py" in remote.calls[1][0]
+
+
+def test_adopt_without_sudo_keeps_the_config_and_a_guides_server_costs_one_round_trip(tmp_path):
+    s = resolve({})
+    show = framed(discovery.read_command(s), props_text(HAND_MADE), "", tmp_path)
+    remote = FakeRemote(show, ConnectError("sudo: a password is required"))
+    assert discovery.adopt(remote) == s
+    guide = framed(discovery.read_command(s), props_text(unit()), "", tmp_path)
+    remote = FakeRemote(guide)
+    assert discovery.adopt(remote) == s and len(remote.calls) == 1
+
+
+def test_a_guides_value_the_user_wrote_is_theirs_too():
+    s = resolve({"socket": "/home/cynow/cynow/gunicorn.sock"}, explicit={"socket"})
+    assert "socket" in s.configured
+    assert "socket" not in discovery.candidates(HAND_MADE, {}, s)
+    over = resolve(
+        {"targets": {"t": {"hosts": ["h"], "project_dir": "/home/cynow/cynow"}}}, "t", set()
+    )
+    assert over.configured == {"project_dir"}
+
+
+def test_explicit_keys_come_from_the_levels_above_the_defaults():
+    from invoke import Config
+
+    from tasks.connect import explicit_keys
+
+    config = Config(overrides={"cynow": {"socket": "/a.sock", "targets": {}}})
+    config.load_collection({"cynow": {"project_dir": "/x", "venv": "/x/venv"}})
+    assert explicit_keys(config) == {"socket"}
