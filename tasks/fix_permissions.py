@@ -27,7 +27,7 @@ from fabric import task
 
 from tasks import programs, shell
 from tasks.checks import permissions
-from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
+from tasks.common import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.errors import ConfigError
 from tasks.fleet import parse_parallel
 from tasks.remote.fd_permissions import escape

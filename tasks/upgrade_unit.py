@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from fabric import task
 
 from tasks import parse, programs, service, shell
-from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import OpsError
 from tasks.redact import redact_text
 from tasks.remote import unit_upgrade
