@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fabric import task
 
 from tasks import history, lock, snapshots
-from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import ConfigError, OpsError
 from tasks.runner import Remote
 from tasks.steps.context import Ctx, StepFailed, now

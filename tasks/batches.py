@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 
 from tasks import git
-from tasks.cli import console
+from tasks.common import console
 from tasks.connect import describe
 from tasks.errors import ConfigError, OpsError
 from tasks.fleet import Fleet, Interrupted

@@ -12,7 +12,7 @@ from __future__ import annotations
 from fabric import task
 
 from tasks import batches
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json
+from tasks.common import COMMON_HELP, console, guarded, load, print_json
 from tasks.fleet import Fleet, parse_parallel
 from tasks.outcomes import collect, finish, shower, who
 from tasks.runner import Remote

@@ -19,7 +19,7 @@ from tasks import checks, shell
 from tasks import notify as notices
 from tasks.causes import TITLES as CAUSES
 from tasks.checks.base import FAIL, CheckResult, Fact, Facts
-from tasks.cli import COMMON_HELP, PARALLEL_HELP, PRINTING, console, guarded, load, print_json
+from tasks.common import COMMON_HELP, PARALLEL_HELP, PRINTING, console, guarded, load, print_json
 from tasks.connect import describe
 from tasks.errors import ConnectError, ExitCode, OpsError
 from tasks.fleet import Fleet, parse_parallel

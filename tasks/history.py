@@ -11,7 +11,7 @@ from fabric import task
 from invoke.exceptions import Exit
 
 from tasks import programs
-from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, guarded, load, print_json
+from tasks.common import COMMON_HELP, PARALLEL_HELP, console, guarded, load, print_json
 from tasks.connect import describe
 from tasks.fleet import Fleet, parse_parallel
 from tasks.settings import whole_number

@@ -10,7 +10,7 @@ from fabric import task
 
 from tasks import diagnose, layout, parse
 from tasks.checks import django, nginx, services
-from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
+from tasks.common import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.connect import target_hosts
 from tasks.errors import ConfigError, ConnectError
 from tasks.fleet import parse_parallel

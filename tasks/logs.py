@@ -8,7 +8,7 @@ import re
 from fabric import task
 
 from tasks import catalogue, parse, shell
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json, remotes
+from tasks.common import COMMON_HELP, console, guarded, load, print_json, remotes
 from tasks.errors import ConfigError
 from tasks.runner import Remote
 from tasks.settings import whole_number

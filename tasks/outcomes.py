@@ -6,7 +6,7 @@ from __future__ import annotations
 import getpass
 import socket
 
-from tasks.cli import PRINTING, console, print_json
+from tasks.common import PRINTING, console, print_json
 from tasks.connect import describe
 from tasks.errors import ExitCode, OpsError
 from tasks.steps.context import SCHEMA, Outcome

@@ -10,7 +10,7 @@ import time
 from fabric import task
 
 from tasks import parse, systemd
-from tasks.cli import COMMON_HELP, console, guarded, load, print_json
+from tasks.common import COMMON_HELP, console, guarded, load, print_json
 from tasks.connect import make_connection, target_hosts
 from tasks.diagnose import diagnose_host
 from tasks.errors import ConfigError, ConnectError, ExitCode, OpsError

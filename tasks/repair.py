@@ -16,7 +16,7 @@ from fabric import task
 from tasks import app as app_cmd
 from tasks import lock, notify, restart, shell, snapshots, systemd
 from tasks.causes import CAUSES
-from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
 from tasks.errors import ConfigError
 from tasks.fix_permissions import fix_host

@@ -6,7 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tasks.checks.base import FAIL, OK, SKIPPED, WARN
-from tasks.cli import console
+from tasks.common import console
 from tasks.diagnose import Report
 
 MARK = {OK: "[green]✓[/]", FAIL: "[red]✗[/]", WARN: "[yellow]![/]", SKIPPED: "[dim]–[/]"}

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from fabric import task
 
 from tasks import parse, shell, systemd
-from tasks.cli import COMMON_HELP, console, each_host, emit, guarded, load
+from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
 from tasks.settings import tcp_address
 from tasks.shell import q

@@ -17,7 +17,7 @@ from __future__ import annotations
 from fabric import task
 
 from tasks import history, lock, notify, snapshots
-from tasks.cli import COMMON_HELP, console, guarded, load
+from tasks.common import COMMON_HELP, console, guarded, load
 from tasks.errors import OpsError
 from tasks.fleet import Fleet, parse_parallel
 from tasks.history import record_id

@@ -6,7 +6,7 @@ from fabric import task
 
 from tasks import parse, shell
 from tasks.checks import socket as socket_check
-from tasks.cli import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
+from tasks.common import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.fleet import parse_parallel
 from tasks.git import git
 from tasks.redact import redact_text

@@ -1,6 +1,6 @@
 # Owners and modes read and changed through file descriptors, run on the server as root with the
-# system python (`/usr/bin/python3 -I -B -c SOURCE MODE PAYLOAD`; tasks/fix_permissions.py builds
-# the command, PAYLOAD is base64 of zlib of JSON):
+# system python (`/usr/bin/python3 -I -B -c SOURCE MODE PAYLOAD`; tasks/permission_program.py
+# builds the command, PAYLOAD is base64 of zlib of JSON):
 #
 #   scan   {"trees": [...], "singles": [...], "accounts": [...]}
 #          stdout, one JSON object a line: {"account", "uid", "gid", "group"} (or "missing") for

@@ -1,9 +1,9 @@
 # The guide's gunicorn unit turned into the socket-activated pair gunicorn's own docs recommend:
 # pure builders of both texts from the unit's own text. Standalone (re, hashlib, subprocess,
-# sys only) and Python 3.7-compatible: tasks/upgrade_unit.py imports it to show the --dry-run
-# diff, and sends it to the server, where root runs it with the system python (`python3 -I`)
-# to write the very same texts into a root-only staging directory: the unit's values
-# (Environment= secrets included) never travel in a command line.
+# sys only) and Python 3.7-compatible: tasks/unit_plan.py imports it to show the --dry-run
+# diff, and tasks/unit_switch.py sends it to the server, where root runs it with the system
+# python (`python3 -I`) to write the very same texts into a root-only staging directory: the
+# unit's values (Environment= secrets included) never travel in a command line.
 #
 #   python3 -I -B -c SOURCE stage UNIT SOCKET_UNIT SOCKET_USER notify|simple STAGE_DIR
 #

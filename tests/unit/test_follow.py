@@ -1,5 +1,5 @@
 """`fab logs --follow` under sudo: sudo's own words (its refusal, its prompt) are never log
-lines; a refusal ends the task with one line and a nonzero exit."""
+lines; a refusal ends the task with one line and a nonzero exit. `--since` is quoted."""
 
 import re
 
@@ -148,3 +148,9 @@ def test_djangos_log_is_read_as_the_app_user_and_nginxs_as_root():
         assert all("sudo -n -u cy -- sh -c" in p for p in pieces if "/l/d.log" in p)
         assert not any("sudo" in p for p in pieces if "nginx/error" in p)
         assert any("/l/d.log" in p for p in pieces)
+
+
+def test_since_is_quoted():
+    assert logs.since_check("10 minutes ago; reboot").startswith(
+        "date -d '10 minutes ago; reboot' "
+    )

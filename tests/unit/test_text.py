@@ -11,7 +11,7 @@ from invoke.exceptions import Exit
 from rich.console import Console
 from rich.table import Table
 
-from tasks import cli, logs
+from tasks import common, logs
 from tasks.errors import OpsError
 from tasks.text import CleanHook, clean, markup
 
@@ -70,7 +70,7 @@ def _table(cell: str) -> Table:
 
 def test_every_console_of_the_tasks_has_the_hook():
     for stderr in (False, True):
-        assert any(isinstance(h, CleanHook) for h in cli.console(stderr)._render_hooks)
+        assert any(isinstance(h, CleanHook) for h in common.console(stderr)._render_hooks)
 
 
 def test_a_hostile_log_line_is_shown_clean(monkeypatch):
@@ -84,14 +84,14 @@ def test_a_hostile_log_line_is_shown_clean(monkeypatch):
 
 
 def test_json_escapes_control_characters_as_json_does(capsys):
-    cli.print_json({"line": HOSTILE})
+    common.print_json({"line": HOSTILE})
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "\\u001b" in printed
     assert json.loads(printed)["line"] == HOSTILE  # the data itself is kept, exactly
 
 
 def test_an_error_message_quoting_server_text_is_one_clean_line():
-    @cli.guarded
+    @common.guarded
     def task():
         raise OpsError("sudo said: \x1b[2Jok\nfake line")
 

@@ -60,3 +60,8 @@ def test_fetch_refuses_an_unreachable_origin_and_runs_nothing_after_the_fetch(se
     assert parts.get("fetch").exited != 0 and list(parts.parts) == ["fetch"]
     with pytest.raises(Refused, match="cannot fetch origin main: and the repository exists"):
         fetch(ctx)
+
+
+def test_fetch_script_quotes_what_it_interpolates():
+    s = fetch_script("/srv/my app", "origin", "main", "abc")
+    assert "-C '/srv/my app' fetch --quiet --no-tags origin +refs/heads/main:refs/remotes/" in s

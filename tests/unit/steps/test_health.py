@@ -3,7 +3,9 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tasks.steps.health import Poll, app_error, health, judge
+import pytest
+
+from tasks.steps.health import Poll, app_error, health, health_script, judge, wait_gone
 
 
 def poll(**kw) -> Poll:
@@ -158,3 +160,10 @@ def test_gunicorns_own_logging_race_is_not_the_releases_traceback(server, fakes)
         False,
         "1 traceback(s) in the journal since the reload: NameError: x",
     )
+
+
+def test_health_script_quotes_what_it_interpolates():
+    s = health_script("/s", ["/"], 5, "g.service", journal_after="s=1;i='2")
+    assert "'--after-cursor=s=1;i='\"'\"'2'" in s
+    with pytest.raises(ValueError):
+        wait_gone("g.service", ["41; reboot"], 1)

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 
 from tasks.steps.context import Refused
-from tasks.steps.required_files import required_files
+from tasks.steps.required_files import files_in_commit_script, required_files
 from tests.unit.steps.fakes import LocalRemote, commit, git, replace_ctx
 
 
@@ -36,3 +36,8 @@ def test_a_file_the_script_did_not_see_counts_as_missing(server):
     ctx.remote = CutOff(ctx.s)
     with pytest.raises(Refused, match="lacks orders/urls.py"):
         required_files(ctx)
+
+
+def test_files_in_commit_script_quotes_what_it_interpolates():
+    s = files_in_commit_script("/p", "abc", ["a b; $(id)"])
+    assert "cat-file -e 'abc:a b; $(id)'" in s and "printf '%s\\n' 'missing a b; $(id)'" in s

@@ -1,30 +1,18 @@
 """`fab upgrade-unit`: the builders of the new unit texts (tasks/remote/unit_upgrade.py) on the
-`systemctl cat` output captured from the lab, the plan and its diff, and the scripts' quoting."""
+`systemctl cat` output captured from the lab, and the staging program as the server runs it.
+The plan and its diff: test_unit_plan.py; the scripts and the bridge: test_unit_switch.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tasks import programs, shell
-from tasks.errors import OpsError
+from tasks import programs
 from tasks.remote import unit_upgrade as uu
 from tasks.settings import Settings, resolve
-from tasks.upgrade_unit import (
-    Plan,
-    diff,
-    install_script,
-    make_plan,
-    snapshot_script,
-    stage_command,
-    switch_script,
-    undo_script,
-    verify_command,
-)
 
 DATA = Path(__file__).parent / "data" / "upgrade_unit"
 GUIDE = (DATA / "guide.cat").read_text()
@@ -116,52 +104,6 @@ def test_drop_ins_are_refused():
         uu.fragment(cat)
 
 
-def parts(
-    cat=GUIDE, socket="", frag="/etc/systemd/system/gunicorn.service", kind="regular file root"
-):
-    return shell.Parts(
-        cat=shell.Part(cat, 0),
-        show=shell.Part(f"FragmentPath={frag}\nDropInPaths=\nLoadState=loaded\n", 0),
-        socket=shell.Part(socket, 0 if socket else 1),
-        kind=shell.Part(kind + "\n", 0),
-    )
-
-
-def test_plan_and_diff():
-    s = settings()
-    plan = make_plan(s, parts(), VERSION)
-    assert plan.changed == ["gunicorn.service", "gunicorn.socket"] and plan.notify
-    d = diff(plan)
-    assert "+++ /etc/systemd/system/gunicorn.socket" in d and "--- /dev/null" in d
-    assert "+Requires=gunicorn.socket\n" in d and "+KillMode=mixed\n" in d
-    done = make_plan(s, parts(UPGRADED, SOCKET), VERSION)
-    assert done.changed == [] and diff(done) == ""
-
-
-def test_the_printed_diff_redacts_secrets():
-    plan = Plan(
-        {"a.service": "[Service]\nEnvironment=SECRET_KEY=hunter2\n"},
-        {"a.service": "[Service]\nEnvironment=SECRET_KEY=hunter2\nKillMode=mixed\n"},
-        "/s",
-        True,
-        "",
-    )
-    assert "hunter2" not in diff(plan)
-
-
-@pytest.mark.parametrize(
-    "kw, why",
-    [
-        ({"frag": "/lib/systemd/system/gunicorn.service"}, "not root's own file"),
-        ({"kind": "symbolic link root"}, "not root's own file"),
-        ({"kind": "regular file cynow"}, "not root's own file"),
-    ],
-)
-def test_a_unit_file_root_does_not_own_in_etc_is_not_rewritten(kw, why):
-    with pytest.raises(OpsError, match=why):
-        make_plan(settings(), parts(**kw), VERSION)
-
-
 def test_the_server_side_program_writes_the_planned_texts(tmp_path, monkeypatch):
     """The staging program as the server runs it (`python3 -I -c SOURCE stage ...`), with a
     fake `systemctl` on PATH that prints the captured `systemctl cat`."""
@@ -183,86 +125,3 @@ def test_the_server_side_program_writes_the_planned_texts(tmp_path, monkeypatch)
     for name, text in want.items():
         assert (stage / name).read_text() == text
         assert f"sha256 {name} {uu.sha256(text)}" in r.stdout
-
-
-def test_scripts_quote_what_they_interpolate():
-    s = settings(state_dir="/var/lib/it's here")
-    for script in (
-        snapshot_script(s, "ID", True),
-        stage_command(s, "ID", True),
-        verify_command(s, "ID"),
-        install_script(s, "ID"),
-        switch_script(s, "/home/it's/g.sock"),
-        undo_script(s, "ID", "/home/it's/g.sock"),
-    ):
-        assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
-        assert "'/var/lib/it'\"'\"'s here" in script or "it's" not in script
-
-
-def test_switch_never_stops_the_old_master_gracefully():
-    """A gunicorn that bound its socket unlinks the path on a graceful stop (SIGTERM), which
-    would delete the socket unit's file: the master gets KILL, only its workers TERM."""
-    script = switch_script(settings(), "/home/cynow/cynow/gunicorn.sock")
-    assert 'kill -KILL "$main"' in script
-    assert "systemctl stop gunicorn.service" not in script
-    assert script.index("systemctl start gunicorn.socket") < script.index(
-        "systemctl start gunicorn.service"
-    )
-
-
-def test_the_bridge_holds_the_path_and_hands_over_to_the_new_socket(tmp_path):
-    """tasks/remote/socket_bridge.py for real, on local unix sockets: it takes the path over
-    the old socket, holds a client that connects meanwhile, and once another socket has the
-    path it carries that client's request there and the answer back."""
-    import socket
-    import threading
-
-    path = str(tmp_path / "g.sock")
-    old = socket.socket(socket.AF_UNIX)
-    old.bind(path)
-    old.listen(8)
-    bridge = subprocess.Popen(
-        [sys.executable, "-I", "-B", "-c", programs.source("socket_bridge"), path, "10"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert bridge.stdout.readline().strip() == "ready"
-    client = socket.socket(socket.AF_UNIX)
-    client.connect(path)  # reaches the bridge: the old socket has no name now
-    client.sendall(b"GET /\n")
-    # The new server takes the path as systemd would (its own bind, replacing the file).
-    new = socket.socket(socket.AF_UNIX)
-    os.unlink(path)
-    new.bind(path)
-    new.listen(8)
-
-    def serve():
-        conn, _ = new.accept()
-        assert conn.recv(100) == b"GET /\n"
-        conn.sendall(b"200 OK\n")
-        conn.close()
-
-    t = threading.Thread(target=serve)
-    t.start()
-    client.settimeout(10)
-    assert client.recv(100) == b"200 OK\n"
-    client.close()
-    t.join(10)
-    assert bridge.wait(20) == 0
-    assert bridge.stdout.read().strip() == "bridged 1"
-    old.close()
-    new.close()
-
-
-def test_a_half_done_or_foreign_socket_unit_is_not_touched():
-    """The switch assumes a gunicorn binding its own socket and no socket unit: a socket unit
-    that differs, or an upgraded service without its socket unit, is refused before any change."""
-    other = SOCKET.replace("SocketMode=0660", "SocketMode=0600")
-    with pytest.raises(OpsError, match="exists and differs"):
-        make_plan(settings(), parts(GUIDE, other), VERSION)
-    with pytest.raises(OpsError, match="exists and differs"):
-        make_plan(settings(), parts(UPGRADED, other), VERSION)
-    with pytest.raises(OpsError, match="is missing"):
-        make_plan(settings(), parts(UPGRADED, ""), VERSION)
-    with pytest.raises(OpsError, match="still binds its own socket"):
-        make_plan(settings(), parts(GUIDE, SOCKET), VERSION)
