@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from tasks.checks.base import Facts
 from tasks.checks.nginx import location_block, proxy_socket, site_of
 from tasks.checks.unit_file import bind_of, effective_binds, gunicorn_settings
-from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
+from tasks.remote.gunicorn_argv import NOT_LITERAL, exec_argv, gunicorn_args
 from tasks.settings import DEFAULTS, Settings, tcp_address
 
 SOURCES = ("unit", "socket unit", "gunicorn config", "nginx", "django", "config", "default")
@@ -38,8 +38,10 @@ class Value:
 
     @property
     def disagrees(self) -> bool:
+        # A value gunicorn's config file computes is unknown, not a contradiction.
         return (
             self.value is not None
+            and self.value != NOT_LITERAL
             and self.configured is not None
             and (self.value.rstrip("/") != self.configured.rstrip("/"))
         )
@@ -95,9 +97,13 @@ def discover(facts: Facts, s: Settings) -> list[Value]:
     add("app_group", loaded and unit.get("Group"), "unit", "the unit's Group=")
     add("project_dir", loaded and unit.get("WorkingDirectory"), "unit", "WorkingDirectory=")
     add("venv", _venv(args.get("binary", "")), "unit", "ExecStart's gunicorn")
-    add("wsgi", args.get("app"), "unit", "the app ExecStart names")
     # gunicorn's own settings, in its order: ExecStart, GUNICORN_CMD_ARGS, the config file.
     g = gunicorn_settings(facts, s) if loaded else {}
+    app = g.get("wsgi_app", (None, "unit", ""))
+    if app[1] == "unit":
+        add("wsgi", app[0], "unit", "the app ExecStart names")
+    else:  # ExecStart names none: gunicorn serves the config file's wsgi_app
+        add("wsgi", app[0], app[1], "the config file's wsgi_app")
     for key in ("gunicorn_config", "chdir", "bind", "workers", "timeout"):
         name = "config" if key == "gunicorn_config" else key
         value, source, used = g.get(name, (None, "unit", ""))

@@ -202,8 +202,9 @@ def parse_gunicorn_config(stdout: str, _s=None) -> dict:
 # gunicorn's own order: the command line over GUNICORN_CMD_ARGS over the config file.
 def gunicorn_settings(facts: Facts, s: Settings) -> dict:
     """What gunicorn runs with, key -> (value, source, how): bind (a list), workers, timeout,
-    chdir from ExecStart, GUNICORN_CMD_ARGS (the unit's environment) and the config file, in
-    gunicorn's precedence; config -> the file's path. A key nobody sets is absent."""
+    chdir and wsgi_app from ExecStart, GUNICORN_CMD_ARGS (the unit's environment) and the
+    config file, in gunicorn's precedence; config -> the file's path. A key nobody sets is
+    absent."""
     p = facts.units.get(s.gunicorn_unit, {})
     if not installed(p):
         return {}
@@ -214,24 +215,28 @@ def gunicorn_settings(facts: Facts, s: Settings) -> dict:
     else:  # not read on the server: the unit file's Environment= alone
         value = unit_environment(facts.unit_file, "GUNICORN_CMD_ARGS")
         env = cmd_args(value) if value is not None else {}
-    path = conf.get("path") if conf.get("exists") else None
+    path = conf.get("path") if conf.get("exists") and not conf.get("error") else None
     values = conf.get("values") or {}
     from_file = {
         "bind": [values["bind"]] if isinstance(values.get("bind"), str) else values.get("bind"),
-        **{k: values.get(k) for k in ("workers", "timeout", "chdir")},
+        **{k: values.get(k) for k in ("workers", "timeout", "chdir", "wsgi_app")},
     }
     out = {}
+    how = {"unit": "ExecStart's --config", "GUNICORN_CMD_ARGS": "GUNICORN_CMD_ARGS's --config"}
+    named = conf.get("named")
     if path:
-        how = {"unit": "ExecStart's --config", "GUNICORN_CMD_ARGS": "GUNICORN_CMD_ARGS's --config"}
-        named = conf.get("named")
         source = "unit" if named in how else "gunicorn config"  # found where gunicorn looks
         out["config"] = (path, source, how.get(named, "gunicorn's default ./gunicorn.conf.py"))
+    elif conf.get("path") and (named in how or conf.get("error")):
+        # Named but not read (missing, unreadable as the app user, a python: module): said.
+        why = conf.get("error") or "missing"
+        out["config"] = (f"{conf['path']} (not read: {why})", "unit", how.get(named, ""))
     layers = [
-        ("unit", "ExecStart's", {**argv, "bind": argv["binds"] or None}),
+        ("unit", "ExecStart's", {**argv, "bind": argv["binds"] or None, "wsgi_app": argv["app"]}),
         ("unit", "GUNICORN_CMD_ARGS's", {**env, "bind": env.get("binds") or None}),
         ("gunicorn config", f"{path}:", from_file),
     ]
-    for key in ("bind", "workers", "timeout", "chdir"):
+    for key in ("bind", "workers", "timeout", "chdir", "wsgi_app"):
         for source, where, layer in layers:
             if layer.get(key) not in (None, []):
                 out[key] = (layer[key], source, f"{where} {key}")

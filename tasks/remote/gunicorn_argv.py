@@ -3,6 +3,7 @@
 # Standalone (the standard library only): tasks/checks/unit_file.py imports it, the Django probe
 # is sent with it (tasks/remote/django_probe.py), to import the app the unit serves, and so is
 # the config file reader (tasks/remote/gunicorn_config.py).
+import os
 import re
 import shlex
 import subprocess
@@ -207,4 +208,41 @@ def unit_app(unit: str):  # no `str | None`: evaluated on the server, where Pyth
     if r.returncode != 0:
         why = (r.stderr.strip().splitlines() or [f"exit {r.returncode}"])[-1]
         return None, f"systemctl show {unit}: {why}"
-    return gunicorn_args(exec_argv(r.stdout)).get("app"), None
+    opts = gunicorn_options(exec_argv(r.stdout))
+    if opts["app"]:
+        return opts["app"], None
+    # No app on the command line: gunicorn serves its config file's wsgi_app.
+    return config_app(unit, opts), None
+
+
+def config_path(opts, env_opts):
+    """(path, where it was named) of the config file gunicorn loads: the command line's
+    -c/--config, else GUNICORN_CMD_ARGS's, else its default ./gunicorn.conf.py (loaded only
+    when it exists). A relative path is from the directory gunicorn starts in."""
+    if opts.get("config"):
+        return opts["config"], "unit"
+    if env_opts and env_opts.get("config"):
+        return env_opts["config"], "GUNICORN_CMD_ARGS"
+    return "gunicorn.conf.py", "default"
+
+
+def config_app(unit, opts):
+    """The config file's wsgi_app when it is a literal (read, never run), else None."""
+    env = os.environ.get("GUNICORN_CMD_ARGS")
+    path, _ = config_path(opts, cmd_args(env) if env is not None else None)
+    if path.startswith("python:"):
+        return None
+    path = path[len("file:") :] if path.startswith("file:") else path
+    try:
+        r = subprocess.run(
+            ["systemctl", "show", "-p", "WorkingDirectory", "--value", unit],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        base = r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else os.getcwd()
+        with open(os.path.join(base, path), encoding="utf-8", errors="replace") as f:
+            app = config_literals(f.read(1 << 20)).get("wsgi_app")
+    except Exception:
+        return None
+    return app if isinstance(app, str) and app != NOT_LITERAL else None

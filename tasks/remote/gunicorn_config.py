@@ -43,12 +43,7 @@ def main(unit):
     if env_args is not None:
         env_args.pop("app", None)
     out["env_args"] = env_args
-    if args.get("config"):
-        path, named = args["config"], "unit"
-    elif env_args and env_args.get("config"):
-        path, named = env_args["config"], "GUNICORN_CMD_ARGS"
-    else:
-        path, named = "gunicorn.conf.py", "default"
+    path, named = config_path(args, env_args)  # noqa: F821
     out["named"] = named
     if path.startswith("python:"):
         out.update(path=path, error="a python module: not read")

@@ -321,3 +321,26 @@ def test_nginx_is_matched_against_the_config_files_bind():
     conf = {**CONF, "values": {"bind": "unix:/home/cynow/cynow/gunicorn.sock"}}
     bad = nginx.proxy_target(check, block, gunicorn_facts("/v/bin/gunicorn app.wsgi", conf), s)
     assert bad.findings[0].cause == "socket_path_mismatch"
+
+
+def test_the_config_files_wsgi_app_when_execstart_names_none():
+    s = resolve({})
+    conf = {**CONF, "values": {"wsgi_app": "shop.wsgi:application"}}
+    v = by_key(layout.discover(gunicorn_facts("/v/bin/gunicorn -c /x.py", conf), s))
+    assert (v["wsgi"].value, v["wsgi"].source) == ("shop.wsgi:application", "gunicorn config")
+    assert v["wsgi"].disagrees
+    argv = gunicorn_facts("/v/bin/gunicorn -c /x.py config.wsgi:application", conf)
+    assert by_key(layout.discover(argv, s))["wsgi"].source == "unit"  # the command line wins
+    conf = {**CONF, "values": {"wsgi_app": NOT_LITERAL}}
+    v = by_key(layout.discover(gunicorn_facts("/v/bin/gunicorn -c /x.py", conf), s))
+    assert v["wsgi"].value == NOT_LITERAL and not v["wsgi"].disagrees  # unknown, not wrong
+
+
+def test_a_named_config_that_could_not_be_read_is_said():
+    s = resolve({})
+    conf = {"named": "unit", "path": "/etc/g.py", "exists": True, "error": "PermissionError: x"}
+    v = by_key(layout.discover(gunicorn_facts("/v/bin/gunicorn -c /etc/g.py app", conf), s))
+    assert v["gunicorn_config"].value == "/etc/g.py (not read: PermissionError: x)"
+    conf = {"named": "unit", "path": "/etc/none.py", "exists": False}
+    v = by_key(layout.discover(gunicorn_facts("/v/bin/gunicorn -c /etc/none.py app", conf), s))
+    assert v["gunicorn_config"].value == "/etc/none.py (not read: missing)"
