@@ -210,9 +210,11 @@ def gunicorn_settings(facts: Facts, s: Settings) -> dict:
         return {}
     conf = facts.gunicorn_config or {}
     argv = gunicorn_options(exec_argv(p.get("ExecStart", "")))
-    if "env_args" in conf:  # as the service has it: Environment= and EnvironmentFile=
-        env = conf["env_args"] or {}
-    else:  # not read on the server: the unit file's Environment= alone
+    # As the service has it (Environment= and EnvironmentFile=, read by the reader on the
+    # server); when that did not say (not run, or run without the unit's environment because a
+    # file was unreadable), the unit file's Environment= lines.
+    env = conf.get("env_args")
+    if env is None:
         value = unit_environment(facts.unit_file, "GUNICORN_CMD_ARGS")
         env = cmd_args(value) if value is not None else {}
     path = conf.get("path") if conf.get("exists") and not conf.get("error") else None

@@ -196,3 +196,15 @@ def test_what_cannot_be_read_is_said(tmp_path):
     assert unit_file.parse_gunicorn_config("sudo: a password is required\n") == {
         "error": "sudo: a password is required"
     }
+
+
+def test_the_reader_is_in_diagnoses_first_round_and_in_fab_info():
+    from tasks import diagnose, info
+    from tasks.settings import resolve
+
+    s = resolve({})
+    job = diagnose.first_round(s)["gunicorn_config"]
+    # Root starts the wrapper, which drops to the unit's user; the reader is the system python.
+    assert job["root"] is True and "as-service" in job["command"]
+    assert "'python3' '-I' '-B' '-c'" in job["command"] or "python3 -I -B -c" in job["command"]
+    assert "gunicorn_config" in {f.name for f in info.LAYOUT_FACTS}

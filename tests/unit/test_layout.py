@@ -173,10 +173,12 @@ def test_the_command_line_wins_over_gunicorn_cmd_args_over_the_file():
     env_unit = '[Service]\nEnvironment="GUNICORN_CMD_ARGS=--workers 5 --timeout 90"\n'
     facts = gunicorn_facts("/v/bin/gunicorn -w 4 -b unix:/run/cli.sock app.wsgi", CONF, env_unit)
     g = unit_file.gunicorn_settings(facts, s)
-    # env_args read on the server (None: the variable is unset there) beat the unit's text.
     assert g["workers"] == ("4", "unit", "ExecStart's workers")
-    assert g["timeout"] == (60, "gunicorn config", f"{CONF['path']}: timeout")
+    # The server's reader did not see the variable (None): the unit file's Environment= says.
+    assert g["timeout"] == ("90", "unit", "GUNICORN_CMD_ARGS's timeout")
     assert g["bind"][0] == ["unix:/run/cli.sock"]
+    none = gunicorn_facts("/v/bin/gunicorn app.wsgi", CONF)
+    assert unit_file.gunicorn_settings(none, s)["timeout"][1] == "gunicorn config"
     not_read = gunicorn_facts("/v/bin/gunicorn app.wsgi", None, env_unit)
     g = unit_file.gunicorn_settings(not_read, s)
     assert g["workers"] == ("5", "unit", "GUNICORN_CMD_ARGS's workers")
