@@ -9,7 +9,7 @@ from pathlib import Path
 from fabric import task
 
 from tasks import diagnose, layout, parse
-from tasks.checks import django, nginx, services
+from tasks.checks import django, nginx, services, unit_file
 from tasks.common import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.connect import target_hosts
 from tasks.errors import ConfigError, ConnectError
@@ -75,8 +75,10 @@ def parse_info(stdout: str) -> dict:
     }
 
 
-# The diagnosis's facts the layout is read from: the units, nginx -T, the Django probe.
-LAYOUT_FACTS = [*services.FACTS, *nginx.FACTS, django.FACTS[0]]
+# The diagnosis's facts the layout is read from: the units, nginx -T, the Django probe and
+# gunicorn's config file (with GUNICORN_CMD_ARGS as the service has it).
+GUNICORN_CONFIG = next(f for f in unit_file.FACTS if f.name == "gunicorn_config")
+LAYOUT_FACTS = [*services.FACTS, *nginx.FACTS, django.FACTS[0], GUNICORN_CONFIG]
 
 
 def gather(remote: Remote) -> dict:
@@ -93,7 +95,9 @@ def gather(remote: Remote) -> dict:
         doc["layout_error"] = str(e)
         return doc
     facts = diagnose.parse_first_round(out, s)
-    doc["layout"] = [v.to_json() for v in layout.discover(facts, s)]
+    values = layout.discover(facts, s)
+    doc["layout"] = [v.to_json() for v in values]
+    doc["layout_conflicts"] = layout.conflicts(values)
     return doc
 
 
@@ -130,6 +134,8 @@ def render(facts: dict) -> None:
         )
     else:
         render_layout(facts.get("layout", []))
+        for line in facts.get("layout_conflicts", []):
+            console().print(f"[yellow]{escape(line)}[/]", highlight=False)
 
 
 def render_layout(values: list[dict]) -> None:

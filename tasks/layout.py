@@ -14,12 +14,23 @@ import re
 from dataclasses import asdict, dataclass
 
 from tasks.checks.base import Facts
-from tasks.checks.nginx import location_block, proxy_socket
-from tasks.checks.unit_file import bind_of
-from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
+from tasks.checks.nginx import location_block, proxy_socket, site_of
+from tasks.checks.unit_file import bind_of, effective_binds, gunicorn_settings
+from tasks.remote.gunicorn_argv import NOT_LITERAL, exec_argv, gunicorn_args
 from tasks.settings import DEFAULTS, Settings, tcp_address
 
-SOURCES = ("unit", "socket unit", "nginx", "django", "config", "discovered", "default")
+SOURCES = (
+    "unit",
+    "socket unit",
+    "gunicorn config",
+    "nginx",
+    "django",
+    "config",
+    "discovered",
+    "default",
+)
+# Where Django serves its static files when the probe did not say (Django's own default).
+STATIC_URL = "/static/"
 
 
 @dataclass(frozen=True)
@@ -36,8 +47,10 @@ class Value:
 
     @property
     def disagrees(self) -> bool:
+        # A value gunicorn's config file computes is unknown, not a contradiction.
         return (
             self.value is not None
+            and self.value != NOT_LITERAL
             and self.configured is not None
             and (self.value.rstrip("/") != self.configured.rstrip("/"))
         )
@@ -97,21 +110,41 @@ def discover(facts: Facts, s: Settings) -> list[Value]:
     add("app_group", loaded and unit.get("Group"), "unit", "the unit's Group=")
     add("project_dir", loaded and unit.get("WorkingDirectory"), "unit", "WorkingDirectory=")
     add("venv", _venv(args.get("binary", "")), "unit", "ExecStart's gunicorn")
-    add("wsgi", args.get("app"), "unit", "the app ExecStart names")
-    bind, how = _bind(args.get("binds", []))
+    # gunicorn's own settings, in its order: ExecStart, GUNICORN_CMD_ARGS, the config file.
+    g = gunicorn_settings(facts, s) if loaded else {}
+    app = g.get("wsgi_app", (None, "unit", ""))
+    if app[1] == "unit":
+        add("wsgi", app[0], "unit", "the app ExecStart names")
+    else:  # ExecStart names none: gunicorn serves the config file's wsgi_app
+        add("wsgi", app[0], app[1], "the config file's wsgi_app")
+    for key in ("gunicorn_config", "chdir", "bind", "workers", "timeout"):
+        name = "config" if key == "gunicorn_config" else key
+        value, source, used = g.get(name, (None, "unit", ""))
+        if isinstance(value, list):
+            value = " ".join(map(str, value))
+        add(key, None if value is None else str(value), source, used)
+    bind, how = _bind(effective_binds(facts, s) if loaded else [])
+    from_file = g.get("bind", (None, ""))[1] == "gunicorn config"
     listen = _first(socket_unit, "Listen") if socket_unit.get("LoadState") == "loaded" else ""
     if bind and how == "unix":
-        add("socket", bind, "unit", "gunicorn's --bind")
+        add("socket", bind, *_said(from_file, "gunicorn's --bind"))
     elif listen:
         # With a socket from systemd gunicorn serves on it and ignores --bind.
         add("socket", listen, "socket unit", "the socket unit's ListenStream=")
     elif bind:
-        add("socket", bind, "unit", "gunicorn's TCP --bind")
+        add("socket", bind, *_said(from_file, "gunicorn's TCP --bind"))
     else:
         add("socket", None, "unit")
     block = location_block(dump, s.url_prefix) if dump else None
     upstream, raw = proxy_socket(block) if block else (None, None)
     add("nginx_upstream", upstream or raw, "nginx", "nginx's proxy_pass", setting="socket")
+    static_url = probe.get("static_url") or STATIC_URL
+    site = site_of(dump, s.url_prefix, static_url) if dump else {}
+    add("server_name", " ".join(site.get("server_name", [])), "nginx", "nginx's server_name")
+    add("listen", ", ".join(site.get("listen", [])), "nginx", "nginx's listen")
+    static = site.get("static") or {}
+    how = f"nginx's {static.get('how')} in {static.get('location')} (for {static_url})"
+    add("static_alias", static.get("dir"), "nginx", how)
     add("static_root", probe.get("static_root"), "django", "Django's STATIC_ROOT")
     logs = probe.get("log_files") or []
     log = s.django_log if s.django_log in logs else (logs[0] if logs else None)
@@ -127,8 +160,31 @@ def discover(facts: Facts, s: Settings) -> list[Value]:
     return out
 
 
+def _said(from_file: bool, flag: str) -> tuple[str, str]:
+    """(source, how) of the socket: the unit's flag, or the config file's `bind`."""
+    return ("gunicorn config", "gunicorn's config file's bind") if from_file else ("unit", flag)
+
+
 def disagreements(values: list[Value]) -> list[Value]:
     return [v for v in values if v.disagrees]
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def conflicts(values: list[Value]) -> list[str]:
+    """Where the server contradicts itself (not the config): nginx serving the static URL
+    from a directory other than Django's STATIC_ROOT, where collectstatic writes, is pages
+    without their CSS."""
+    v = {x.key: x for x in values}
+    alias, root = v.get("static_alias"), v.get("static_root")
+    if alias and root and alias.value and root.value and not _same_dir(alias.value, root.value):
+        return [
+            f"static files: {alias.used} serves {alias.value}, Django's STATIC_ROOT is "
+            f"{root.value}: collectstatic writes where nginx does not look (pages without CSS)"
+        ]
+    return []
 
 
 # The keys a target definition takes from the layout (`fab info --write-config`); the rest

@@ -135,6 +135,8 @@ class Facts:
     unit_file: str = ""  # unit_file: `systemctl cat` of the gunicorn unit (what is on disk)
     unit_verify: list = field(default_factory=list)  # unit_file: systemd-analyze verify
     paths: dict = field(default_factory=dict)  # unit_file: path/user/group -> state
+    # unit_file: gunicorn's config file as read by tasks/remote/gunicorn_config.py ({}: not read)
+    gunicorn_config: dict = field(default_factory=dict)
     journal: list = field(default_factory=list)  # logs: the gunicorn unit's, in the window
     nginx_log: list = field(default_factory=list)  # logs: error.log lines in the window
     django_log: list = field(default_factory=list)  # logs

@@ -1,6 +1,8 @@
 """After the guide's steps: the config against the server's own layout (tasks/layout.py).
 A setting the server contradicts is an expectation that does not hold: a warning naming both
-values and the one the service really uses. No facts of its own: it reads steps 1, 4 and 8's."""
+values and the one the service really uses; and where the server contradicts itself (nginx's
+static directory against Django's STATIC_ROOT). No facts of its own: it reads steps 1, 3, 4
+and 8's."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ from tasks.settings import Settings
 
 STEP = 10
 FACTS: list = []
-NAMES = {"unit": "the unit", "socket unit": "its socket unit", "nginx": "nginx", "django": "Django"}
+NAMES = {
+    "unit": "the unit",
+    "socket unit": "its socket unit",
+    "gunicorn config": "gunicorn's config file",
+    "nginx": "nginx",
+    "django": "Django",
+}
 
 
 def describe(v) -> str:
@@ -24,12 +32,23 @@ def describe(v) -> str:
 
 
 def evaluate(facts: Facts, s: Settings) -> list:
-    check = Check("layout.config", STEP, "the config against the server's layout", ("units",))
+    reads = ("units", "nginx", "probe", "gunicorn_config")
+    check = Check("layout.config", STEP, "the config against the server's layout", reads)
     values = server.discover(facts, s)
     read = [v for v in values if v.value is not None and v.configured is not None]
+    wrong = server.disagreements(values)
+    conflicts = server.conflicts(values)
+    if conflicts:
+        return [
+            check.warn(
+                "the server contradicts itself: "
+                + "; ".join(c.split(":", 1)[0] for c in conflicts)
+                + (f"; and the config on {', '.join(v.key for v in wrong)}" if wrong else ""),
+                conflicts + [describe(v) for v in wrong],
+            )
+        ]
     if not read:
         return [check.skip("the server said nothing to compare (unit not loaded, no probe)")]
-    wrong = server.disagreements(values)
     if not wrong:
         said = [NAMES[s] for s in NAMES if any(v.source == s for v in read)]
         return [check.ok(f"{len(read)} settings agree with {', '.join(said)}")]

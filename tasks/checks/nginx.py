@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from tasks.checks import unit_file
 from tasks.checks.base import OK, ROOT, WARN, Check, Fact, Facts, Finding
@@ -150,10 +151,8 @@ def site_enabled(n: dict, s: Settings):
 
 def proxy_target(check: Check, block: str, facts: Facts, s: Settings):
     """Does the location's proxy_pass name the socket the unit binds?"""
-    gunicorn = facts.units.get(s.gunicorn_unit, {})
-    bind = unit_file.bind_of(
-        unit_file.gunicorn_args(unit_file.exec_argv(gunicorn.get("ExecStart", "")))["binds"]
-    )
+    # ExecStart's --bind, else GUNICORN_CMD_ARGS's, else the config file's: gunicorn's order.
+    bind = unit_file.bind_of(unit_file.effective_binds(facts, s))
     sock, raw = proxy_socket(block)
     ev = [
         f"nginx: proxy_pass {raw};",
@@ -177,3 +176,135 @@ def proxy_target(check: Check, block: str, facts: Facts, s: Settings):
     if not sock:
         return check.warn(f"proxy_pass {raw} is neither a unix socket nor HOST:PORT", ev)
     return check.ok(f"proxy_pass {unit_file.shown(sock)} = gunicorn's --bind", ev)
+
+
+# The effective config as a tree, for the layout (tasks/layout.py): which server block serves
+# the URL prefix (its server_name and listen) and where it serves the static URL from. nginx -T
+# prints each file once, after a `# configuration file PATH:` line, an include's text in its
+# own section rather than in place: each section is parsed alone and server blocks are looked
+# for in all of them.
+@dataclass
+class Directive:
+    name: str
+    args: list[str]
+    block: list[Directive] | None = None  # None: a simple directive (`listen 80;`)
+
+
+_TOKEN = re.compile(
+    r"""\s+|#[^\n]*|"((?:\\.|[^"\\])*)"|'((?:\\.|[^'\\])*)'|([{};])|([^\s{};"'#]+)"""
+)
+
+
+def parse_config(text: str) -> list[Directive]:
+    """nginx's syntax, tolerantly: words and quoted strings, `;` ending a directive, `{}` a
+    block; an unbalanced `}` or a missing `;` at the end drops what it cannot place."""
+    root: list[Directive] = []
+    stack, words = [root], []
+    for m in _TOKEN.finditer(text):
+        dq, sq, punct, word = m.groups()
+        if punct == ";":
+            if words:
+                stack[-1].append(Directive(words[0], words[1:]))
+            words = []
+        elif punct == "{":
+            d = Directive(words[0] if words else "", words[1:], [])
+            stack[-1].append(d)
+            stack.append(d.block)
+            words = []
+        elif punct == "}":
+            words = []
+            if len(stack) > 1:
+                stack.pop()
+        elif dq is not None or sq is not None:
+            words.append(dq if dq is not None else sq)
+        elif word is not None:
+            words.append(word)
+    return root
+
+
+def config_sections(dump: str) -> list[str]:
+    """nginx -T's files, each one's text (the lines before the first are nginx -t's)."""
+    parts = re.split(r"^# configuration file [^\n]*:\n", dump, flags=re.M)
+    return parts[1:] if len(parts) > 1 else parts
+
+
+def server_blocks(dump: str) -> list[Directive]:
+    """Every `server { }` of the effective config (an upstream's `server` lines have no block)."""
+    found: list[Directive] = []
+
+    def walk(ds):
+        for d in ds:
+            if d.block is None:
+                continue
+            if d.name == "server":
+                found.append(d)
+            else:
+                walk(d.block)
+
+    for text in config_sections(dump):
+        walk(parse_config(text))
+    return found
+
+
+def serving_location(server: Directive, uri: str) -> Directive | None:
+    """The location of a server block that serves `uri` as nginx picks among prefixes: an
+    exact `=` match, else the longest prefix (`^~` or none). Regex locations are not
+    weighed (nginx tries them after a plain prefix): a server that routes the prefix with a
+    regex is read as if it had none."""
+    best, length = None, -1
+    for d in server.block or []:
+        if d.name != "location" or not d.args:
+            continue
+        if len(d.args) == 2 and d.args[0] == "=":
+            if d.args[1] == uri:
+                return d
+            continue
+        prefix = d.args[1] if len(d.args) == 2 and d.args[0] == "^~" else d.args[0]
+        if len(d.args) == 1 or d.args[0] == "^~":
+            if uri.startswith(prefix) and len(prefix) > length:
+                best, length = d, len(prefix)
+    return best
+
+
+def _first(ds: list[Directive] | None, name: str) -> Directive | None:
+    return next((d for d in ds or [] if d.name == name and d.block is None), None)
+
+
+def site_of(dump: str, prefix: str, static_url: str) -> dict:
+    """The server blocks whose location for `prefix` proxies (to gunicorn): their server_name
+    and listen values, in order; and where the first of them serves `static_url` from:
+    {"dir", "how", "location"} (alias: the location's prefix replaced; root: root + URI), or
+    None when that location proxies too or names no files."""
+    servers = []
+    for srv in server_blocks(dump):
+        loc = serving_location(srv, prefix)
+        if loc is not None and _first(loc.block, "proxy_pass"):
+            servers.append(srv)
+    names, listens = [], []
+    for srv in servers:
+        for d in srv.block or []:
+            if d.block is None and d.name == "server_name":
+                names += [n for n in d.args if n not in names]
+            elif d.block is None and d.name == "listen":
+                value = " ".join(d.args)
+                if value not in listens:
+                    listens.append(value)
+    if servers and not listens:
+        listens = ["80 (nginx's default: no listen)"]
+    static = None
+    if servers:
+        loc = serving_location(servers[0], static_url)
+        where = f"location {' '.join(loc.args)}" if loc else ""
+        alias = _first(loc.block, "alias") if loc else None
+        root = (_first(loc.block, "root") if loc else None) or _first(servers[0].block, "root")
+        if loc is not None and _first(loc.block, "proxy_pass") and not alias:
+            static = None  # the app serves it (whitenoise...): no directory of nginx's
+        elif alias and alias.args:
+            # As nginx does: the location's prefix replaced by the alias, literally (an alias
+            # without the prefix's trailing slash is a real misconfiguration, kept visible).
+            path = alias.args[0] + static_url[len(loc.args[-1]) :]
+            static = {"dir": path, "how": "alias", "location": where}
+        elif root and root.args:
+            path = root.args[0].rstrip("/") + static_url
+            static = {"dir": path, "how": "root", "location": where}
+    return {"server_name": names, "listen": listens, "static": static}

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from tasks.checks.base import APP, FAIL, OK, WARN, Check, Fact, Facts, Finding, installed
+import json
+
+from tasks import programs, service
+from tasks.checks.base import APP, FAIL, OK, ROOT, WARN, Check, Fact, Facts, Finding, installed
 from tasks.guide import comment, sudo
 from tasks.redact import redact_argv, redact_text
-from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
+from tasks.remote.gunicorn_argv import (
+    NOT_LITERAL,
+    cmd_args,
+    exec_argv,
+    gunicorn_args,
+    gunicorn_options,
+    unit_environment,
+)
 from tasks.settings import Settings, tcp_address
-from tasks.shell import batch, q, say
+from tasks.shell import batch, join, q, say
+
+CONFIG_MARK = "CYNOW-GUNICORN-CONFIG "
 
 
 def unit_file_command(s: Settings, _facts=None) -> str:
@@ -111,12 +123,16 @@ def evaluate(facts: Facts, s: Settings) -> list:
     if group and paths.get(f"group:{group}") == "missing":
         problems.append(f"Group={group} does not exist")
     problems += [ln for ln in facts.unit_verify if "not executable" in ln or "No such" in ln]
-    bind = bind_of(args["binds"])
+    # The config file's bind counts when ExecStart has none: gunicorn listens there.
+    bind = bind_of(effective_binds(facts, s))
+    told = gunicorn_settings(facts, s).get("bind")
     ev = [
         f"User={user} Group={group or '-'} WorkingDirectory={wd or '-'}",
         # Evidence goes into reports and JSON: an `-e SECRET_KEY=...` does not.
         f"ExecStart={' '.join(redact_argv(exec_argv(p.get('ExecStart', ''))))}",
     ]
+    if told and told[2] != "ExecStart's bind":
+        ev.append(f"bind from {told[2]} = {', '.join(map(str, told[0]))}")
     findings = []
     if problems:
         fix = [
@@ -147,7 +163,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
     if not bind:
         notes.append(
             "no --bind cynow-ops can use: "
-            + (", ".join(args["binds"]) or "gunicorn's default 127.0.0.1:8000")
+            + (", ".join(map(str, told[0])) if told else "gunicorn's default 127.0.0.1:8000")
         )
     status = FAIL if findings else (WARN if notes else OK)
     summary = (
@@ -160,6 +176,83 @@ def evaluate(facts: Facts, s: Settings) -> list:
         else f"User={user}, binds {shown(bind)}, app {args['app']}"
     )
     return [check.result(status, summary, ev + notes + facts.unit_verify[:3], findings)]
+
+
+def gunicorn_config_command(s: Settings, _facts=None) -> str:
+    """tasks/remote/gunicorn_config.py as the service runs (lenient, as the Django probe: a
+    broken unit is what a diagnosis looks at): the unit's user reads the file gunicorn loads;
+    the system python runs nothing of the app's (-I: no site, no PYTHON* variables)."""
+    script = f"UNIT = {s.gunicorn_unit!r}\n" + programs.source("gunicorn_argv", "gunicorn_config")
+    reader = join("timeout", "20", "python3", "-I", "-B", "-c", script)
+    return service.as_service(s.gunicorn_unit, s.app_user, reader, strict=False) + " 2>&1"
+
+
+def parse_gunicorn_config(stdout: str, _s=None) -> dict:
+    """The reader's report; {"error": ...} when it printed none (no python3, refused...)."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(CONFIG_MARK):
+            try:
+                return json.loads(line[len(CONFIG_MARK) :])
+            except json.JSONDecodeError:
+                return {"error": "the config reader's report was cut short"}
+    tail = [redact_text(ln) for ln in stdout.strip().splitlines()[-2:]]
+    return {"error": "; ".join(tail) or "no output"}
+
+
+# gunicorn's own order: the command line over GUNICORN_CMD_ARGS over the config file.
+def gunicorn_settings(facts: Facts, s: Settings) -> dict:
+    """What gunicorn runs with, key -> (value, source, how): bind (a list), workers, timeout,
+    chdir and wsgi_app from ExecStart, GUNICORN_CMD_ARGS (the unit's environment) and the
+    config file, in gunicorn's precedence; config -> the file's path. A key nobody sets is
+    absent."""
+    p = facts.units.get(s.gunicorn_unit, {})
+    if not installed(p):
+        return {}
+    conf = facts.gunicorn_config or {}
+    argv = gunicorn_options(exec_argv(p.get("ExecStart", "")))
+    # As the service has it (Environment= and EnvironmentFile=, read by the reader on the
+    # server); when that did not say (not run, or run without the unit's environment because a
+    # file was unreadable), the unit file's Environment= lines.
+    env = conf.get("env_args")
+    if env is None:
+        value = unit_environment(facts.unit_file, "GUNICORN_CMD_ARGS")
+        env = cmd_args(value) if value is not None else {}
+    path = conf.get("path") if conf.get("exists") and not conf.get("error") else None
+    values = conf.get("values") or {}
+    from_file = {
+        "bind": [values["bind"]] if isinstance(values.get("bind"), str) else values.get("bind"),
+        **{k: values.get(k) for k in ("workers", "timeout", "chdir", "wsgi_app")},
+    }
+    out = {}
+    how = {"unit": "ExecStart's --config", "GUNICORN_CMD_ARGS": "GUNICORN_CMD_ARGS's --config"}
+    named = conf.get("named")
+    if path:
+        source = "unit" if named in how else "gunicorn config"  # found where gunicorn looks
+        out["config"] = (path, source, how.get(named, "gunicorn's default ./gunicorn.conf.py"))
+    elif conf.get("path") and (named in how or conf.get("error")):
+        # Named but not read (missing, unreadable as the app user, a python: module): said.
+        why = conf.get("error") or "missing"
+        out["config"] = (f"{conf['path']} (not read: {why})", "unit", how.get(named, ""))
+    layers = [
+        ("unit", "ExecStart's", {**argv, "bind": argv["binds"] or None, "wsgi_app": argv["app"]}),
+        ("unit", "GUNICORN_CMD_ARGS's", {**env, "bind": env.get("binds") or None}),
+        ("gunicorn config", f"{path}:", from_file),
+    ]
+    for key in ("bind", "workers", "timeout", "chdir", "wsgi_app"):
+        for source, where, layer in layers:
+            if layer.get(key) not in (None, []):
+                out[key] = (layer[key], source, f"{where} {key}")
+                break
+    return out
+
+
+def effective_binds(facts: Facts, s: Settings) -> list[str]:
+    """The binds gunicorn uses (ExecStart's, else GUNICORN_CMD_ARGS's, else the config
+    file's); a value the file computes is not one."""
+    binds = (gunicorn_settings(facts, s).get("bind") or ([],))[0]
+    if not isinstance(binds, list) or NOT_LITERAL in binds:
+        return []
+    return [str(b) for b in binds]
 
 
 def parse_paths(stdout: str, _s=None) -> dict:
@@ -189,6 +282,8 @@ FACTS = [
         framed=True,
     ),
     Fact("paths", lambda s, _f: path_facts(*expected_paths(s)), parse_paths, identity=APP),
+    # gunicorn's config file, read as the service's user by a reader run as root (as_service).
+    Fact("gunicorn_config", gunicorn_config_command, parse_gunicorn_config, identity=ROOT),
     Fact(
         "unit_paths",
         unit_paths_command,

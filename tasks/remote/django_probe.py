@@ -82,6 +82,9 @@ try:
             except (OSError, KeyError):
                 pass
     out["static_root"] = str(getattr(settings, "STATIC_ROOT", "") or "")
+    # The URL nginx must serve STATIC_ROOT at (the layout finds nginx's location for it). As
+    # Django spells it outside a request: a relative STATIC_URL gets FORCE_SCRIPT_NAME or "/".
+    out["static_url"] = str(getattr(settings, "STATIC_URL", "") or "")
     # Where the app's own logging writes (file handlers), and the hosts it answers: the layout
     # `fab info` shows comes from the settings the service runs with.
     handlers = (getattr(settings, "LOGGING", None) or {}).get("handlers") or {}

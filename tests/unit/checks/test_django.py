@@ -113,3 +113,20 @@ def test_the_probe_imports_the_units_app(tmp_path):
     p = run_probe(tmp_path, bin_dir)
     assert p["wsgi_app"] == "config.wsgi:app" and p["wsgi_source"] == "unit"
     assert p["wsgi"]["type"] == "AttributeError" and p["wsgi_config"] == {"ok": True}
+
+
+def test_the_probe_imports_the_config_files_app_when_execstart_names_none(tmp_path, monkeypatch):
+    """`gunicorn -c conf/g.py` and `wsgi_app = "config.wsgi:app"` in the file (relative to the
+    unit's WorkingDirectory): gunicorn serves that one, so the probe imports it."""
+    bin_dir = fake_project(
+        tmp_path,
+        'case "$*" in *WorkingDirectory*) echo "$WD";; *) echo "{ path=/v/bin/gunicorn ; '
+        'argv[]=/v/bin/gunicorn -c conf/g.py ; ignore_errors=no }";; esac\n',
+    )
+    wd = tmp_path / "wd"
+    (wd / "conf").mkdir(parents=True)
+    (wd / "conf" / "g.py").write_text('import os\nwsgi_app = "config.wsgi:app"\n')
+    monkeypatch.setenv("WD", str(wd))
+    p = run_probe(tmp_path, bin_dir)
+    assert p["wsgi_app"] == "config.wsgi:app" and p["wsgi_source"] == "unit"
+    assert p["wsgi"]["type"] == "AttributeError"
