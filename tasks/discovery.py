@@ -48,8 +48,8 @@ def read_command(s: Settings) -> str:
     )
 
 
-def _venv(binary: str) -> str:
-    """/x/venv/bin/gunicorn -> /x/venv (a venv's gunicorn); else ''."""
+def venv_of(binary: str) -> str:
+    """/x/venv/bin/gunicorn -> /x/venv (a venv's gunicorn); else '' (a system gunicorn)."""
     m = re.match(r"^(/.+)/bin/[^/]+$", binary or "")
     return m.group(1) if m and m.group(1) not in ("/usr", "/usr/local") else ""
 
@@ -82,7 +82,7 @@ def candidates(unit: dict, socket_unit: dict, s: Settings) -> dict[str, tuple[st
         "app_user": (unit.get("User", ""), "the unit's User="),
         "app_group": (unit.get("Group", ""), "the unit's Group="),
         "project_dir": (unit.get("WorkingDirectory", "").lstrip("!-"), "WorkingDirectory="),
-        "venv": (_venv(args.get("binary", "")), "ExecStart's gunicorn"),
+        "venv": (venv_of(args.get("binary", "")), "ExecStart's gunicorn"),
     }
     # A socket unit that is not listening hands gunicorn nothing: then --bind is what it uses.
     active = socket_unit.get("LoadState") == "loaded" and socket_unit.get("ActiveState") == "active"

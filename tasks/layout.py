@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from tasks.checks.base import Facts
 from tasks.checks.nginx import location_block, proxy_socket, site_of
 from tasks.checks.unit_file import bind_of, effective_binds, gunicorn_settings
+from tasks.discovery import venv_of
 from tasks.remote.gunicorn_argv import NOT_LITERAL, exec_argv, gunicorn_args
 from tasks.settings import DEFAULTS, Settings, tcp_address
 
@@ -69,12 +70,6 @@ def _paths(value: str) -> list[str]:
     return re.findall(r"(/\S+)(?: \([^)]*\))?", value or "")
 
 
-def _venv(binary: str) -> str:
-    """/x/venv/bin/gunicorn -> /x/venv (a venv's gunicorn); else ''."""
-    m = re.match(r"^(/.+)/bin/[^/]+$", binary or "")
-    return m.group(1) if m else ""
-
-
 def _bind(binds: list[str]) -> tuple[str | None, str]:
     """(socket path or HOST:PORT, "unix" or "tcp") of the unit's bind."""
     b = bind_of(binds)
@@ -109,7 +104,7 @@ def discover(facts: Facts, s: Settings) -> list[Value]:
     add("app_user", loaded and (unit.get("User") or "root"), "unit", "the unit's User=")
     add("app_group", loaded and unit.get("Group"), "unit", "the unit's Group=")
     add("project_dir", loaded and unit.get("WorkingDirectory"), "unit", "WorkingDirectory=")
-    add("venv", _venv(args.get("binary", "")), "unit", "ExecStart's gunicorn")
+    add("venv", venv_of(args.get("binary", "")), "unit", "ExecStart's gunicorn")
     # gunicorn's own settings, in its order: ExecStart, GUNICORN_CMD_ARGS, the config file.
     g = gunicorn_settings(facts, s) if loaded else {}
     app = g.get("wsgi_app", (None, "unit", ""))

@@ -192,17 +192,22 @@ def config_literals(text):
     return out
 
 
+def _show(unit, prop):
+    """One property of the unit, as systemd has it loaded."""
+    return subprocess.run(
+        ["systemctl", "show", "-p", prop, "--value", unit],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+
+
 def unit_app(unit: str):  # no `str | None`: evaluated on the server, where Python may be < 3.10
     """(app, None): the WSGI app the unit's ExecStart serves, what gunicorn imports on its next
     start, so the probes import that one; app is None when the unit names none. (None, reason)
     when the unit could not be read: then nobody knows what gunicorn serves (not a guess)."""
     try:
-        r = subprocess.run(
-            ["systemctl", "show", "-p", "ExecStart", "--value", unit],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        r = _show(unit, "ExecStart")
     except Exception as e:
         return None, f"systemctl show {unit}: {e}"
     if r.returncode != 0:
@@ -234,12 +239,7 @@ def config_app(unit, opts):
         return None
     path = path[len("file:") :] if path.startswith("file:") else path
     try:
-        r = subprocess.run(
-            ["systemctl", "show", "-p", "WorkingDirectory", "--value", unit],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        r = _show(unit, "WorkingDirectory")
         base = r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else os.getcwd()
         with open(os.path.join(base, path), encoding="utf-8", errors="replace") as f:
             app = config_literals(f.read(1 << 20)).get("wsgi_app")
