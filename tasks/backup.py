@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from fabric import task
 
-from tasks import history, lock, snapshots
+from tasks import history, lock, snapshots, tools
 from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import ConfigError, OpsError
 from tasks.runner import Remote
@@ -118,6 +118,7 @@ def confirm(host: str, snap_id: str, yes: bool) -> None:
 
 def restore_host(remote: Remote, snap_id: str, by: str) -> Result:
     s = remote.settings
+    tools.require(remote, "restore")
     r = Result(remote.name, "restore")
     ctx = Ctx(remote, s, by, command="restore")
     known = {x.id: x for x in snapshots.listing(remote, s)}

@@ -138,6 +138,11 @@ CAUSES = [
         fab="fab fix-permissions",
     ),
     Cause(
+        "tools_missing",
+        "a command the checks need is missing on the server, so what it would show is not known",
+        by_hand="install the package named (`sudo apt-get install …`), then diagnose again",
+    ),
+    Cause(
         "unknown",
         "a request through nginx or a check fails, and no known cause matched",
         by_hand="read the failing checks of fab diagnose",

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from fabric import task
 
-from tasks import checks, shell
+from tasks import checks, shell, tools
 from tasks import notify as notices
 from tasks.causes import TITLES as CAUSES
 from tasks.checks.base import FAIL, CheckResult, Fact, Facts
@@ -92,9 +92,15 @@ def gather(remote: Remote) -> Facts:
     jobs = first_round(s)
     first = remote.many(jobs)
     facts = parse_first_round(first, s)
+    facts.tools = remote.tools  # read before the task, with the layout (tasks/discovery.py)
     later = second_round(facts, s)
     second = remote.many(later) if later else {}
     parse_second_round(facts, second, s)
+    if remote.tools is not None:
+        # Read before the task, in discovery's round trip: captured as if it were a fact.
+        kept = "".join(f"{n}={'yes' if v else 'no'}\n" for n, v in remote.tools.items())
+        first = first | {"tools": Output("tools", kept, "", 0, 0.0)}
+        jobs = jobs | {"tools": {"command": tools.command()}}
     capture(first | second, jobs | later)
     return facts
 

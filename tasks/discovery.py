@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from tasks import parse
+from tasks import parse, tools
 from tasks.errors import ConfigError, ConnectError
 from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
 from tasks.settings import CHECKS, DEFAULTS, Settings, tcp_address
@@ -44,6 +44,7 @@ def read_command(s: Settings) -> str:
         {
             "unit": systemctl_show([s.gunicorn_unit], UNIT_PROPS),
             "socket": systemctl_show([s.gunicorn_socket_unit], SOCKET_PROPS),
+            "tools": tools.command(),
         }
     )
 
@@ -148,21 +149,23 @@ def apply(s: Settings, found: dict[str, tuple[str, str]], confirmed: set[str]) -
     )
 
 
-def adopt(remote) -> Settings:
+def adopt(remote) -> tuple[Settings, dict]:
     """The host's settings: the remote's, with the server's values where the config leaves the
-    guide's. A server that cannot be read for this (no sudo) keeps the config's values."""
+    guide's (a server that cannot be read for this, no sudo, keeps the config's values); and
+    which of the tools (tasks/tools.py) the server has."""
     s = remote.settings
     parts = {k: v[0] for k, v in read_batch(remote.run(read_command(s)).stdout).items()}
+    has = tools.parse(parts.get("tools", ""))
     unit = parse.systemctl_show(parts.get("unit", "")).get(s.gunicorn_unit, {})
     sock = parse.systemctl_show(parts.get("socket", "")).get(s.gunicorn_socket_unit, {})
     found = candidates(unit, sock, s)
     if not found:
-        return s
+        return s, has
     try:
         # As root: the app's home is often closed to the login user.
         out = read_batch(remote.run(confirm_command(found), root=True).stdout)
     except ConnectError:
         # No sudo: nothing confirmed, nothing taken; a task that needs root says so itself.
-        return s
+        return s, has
     confirmed = {k for k, v in out.items() if v[0].strip() == "yes"}
-    return apply(s, found, confirmed)
+    return apply(s, found, confirmed), has

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from fabric import task
 
 from tasks import app as app_cmd
-from tasks import lock, notify, restart, shell, snapshots, systemd
+from tasks import lock, notify, restart, shell, snapshots, systemd, tools
 from tasks.causes import CAUSES
 from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
@@ -199,6 +199,7 @@ def who() -> str:
 
 def repair_host(remote: Remote, yes: bool, show) -> Outcome:
     s = remote.settings
+    tools.require(remote, "repair")
     first = diagnose_host(remote)
     causes = causes_of(first)
     o = Outcome(remote.name, first.verdict.cause)

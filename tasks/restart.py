@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
-from tasks import parse, shell, systemd
+from tasks import parse, shell, systemd, tools
 from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.runner import Remote
 from tasks.settings import tcp_address
@@ -25,7 +25,10 @@ def remove_stale_socket(socket: str) -> str:
     if tcp_address(socket):
         return "true"
     return (
-        f"if [ -S {q(socket)} ] && ! ss -xlpnH | grep -F -- {q(' ' + socket + ' ')} "
+        # Without ss nobody would seem to hold it: the live socket would go.
+        tools.guard("ss")
+        + "\n"
+        + f"if [ -S {q(socket)} ] && ! ss -xlpnH | grep -F -- {q(' ' + socket + ' ')} "
         f"| grep -q 'users:(('; then rm -f -- {q(socket)} && echo removed; fi"
     )
 
@@ -90,6 +93,7 @@ def _run_ok(remote: Remote, command: str) -> tuple[bool, str]:
 
 def restart_host(remote: Remote, force: bool) -> Outcome:
     s = remote.settings
+    tools.require(remote, "restart")
     unit = s.gunicorn_unit
     before = unit_state(remote)
     running = before["active"] == "active" and before["main_pid"] > 0

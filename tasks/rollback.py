@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from fabric import task
 
-from tasks import history, lock, notify, snapshots
+from tasks import history, lock, notify, snapshots, tools
 from tasks.common import COMMON_HELP, console, guarded, load
 from tasks.errors import OpsError
 from tasks.fleet import Fleet, parse_parallel
@@ -60,6 +60,7 @@ def one_way(plan: list) -> list[str]:
 def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     s = ctx.s
     ctx.command = "rollback"
+    tools.require(ctx.remote, "rollback")  # before the lock: nothing changed yet
     o = Outcome(ctx.remote.name, "rolled-back-by-request")
     st = lock.read_status(ctx.run(lock.status(s.state_dir), root=True).stdout, s.lock_grace)
     token = lock.new_token()

@@ -101,6 +101,8 @@ class Remote:
         self.conn, self.settings = conn, settings
         self.name = describe(conn)
         self._discovered = False
+        # Which of tasks/tools.py's commands the server has (None: not read, never opened).
+        self.tools: dict | None = None
 
     @property
     def is_root(self) -> bool:
@@ -122,7 +124,7 @@ class Remote:
             # guide's values, as this server's unit has them (once; a reconnect keeps them).
             from tasks import discovery
 
-            self.settings = discovery.adopt(self)
+            self.settings, self.tools = discovery.adopt(self)
             self._discovered = True
 
     def _nodelay(self, on: bool) -> None:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
-from tasks import parse
+from tasks import parse, tools
 from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import OpsError
 from tasks.redact import redact_text
@@ -84,6 +84,8 @@ def _root(remote: Remote, command: str, timeout: float = 120) -> tuple[bool, str
 
 def upgrade_host(remote: Remote, dry_run: bool) -> Outcome:
     s = remote.settings
+    if not dry_run:
+        tools.require(remote, "upgrade-unit")
     o = Outcome(remote.name, "dry-run" if dry_run else "upgrade")
     plan = read_plan(remote)[0]
     o.diff = diff(plan)
@@ -185,6 +187,7 @@ def _reload_works(remote: Remote) -> tuple[bool, str]:
 
 def undo_host(remote: Remote) -> Outcome:
     s = remote.settings
+    tools.require(remote, "upgrade-unit")
     o = Outcome(remote.name, "undo")
     snaps = read_plan_snapshots(remote)
     if not snaps:

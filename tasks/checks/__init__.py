@@ -3,6 +3,7 @@ remote command and the parser of its output) and its checks (pure judgements of 
 nothing here touches the network. `fab diagnose` (tasks/diagnose.py) runs every module's facts
 and then its checks, in this order: the guide's.
 
+    step 0  tools         the commands the checks run on the server: present? (curl, ss...)
     step 1  services      gunicorn, its socket unit and nginx: running, failed, looping?
     step 2  logs          the journal, nginx's error.log, django.log, against the catalogue
     step 3  unit_file     the gunicorn unit: user, directories, binary, bind, reloaded?
@@ -25,8 +26,21 @@ from tasks.checks import (
     permissions,
     services,
     socket,
+    tools,
     unit_file,
 )
 
-STEPS = [services, logs, unit_file, nginx, socket, permissions, http, django, checkout, layout]
+STEPS = [
+    tools,
+    services,
+    logs,
+    unit_file,
+    nginx,
+    socket,
+    permissions,
+    http,
+    django,
+    checkout,
+    layout,
+]
 FACTS = [fact for step in STEPS for fact in step.FACTS]

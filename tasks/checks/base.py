@@ -131,6 +131,7 @@ class Facts:
     """Every fact the diagnosis read, parsed; each field is filled by the Fact of the same name
     in the module of its guide step (tasks/checks/__init__.py lists them)."""
 
+    tools: dict | None = None  # tools: {name: present?}, read before the task (None: not read)
     units: dict = field(default_factory=dict)  # services: Id -> systemctl show props
     unit_file: str = ""  # unit_file: `systemctl cat` of the gunicorn unit (what is on disk)
     unit_verify: list = field(default_factory=list)  # unit_file: systemd-analyze verify

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from tasks import catalogue, parse, service
+from tasks.checks import tools as tools_check
 from tasks.checks.base import ROOT, Check, Fact, Facts
 from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q, say
@@ -94,7 +95,7 @@ def needs_manual_run(f: Facts, s: Settings) -> bool:
 
 
 def manual_command(s: Settings, facts: Facts) -> str | None:
-    if not needs_manual_run(facts, s):
+    if not needs_manual_run(facts, s) or tools_check.not_read(facts, "curl"):
         return None
     url = s.health_urls[0] if s.health_urls else s.url_prefix
     # As the service runs: its user and environment (EnvironmentFile= too), or the app may
@@ -193,11 +194,27 @@ def nginx_failed(facts: Facts) -> bool:
 
 
 def evaluate(facts: Facts, s: Settings) -> list:
+    cannot = tools_check.not_read(facts, "curl")
+    if cannot:
+        # Without curl nothing was asked: its error is not the site's answer.
+        return [
+            Check("http.socket", 7, "request through the socket", ("http",)).skip(cannot),
+            Check("http.nginx", 7, "request through nginx", ("http",)).skip(cannot),
+            Check("http.manual", 7, "gunicorn run by hand", reads=("manual",)).skip(cannot),
+        ]
     out = _via(facts, "socket", Check("http.socket", 7, "request through the socket", ("http",)))
     addr = facts.http.get("nginx_addr") or "?"
-    out += _via(
-        facts, "nginx", Check("http.nginx", 7, f"request through nginx ({addr})", ("http",))
-    )
+    if tools_check.not_read(facts, "ss"):
+        # nginx's address is found with ss: without it, no address is not "no nginx".
+        out.append(
+            Check("http.nginx", 7, "request through nginx", ("http",)).skip(
+                tools_check.not_read(facts, "ss")
+            )
+        )
+    else:
+        out += _via(
+            facts, "nginx", Check("http.nginx", 7, f"request through nginx ({addr})", ("http",))
+        )
     manual = Check("http.manual", 7, "gunicorn run by hand", reads=("manual",))
     m = facts.manual
     if m is None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json as jsonlib
 import time
 
-from tasks import history, lock, notify
+from tasks import history, lock, notify, tools
+from tasks.errors import OpsError
 from tasks.steps import AFTER_UNDO, DEPLOY
 from tasks.steps.context import Ctx, Outcome, Refused, Step, StepFailed, now
 from tasks.steps.plan import plan_only
@@ -121,6 +122,11 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
     started = now()
     if dry_run:
         return plan_only(ctx, o, show)
+    try:
+        tools.require(ctx.remote, "deploy")
+    except OpsError as e:  # before the lock: nothing to release, nothing to record
+        o.result, o.failed_step, o.error = "refused", "tools", e.message
+        return o
     done: list[str] = []
     locked = False
     sending = None  # deploy.started, sent beside the steps

@@ -79,7 +79,7 @@ def test_healthy_lab(fresh_host):
     odd = [(c["id"], c["summary"]) for c in doc["checks"] if c["status"] not in ("ok", "skipped")]
     assert odd == []
     steps = {c["step"] for c in doc["checks"]}
-    assert steps == set(range(1, 11))
+    assert steps == set(range(0, 11))
 
 
 def test_code_outdated_the_guides_current_problem(fresh_host):
@@ -273,6 +273,43 @@ def test_stale_socket(fresh_host):
         fix=["sudo rm -f /home/cynow/cynow/gunicorn.sock"],
         chain=["(111: Connection refused)"],
     )
+
+
+def test_tools_missing(fresh_host):
+    # A server set up by hand without iproute2: every `ss` prints nothing. Before, step 5 read
+    # that as "nobody listens" (stale_socket), and its repair would delete the live socket.
+    fresh_host.sh("mv /usr/bin/ss /usr/bin/ss.gone")
+    pid = fresh_host.sh("systemctl show -p MainPID --value gunicorn").stdout.strip()
+    doc, r = diagnose(fresh_host)
+    assert_cause(
+        doc,
+        r,
+        "tools_missing",
+        evidence=["ss: missing (package iproute2)"],
+        fix=["sudo apt-get install iproute2"],
+    )
+    assert check(doc, "listener.socket")["status"] == "skipped"
+    assert "ss is missing" in check(doc, "listener.socket")["summary"]
+    # Every task that would act on ss's answer refuses before its first change.
+    for task in ("restart", "repair"):
+        flag = "--force" if task == "restart" else "--yes"
+        r = fab(*lab_args(fresh_host), task, "--target", "lab", flag)
+        assert r.returncode == 1 and "apt-get install iproute2" in r.stderr, (task, r.stderr)
+        assert "nothing was changed" in r.stderr
+    assert fresh_host.sh("systemctl show -p MainPID --value gunicorn").stdout.strip() == pid
+    assert fresh_host.sh(f"test -S {APP}/gunicorn.sock", check=False).returncode == 0
+    doc, r = fab_json(*lab_args(fresh_host), "deploy", "--target", "lab")
+    assert (doc["result"], doc["failed_step"]) == ("refused", "tools"), doc
+    assert r.returncode == 1
+
+
+def test_a_missing_curl_asks_nothing_and_says_why(fresh_host):
+    fresh_host.sh("mv /usr/bin/curl /usr/bin/curl.gone")
+    doc, r = fab_json(*lab_args(fresh_host), "diagnose", "--target", "lab")
+    assert doc["verdict"]["cause"] == "tools_missing", doc["verdict"]
+    assert doc["verdict"]["fix"] == ["sudo apt-get install curl"]
+    for c in ("http.socket", "http.nginx", "http.manual"):
+        assert check(doc, c)["status"] == "skipped", check(doc, c)
 
 
 def test_socket_permission_denied(fresh_host):

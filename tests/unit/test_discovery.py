@@ -182,7 +182,7 @@ def test_adopt_takes_what_the_server_confirms_and_says_where_it_came_from(tmp_pa
     answers = {"project_dir": "yes", "venv": "yes", "socket": "no", "app_user": "no"}
     answers["app_group"] = answers["static_root"] = "no"
     remote = FakeRemote(show, batch({k: f"echo {v}" for k, v in answers.items()}))
-    got = discovery.adopt(remote)
+    got, has = discovery.adopt(remote)
     assert got.project_dir == "/srv/cynow" and got.venv == "/srv/cynow/.venv"
     assert got.discovered == {"project_dir": "WorkingDirectory=", "venv": "ExecStart's gunicorn"}
     assert got.socket == s.socket and got.app_user == s.app_user  # not confirmed: not taken
@@ -194,10 +194,10 @@ def test_adopt_without_sudo_keeps_the_config_and_a_guides_server_costs_one_round
     s = resolve({})
     show = framed(discovery.read_command(s), props_text(HAND_MADE), "", tmp_path)
     remote = FakeRemote(show, ConnectError("sudo: a password is required"))
-    assert discovery.adopt(remote) == s
+    assert discovery.adopt(remote)[0] == s
     guide = framed(discovery.read_command(s), props_text(unit()), "", tmp_path)
     remote = FakeRemote(guide)
-    assert discovery.adopt(remote) == s and len(remote.calls) == 1
+    assert discovery.adopt(remote)[0] == s and len(remote.calls) == 1
 
 
 def test_a_guides_value_the_user_wrote_is_theirs_too():
