@@ -186,6 +186,18 @@ def _url_path(key: str, v: Any) -> str:
     return v
 
 
+_HOST_HEADER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$")
+
+
+def _host_header(key: str, v: Any) -> str:
+    v = _str(key, v)
+    if not _HOST_HEADER.match(v):
+        raise _fail(
+            key, f"is not a host name (with an optional :port) ({v!r})", "e.g. cynow.example.com"
+        )
+    return v
+
+
 def _positive(key: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
         raise _fail(key, f"must be a positive number of seconds, not {v!r}", "e.g. 10")
@@ -335,6 +347,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "django_log": _abs_path,
     "url_prefix": _url_path,
     "health_urls": _non_empty(_list_of(_url_path)),
+    "health_host": _optional(_host_header),
     "git_remote": _remote,
     "git_branch": branch_name,
     "wsgi": _wsgi,
@@ -375,6 +388,7 @@ class Settings:
     django_log: str
     url_prefix: str
     health_urls: list
+    health_host: str | None
     git_remote: str
     git_branch: str
     wsgi: str

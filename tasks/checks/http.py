@@ -12,15 +12,21 @@ from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q, say
 
 
-def straight_to_gunicorn(socket: str, url: str) -> str:
+def host_header(host: str | None) -> str:
+    """curl's Host header option for `health_host`, or "" (curl's own)."""
+    return f"-H {q('Host: ' + host)} " if host else ""
+
+
+def straight_to_gunicorn(socket: str, url: str, host: str | None = None) -> str:
     """curl's arguments for `url` asked of gunicorn itself: over its unix socket, or its TCP
-    HOST:PORT. Host is localhost either way, as nginx's proxy_set_header would not be."""
+    HOST:PORT. Host is `host` (health_host), else localhost either way, as nginx's
+    proxy_set_header would not be."""
     if tcp_address(socket):
-        return f"-H 'Host: localhost' {q('http://' + socket + url)}"
-    return f"--unix-socket {q(socket)} {q('http://localhost' + url)}"
+        return f"{host_header(host or 'localhost')}{q('http://' + socket + url)}"
+    return f"{host_header(host)}--unix-socket {q(socket)} {q('http://localhost' + url)}"
 
 
-def http_script(socket: str, urls: list[str], timeout: float) -> str:
+def http_script(socket: str, urls: list[str], timeout: float, host: str | None = None) -> str:
     """Step 7: each health URL straight to gunicorn (its unix socket or TCP HOST:PORT), and
     through nginx on the address nginx listens on (found with ss, since production binds
     0.0.0.0 and the lab 127.0.0.x)."""
@@ -34,12 +40,12 @@ def http_script(socket: str, urls: list[str], timeout: float) -> str:
     for url in urls:
         lines.append(
             f"printf 'socket %s %s\\n' {q(url)} \"$(curl -sS -o /dev/null -w {q(fmt)} "
-            f"--max-time {timeout:g} {straight_to_gunicorn(socket, url)} "
+            f"--max-time {timeout:g} {straight_to_gunicorn(socket, url, host)} "
             f"2>&1 | tr '\\n' ' ')\""
         )
         lines.append(
             f'if [ -n "$addr" ]; then printf \'nginx %s %s\\n\' {q(url)} "$(curl -sS '
-            f"-o /dev/null -w {q(fmt)} --max-time {timeout:g} "
+            f"-o /dev/null -w {q(fmt)} --max-time {timeout:g} {host_header(host)}"
             f"\"http://$addr\"{q(url)} 2>&1 | tr '\\n' ' ')\"; "
             f"else {say('nginx', url, 'none no-listener')}; fi"
         )
@@ -83,7 +89,7 @@ def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float 
 
 
 def http_command(s: Settings, _facts=None) -> str:
-    return http_script(s.socket, s.health_urls, s.http_timeout)
+    return http_script(s.socket, s.health_urls, s.http_timeout, s.health_host)
 
 
 def needs_manual_run(f: Facts, s: Settings) -> bool:
@@ -167,13 +173,19 @@ def ok_code(code: int) -> bool:
     return 200 <= code < 400
 
 
+# What Django answers a Host header not in ALLOWED_HOSTS (DisallowedHost): the page is fine,
+# the question was not; said where a 400 is shown.
+BAD_HOST = " (Django's answer to a Host not in ALLOWED_HOSTS? set health_host)"
+
+
 def describe(reply: dict) -> str:
     if reply.get("code"):
-        return (
+        said = (
             f"{reply['code']} in {reply['seconds']:.2f}s"
             if reply.get("seconds") is not None
             else str(reply["code"])
         )
+        return said + (BAD_HOST if reply["code"] == 400 else "")
     return reply.get("error") or "no answer"
 
 

@@ -47,6 +47,7 @@ def health_script(
     old_pids: Sequence[int] = (),
     wait: float = 0.0,
     journal_after: str = "",
+    host: str | None = None,
 ) -> str:
     """One poll of the health gate in one round trip, as root: first (up to `wait` seconds) until
     the old workers `old_pids` have left, so that the new ones answer; then every URL through
@@ -55,7 +56,7 @@ def health_script(
     parts = {}
     if old_pids:
         parts["wait"] = wait_gone(unit, old_pids, wait)
-    parts["http"] = http_script(socket, urls, http_timeout)
+    parts["http"] = http_script(socket, urls, http_timeout, host)
     parts["pids"] = unit_pids(unit)
     parts["main"] = join("systemctl", "show", "-p", "MainPID", "--value", unit)
     if journal_after:
@@ -210,6 +211,7 @@ def health(
             list(since_pids),
             wait=min(WAIT_SLICE, max(0.0, deadline - time.monotonic())),
             journal_after=journal_after,
+            host=s.health_host,
         )
         poll = read_poll(remote.run(script, root=True).stdout)
         verdict, detail = judge(poll, s.health_urls, since_pids, main_pid)

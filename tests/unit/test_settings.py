@@ -120,3 +120,21 @@ def test_a_unit_name_outside_systemds_characters_is_refused(name):
 )
 def test_systemds_unit_names_are_accepted(name):
     assert resolve({"gunicorn_unit": name}).gunicorn_unit == name
+
+
+def test_health_host_is_a_host_name_or_nothing():
+    from tasks.errors import ConfigError
+    from tasks.settings import resolve
+
+    assert resolve({}).health_host is None
+    assert (
+        resolve({"health_host": "cynow.example.com:8080"}).health_host == "cynow.example.com:8080"
+    )
+    assert resolve({"health_host": "[::1]"}).health_host == "[::1]"
+    for bad in ("a b", "x;rm", "h/x", ""):
+        try:
+            resolve({"health_host": bad})
+        except ConfigError as e:
+            assert "health_host" in e.message
+        else:
+            raise AssertionError(bad)

@@ -37,3 +37,34 @@ def test_manual_run_does_not_read_the_checkouts_gunicorn_conf(tmp_path):
         tmp_path, '#!/bin/sh\n[ "$1" = --config ] && printf "config=[%s]\\n" "$(cat "$2")"\n'
     )
     assert "config=[]" in m["log"]
+
+
+def test_health_host_is_the_host_both_requests_ask_with(tmp_path):
+    # A fake curl that writes down its arguments, and an ss that shows nginx on :80.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "curl").write_text(
+        f'#!/bin/sh\nfor a in "$@"; do printf "%s|" "$a"; done >> {tmp_path}/calls; '
+        f"echo >> {tmp_path}/calls; printf '200 0.01'\n"
+    )
+    (bin_dir / "ss").write_text(
+        "#!/bin/sh\necho 'LISTEN 0 511 10.0.0.5:80 0.0.0.0:* users:((\"nginx\",pid=9,fd=6))'\n"
+    )
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    script = http.http_script("/run/g.sock", ["/cynow/"], 5, "cynow.example.com")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env).stdout
+    assert "socket /cynow/ 200 0.01" in out and "nginx /cynow/ 200 0.01" in out
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert len(calls) == 2
+    assert all("|-H|Host: cynow.example.com|" in c for c in calls), calls
+    assert "--unix-socket|/run/g.sock|http://localhost/cynow/|" in calls[0]
+    assert calls[1].endswith("|http://10.0.0.5:80/cynow/|")
+    # Without it: curl's own Host (localhost through the socket, the address through nginx).
+    assert "Host:" not in http.http_script("/run/g.sock", ["/cynow/"], 5)
+
+
+def test_a_400_names_the_likely_host_check():
+    assert http.describe({"code": 400, "seconds": 0.01}).endswith(http.BAD_HOST)
+    assert http.describe({"code": 404, "seconds": 0.01}) == "404 in 0.01s"
