@@ -17,6 +17,13 @@ echo 'cynow ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/cynow
 echo 'admin ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/admin
 chmod 0440 /etc/sudoers.d/cynow /etc/sudoers.d/admin
 chmod 0755 /home/cynow
+# Every login's user manager starts at boot (what `loginctl enable-linger` writes): sshd's PAM
+# session then does not wait for systemd --user to start, which in a container on a busy
+# 2-core machine could take longer than a channel open may (CI: "Timeout opening channel" on a
+# healthy host). A server whose admins log in often has them running too.
+install -d /var/lib/systemd/linger
+touch /var/lib/systemd/linger/cynow /var/lib/systemd/linger/deployer \
+  /var/lib/systemd/linger/admin /var/lib/systemd/linger/root
 for u in cynow deployer admin root; do
   h=$(getent passwd "$u" | cut -d: -f6)
   install -d -m 0700 -o "$u" -g "$u" "$h/.ssh"
