@@ -22,7 +22,8 @@ from fabric import Connection
 
 from tasks.errors import ConfigError, ConnectError
 from tasks.executor import CLI_HOSTS_KEY
-from tasks.settings import Settings, cli_host, host_spec, resolve
+from tasks.hosts import cli_host, host_spec
+from tasks.settings import Settings, resolve
 
 ALLOWED_NETWORKS_ENV = "CYNOW_OPS_ALLOWED_NETWORKS"
 DEFAULT_USER_KNOWN_HOSTS = ["~/.ssh/known_hosts", "~/.ssh/known_hosts2"]

@@ -11,7 +11,8 @@ from tasks import batches
 from tasks.errors import ConfigError, ConnectError
 from tasks.executor import CLI_HOSTS_KEY, split_hosts
 from tasks.fleet import Fleet, HostError, Interrupted, parse_parallel, worst_exit
-from tasks.settings import cli_host, resolve, whole_number
+from tasks.hosts import cli_host
+from tasks.settings import resolve, whole_number
 
 H = [f"h{i}" for i in range(1, 11)]
 
