@@ -196,8 +196,19 @@ def _via(facts: Facts, via: str, check: Check) -> list:
     ev = [f"GET {url} -> {describe(r)}" for url, r in replies.items()]
     bad = [url for url, r in replies.items() if not ok_code(r.get("code", 0))]
     if bad:
+        if any(replies[u].get("code") == 400 for u in bad) and (name := allowed_name(facts)):
+            ev.append(f"Django's ALLOWED_HOSTS allows {name}: set health_host: {name}")
         return [check.fail("; ".join(e for e in ev if "-> 2" not in e), ev)]
     return [check.ok(", ".join(ev), ev)]
+
+
+def allowed_name(facts: Facts) -> str:
+    """The first name Django's ALLOWED_HOSTS (as the probe read it) allows by itself: the
+    Host a browser that works asks with. "" when it allows any, or said none."""
+    hosts = (facts.probe or {}).get("allowed_hosts") or []
+    if "*" in hosts:
+        return ""
+    return next((h.lstrip(".") for h in hosts if h.strip(".") and "*" not in h), "")
 
 
 def nginx_failed(facts: Facts) -> bool:

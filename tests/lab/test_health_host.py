@@ -40,3 +40,10 @@ def test_a_site_that_only_answers_its_name_needs_health_host(fresh_host):
         env={"FABRIC_CYNOW_HEALTH_HOST": "cynow.lab"},
     )
     assert doc["verdict"]["cause"] == "healthy", doc["verdict"]
+    # Without it, diagnose names the setting to write, from Django's own ALLOWED_HOSTS.
+    doc, r = fab_json(*lab_args(fresh_host), "diagnose", "--target", "lab")
+    nginx = next(c for c in doc["checks"] if c["id"] == "http.nginx")
+    assert nginx["status"] == "fail" and "400" in nginx["summary"], nginx
+    assert (
+        "Django's ALLOWED_HOSTS allows cynow.lab: set health_host: cynow.lab" in nginx["evidence"]
+    )

@@ -68,3 +68,18 @@ def test_health_host_is_the_host_both_requests_ask_with(tmp_path):
 def test_a_400_names_the_likely_host_check():
     assert http.describe({"code": 400, "seconds": 0.01}).endswith(http.BAD_HOST)
     assert http.describe({"code": 404, "seconds": 0.01}) == "404 in 0.01s"
+
+
+def test_a_400_with_a_narrow_allowed_hosts_names_the_health_host_to_set():
+    from tasks.checks.base import Facts
+
+    facts = Facts()
+    facts.http = {"nginx": {"/cynow/": {"code": 400, "seconds": 0.01, "error": ""}}}
+    facts.probe = {"allowed_hosts": [".cynow.example.com", "10.78.0.1"]}
+    [c] = http._via(facts, "nginx", http.Check("http.nginx", 7, "t"))
+    assert c.evidence[-1] == (
+        "Django's ALLOWED_HOSTS allows cynow.example.com: set health_host: cynow.example.com"
+    )
+    facts.probe = {"allowed_hosts": ["*"]}
+    [c] = http._via(facts, "nginx", http.Check("http.nginx", 7, "t"))
+    assert not any("ALLOWED_HOSTS allows" in e for e in c.evidence)
