@@ -39,14 +39,42 @@ IN_CHECKOUT = [
 NEVER = {"app_user": {"root"}, "app_group": {"root"}}
 
 
-def read_command(s: Settings) -> str:
-    return batch(
-        {
-            "unit": systemctl_show([s.gunicorn_unit], UNIT_PROPS),
-            "socket": systemctl_show([s.gunicorn_socket_unit], SOCKET_PROPS),
-            "tools": tools.command(),
-        }
-    )
+# nginx's whole effective config, bounded: a server with hundreds of sites stays one read.
+NGINX_DUMP = "nginx -T 2>/dev/null | head -c 4000000"
+
+
+def read_command(s: Settings, nginx: bool = True) -> str:
+    """The unit, its socket unit and the tools; with `nginx` (as root), nginx's effective config
+    for the site's name, when no health_host is configured."""
+    parts = {
+        "unit": systemctl_show([s.gunicorn_unit], UNIT_PROPS),
+        "socket": systemctl_show([s.gunicorn_socket_unit], SOCKET_PROPS),
+        "tools": tools.command(),
+    }
+    if nginx and "health_host" not in s.configured and not s.health_host:
+        parts["nginx"] = NGINX_DUMP
+    return batch(parts)
+
+
+def browser_name(names: list[str]) -> str:
+    """The name a browser asks the site by: nginx's first server_name that is one name (not
+    `_`, a wildcard or a regex). "" when there is none: curl's own Host then, as before."""
+    for n in names:
+        if n and n != "_" and "*" not in n and not n.startswith(("~", ".")):
+            try:
+                return CHECKS["health_host"]("health_host", n)
+            except ConfigError:
+                continue
+    return ""
+
+
+def site_name(dump: str, s: Settings) -> str:
+    if not dump.strip():
+        return ""
+    # Here, not at the top: tasks.checks imports tasks.layout, which imports this module.
+    from tasks.checks.nginx import site_of
+
+    return browser_name(site_of(dump, s.url_prefix, "/static/").get("server_name") or [])
 
 
 def venv_of(binary: str) -> str:
@@ -154,18 +182,24 @@ def adopt(remote) -> tuple[Settings, dict]:
     guide's (a server that cannot be read for this, no sudo, keeps the config's values); and
     which of the tools (tasks/tools.py) the server has."""
     s = remote.settings
-    parts = {k: v[0] for k, v in read_batch(remote.run(read_command(s)).stdout).items()}
+    try:
+        # As root, for nginx's config; the same one round trip as the login's read.
+        said = remote.run(read_command(s), root=True).stdout
+    except ConnectError:
+        # No sudo: the unit and tools as the login reads them; nothing confirmed, none taken.
+        said = remote.run(read_command(s, nginx=False)).stdout
+        parts = {k: v[0] for k, v in read_batch(said).items()}
+        return s, tools.parse(parts.get("tools", ""))
+    parts = {k: v[0] for k, v in read_batch(said).items()}
     has = tools.parse(parts.get("tools", ""))
+    if name := site_name(parts.get("nginx", ""), s):
+        s = apply(s, {"health_host": (name, "nginx's server_name")}, {"health_host"})
     unit = parse.systemctl_show(parts.get("unit", "")).get(s.gunicorn_unit, {})
     sock = parse.systemctl_show(parts.get("socket", "")).get(s.gunicorn_socket_unit, {})
     found = candidates(unit, sock, s)
     if not found:
         return s, has
-    try:
-        # As root: the app's home is often closed to the login user.
-        out = read_batch(remote.run(confirm_command(found), root=True).stdout)
-    except ConnectError:
-        # No sudo: nothing confirmed, nothing taken; a task that needs root says so itself.
-        return s, has
+    # As root: the app's home is often closed to the login user.
+    out = read_batch(remote.run(confirm_command(found), root=True).stdout)
     confirmed = {k for k, v in out.items() if v[0].strip() == "yes"}
     return apply(s, found, confirmed), has

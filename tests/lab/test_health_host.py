@@ -5,6 +5,7 @@ release deploys, as a browser asking for the name would see it work."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,26 @@ def test_a_site_that_only_answers_its_name_needs_health_host(fresh_host):
     assert (
         "Django's ALLOWED_HOSTS allows cynow.lab: set health_host: cynow.lab" in nginx["evidence"]
     )
+
+
+def test_a_name_based_site_is_asked_by_its_name(fresh_host):
+    # nginx serves the app only to its name; another site is the default on the same address.
+    # Asked by address (curl's own Host), nginx would answer that site's 404.
+    other = (
+        f"server {{\n    listen {fresh_host.address}:80 default_server;\n"
+        "    server_name other.lab;\n    location / { return 404; }\n}\n"
+    )
+    fresh_host.sh(
+        "sed -i 's/server_name _;/server_name cynow.lab;/' /etc/nginx/sites-available/cynow && "
+        f"printf %s {shlex.quote(other)} > /etc/nginx/sites-enabled/other && "
+        "nginx -t && systemctl reload nginx"
+    )
+    doc, r = fab_json(*lab_args(fresh_host), "diagnose", "--target", "lab")
+    assert doc["verdict"]["cause"] == "healthy", (doc["verdict"], r.stderr[-2000:])
+    assert doc["discovered"]["health_host"] == {
+        "value": "cynow.lab",
+        "source": "nginx's server_name",
+    }
+    push_commit(fresh_host, {"README": "by name\n"}, "docs: asked by name")
+    doc, r = fab_json(*lab_args(fresh_host), "deploy", "--target", "lab")
+    assert doc["result"] == "deployed", r.stdout[-3000:] + r.stderr[-2000:]

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tasks import discovery
+from tasks import discovery, tools
 from tasks.errors import ConnectError
 from tasks.runner import Output
 from tasks.settings import resolve
@@ -137,36 +137,42 @@ def test_confirm_runs_in_a_real_shell(tmp_path):
 
 
 class FakeRemote:
-    """Answers discovery's two commands: systemctl show, then the tests (as root) with what
-    `confirm` (a shell script, or an error to raise) prints."""
+    """Answers discovery's commands: the read (systemctl show...) with `show`, then the tests
+    (as root) with what the shell script `confirm` prints. Without `sudo`, a root command is
+    refused as sudo refuses it."""
 
-    def __init__(self, show: str, confirm: str | Exception = ""):
+    def __init__(self, show: str, confirm: str = "", sudo: bool = True, login_show: str = ""):
         self.settings = resolve({})
-        self.show, self.confirm, self.calls = show, confirm, []
+        self.show, self.confirm, self.sudo, self.calls = show, confirm, sudo, []
+        self.login_show = login_show or show
 
     def run(self, command: str, root: bool = False, **kw) -> Output:
         self.calls.append((command, root))
+        if root and not self.sudo:
+            raise ConnectError("sudo: a password is required")
         if "systemctl show" in command:
-            return Output(command, self.show, "", 0, 0.0)
-        if isinstance(self.confirm, Exception):
-            raise self.confirm
+            return Output(command, self.show if root else self.login_show, "", 0, 0.0)
         out = subprocess.run(["sh", "-c", self.confirm], capture_output=True, text=True).stdout
         return Output(command, out, "", 0, 0.0)
 
 
-def framed(command: str, unit_text: str, socket_text: str, tmp_path) -> str:
-    """read_command's output, run in a real shell with a systemctl that prints the given text."""
+def framed(command: str, unit_text: str, socket_text: str, tmp_path, nginx: str = "") -> str:
+    """read_command's output, run in a real shell with a systemctl that prints the given text
+    and an nginx whose -T prints `nginx`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "systemctl"
     (tmp_path / "unit.txt").write_text(unit_text)
     (tmp_path / "socket.txt").write_text(socket_text)
+    (tmp_path / "nginx.txt").write_text(nginx)
     fake.write_text(
         "#!/bin/sh\n"
         f'case "$*" in *gunicorn.socket*) cat {tmp_path}/socket.txt;; '
         f"*) cat {tmp_path}/unit.txt;; esac\n"
     )
-    fake.chmod(0o755)
+    (bin_dir / "nginx").write_text(f"#!/bin/sh\ncat {tmp_path}/nginx.txt\n")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     return subprocess.run(["sh", "-c", command], capture_output=True, text=True, env=env).stdout
 
@@ -186,18 +192,50 @@ def test_adopt_takes_what_the_server_confirms_and_says_where_it_came_from(tmp_pa
     assert got.project_dir == "/srv/cynow" and got.venv == "/srv/cynow/.venv"
     assert got.discovered == {"project_dir": "WorkingDirectory=", "venv": "ExecStart's gunicorn"}
     assert got.socket == s.socket and got.app_user == s.app_user  # not confirmed: not taken
-    assert [root for _, root in remote.calls] == [False, True]
+    assert [root for _, root in remote.calls] == [True, True]
     assert "test -f /srv/cynow/manage.py" in remote.calls[1][0]
 
 
 def test_adopt_without_sudo_keeps_the_config_and_a_guides_server_costs_one_round_trip(tmp_path):
     s = resolve({})
-    show = framed(discovery.read_command(s), props_text(HAND_MADE), "", tmp_path)
-    remote = FakeRemote(show, ConnectError("sudo: a password is required"))
-    assert discovery.adopt(remote)[0] == s
+    login = framed(discovery.read_command(s, nginx=False), props_text(HAND_MADE), "", tmp_path)
+    remote = FakeRemote("", sudo=False, login_show=login)
+    got, has = discovery.adopt(remote)
+    assert got == s and set(has) == set(tools.PACKAGES)
+    assert [root for _, root in remote.calls] == [True, False]
+    assert "nginx -T" not in remote.calls[1][0]
     guide = framed(discovery.read_command(s), props_text(unit()), "", tmp_path)
     remote = FakeRemote(guide)
     assert discovery.adopt(remote)[0] == s and len(remote.calls) == 1
+
+
+SITE = """# configuration file /etc/nginx/sites-enabled/cynow:
+server {
+    listen 80;
+    server_name _ *.example.org cynow.example.com;
+    location /cynow/ {
+        proxy_pass http://unix:/home/cynow/cynow/gunicorn.sock;
+    }
+}
+server {
+    listen 80 default_server;
+    server_name other.example.com;
+    location / { return 404; }
+}
+"""
+
+
+def test_the_sites_server_name_is_the_host_the_health_requests_ask_by(tmp_path):
+    s = resolve({})
+    show = framed(discovery.read_command(s), props_text(unit()), "", tmp_path, SITE)
+    got, has = discovery.adopt(FakeRemote(show))
+    assert got.health_host == "cynow.example.com"
+    assert got.discovered == {"health_host": "nginx's server_name"}
+    # One the user set is theirs: nginx is then not even read.
+    mine = resolve({"health_host": "cynow.lab"})
+    assert "nginx -T" not in discovery.read_command(mine)
+    assert discovery.browser_name(["_", "~^www", "*.x.org", ".x.org"]) == ""
+    assert discovery.browser_name(["_", "10.78.0.9"]) == "10.78.0.9"
 
 
 def test_a_guides_value_the_user_wrote_is_theirs_too():
