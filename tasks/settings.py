@@ -98,17 +98,6 @@ def _socket(key: str, v: Any) -> str:
     return _abs_path(key, v)
 
 
-def _rel_path(key: str, v: Any) -> str:
-    v = _str(key, v)
-    if v.startswith("/") or ".." in v.split("/"):
-        raise _fail(
-            key,
-            f"entries are paths inside the project, not {v!r}",
-            "give a relative path like orders/urls.py",
-        )
-    return v
-
-
 def _local_path(key: str, v: Any) -> str:
     v = os.path.expanduser(_str(key, v))
     if not os.path.isabs(v):
@@ -118,11 +107,38 @@ def _local_path(key: str, v: Any) -> str:
     return v
 
 
-def _name(key: str, v: Any) -> str:
-    v = _str(key, v)
-    if not _NAME.match(v):
-        raise _fail(key, f"is not a valid user or group name ({v!r})", "use a name like cynow")
+def _valid(
+    ok: Callable[[Any], Any], problem: str, fix: str, read: Callable[[str, Any], Any] = _str
+) -> Callable[[str, Any], Any]:
+    """A check: `read` the value (a non-empty one-line string unless told), then `ok(value)` or
+    "cynow.KEY PROBLEM; FIX", where `{v!r}` in PROBLEM shows the value."""
+
+    def check(key: str, v: Any) -> Any:
+        v = read(key, v)
+        if not ok(v):
+            raise _fail(key, problem.format(v=v), fix)
+        return v
+
+    return check
+
+
+def _as_given(key: str, v: Any) -> Any:
     return v
+
+
+def _matching(pattern: re.Pattern[str], what: str, fix: str) -> Callable[[str, Any], str]:
+    """A check that a string matches `pattern` whole: "cynow.KEY is not WHAT (value); FIX"."""
+    return _valid(pattern.fullmatch, f"is not {what} ({{v!r}})", fix)
+
+
+_name = _matching(_NAME, "a valid user or group name", "use a name like cynow")
+_remote = _matching(_REMOTE, "a git remote name", "use a name like origin")
+_wsgi = _matching(_WSGI, "a module:callable path", "use the form config.wsgi:application")
+_unit_name = _matching(
+    _UNIT,
+    "a systemd unit name",
+    "use letters, digits and ':_.\\@-', ending in .service or .socket, e.g. gunicorn.service",
+)
 
 
 def _unit(key: str, v: Any) -> str:
@@ -134,20 +150,12 @@ def _unit(key: str, v: Any) -> str:
             f"starts with '-' ({v!r}): systemctl would read it as an option",
             "give the unit's own name, e.g. gunicorn.service",
         )
-    if not _UNIT.fullmatch(v):
-        raise _fail(
-            key,
-            f"is not a systemd unit name ({v!r})",
-            "use letters, digits and ':_.\\@-', ending in .service or .socket, "
-            "e.g. gunicorn.service",
-        )
-    return v
+    return _unit_name(key, v)
 
 
-def branch_name(key: str, v: Any) -> str:
+def _safe_branch(v: str) -> bool:
     """A git branch name that is also safe on a command line (git check-ref-format, stricter)."""
-    v = _str(key, v)
-    bad = (
+    return not (
         v.startswith(("-", "/", "."))
         or v.endswith(("/", ".lock", "."))
         or ".." in v
@@ -155,70 +163,51 @@ def branch_name(key: str, v: Any) -> str:
         or "@{" in v
         or not re.match(r"^[A-Za-z0-9._/-]+$", v)
     )
-    if bad:
-        raise _fail(
-            key,
-            f"is not a safe git branch name ({v!r})",
-            "use letters, digits, '.', '_', '-' and '/', e.g. main",
-        )
-    return v
 
 
-def _remote(key: str, v: Any) -> str:
-    v = _str(key, v)
-    if not _REMOTE.match(v):
-        raise _fail(key, f"is not a git remote name ({v!r})", "use a name like origin")
-    return v
-
-
-def _wsgi(key: str, v: Any) -> str:
-    v = _str(key, v)
-    if not _WSGI.match(v):
-        raise _fail(
-            key, f"is not a module:callable path ({v!r})", "use the form config.wsgi:application"
-        )
-    return v
-
-
-def _url_path(key: str, v: Any) -> str:
-    v = _str(key, v)
-    if not v.startswith("/") or any(ch in v for ch in " \"'\\`$"):
-        raise _fail(key, f"must be a URL path starting with / ({v!r})", "use a path like /cynow/")
-    return v
+branch_name = _valid(
+    _safe_branch,
+    "is not a safe git branch name ({v!r})",
+    "use letters, digits, '.', '_', '-' and '/', e.g. main",
+)
+_rel_path = _valid(
+    lambda v: not (v.startswith("/") or ".." in v.split("/")),
+    "entries are paths inside the project, not {v!r}",
+    "give a relative path like orders/urls.py",
+)
+_url_path = _valid(
+    lambda v: v.startswith("/") and not any(ch in v for ch in " \"'\\`$"),
+    "must be a URL path starting with / ({v!r})",
+    "use a path like /cynow/",
+)
 
 
 _HOST_HEADER = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$")
 
 
-def _host_header(key: str, v: Any) -> str:
-    v = _str(key, v)
-    if not _HOST_HEADER.match(v):
-        raise _fail(
-            key, f"is not a host name (with an optional :port) ({v!r})", "e.g. cynow.example.com"
-        )
-    return v
+_host_header = _matching(
+    _HOST_HEADER, "a host name (with an optional :port)", "e.g. cynow.example.com"
+)
 
 
-def _positive(key: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-        raise _fail(key, f"must be a positive number of seconds, not {v!r}", "e.g. 10")
-    return v
-
-
-def _count(key: str, v: Any) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise _fail(key, f"must be a whole number of at least 1, not {v!r}", "e.g. 5")
-    return v
-
-
-def _policy(key: str, v: Any) -> str:
-    if v not in ("strict", "accept-new"):
-        raise _fail(
-            key,
-            f"must be 'strict' or 'accept-new', not {v!r}",
-            "use accept-new only to trust a new server on first use",
-        )
-    return v
+_positive = _valid(
+    lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0,
+    "must be a positive number of seconds, not {v!r}",
+    "e.g. 10",
+    read=_as_given,
+)
+_count = _valid(
+    lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= 1,
+    "must be a whole number of at least 1, not {v!r}",
+    "e.g. 5",
+    read=_as_given,
+)
+_policy = _valid(
+    lambda v: v in ("strict", "accept-new"),
+    "must be 'strict' or 'accept-new', not {v!r}",
+    "use accept-new only to trust a new server on first use",
+    read=_as_given,
+)
 
 
 def _network(key: str, v: Any) -> str:
