@@ -72,24 +72,28 @@ def _enabled(p: dict) -> str:
     return p.get("UnitFileState") or "unknown"
 
 
+def _unit(facts: Facts, unit: str, check_id: str, title: str) -> tuple[dict, Check]:
+    """The unit's `systemctl show` properties, and the step 1 check that judges them."""
+    return facts.units.get(unit, {}), Check(check_id, 1, title)
+
+
+def _absent(check: Check, unit: str, summary: str, evidence: list, cause: str, fix: str) -> list:
+    """The unit does not exist: `cause`, fixed by `fix`."""
+    return [check.fail(summary, evidence, [Finding(cause, [f"{unit} does not exist"], [fix])])]
+
+
 def gunicorn(facts: Facts, s: Settings) -> list:
     unit = s.gunicorn_unit
-    p = facts.units.get(unit, {})
-    check = Check("services.gunicorn", 1, f"{unit} running")
+    p, check = _unit(facts, unit, "services.gunicorn", f"{unit} running")
     if not installed(p):
-        return [
-            check.fail(
-                f"{unit} is not installed",
-                [f"LoadState={p.get('LoadState', 'unknown')}"],
-                [
-                    Finding(
-                        "unit_file_invalid",
-                        [f"{unit} does not exist"],
-                        [f"install the unit as /etc/systemd/system/{unit}"],
-                    )
-                ],
-            )
-        ]
+        return _absent(
+            check,
+            unit,
+            f"{unit} is not installed",
+            [f"LoadState={p.get('LoadState', 'unknown')}"],
+            "unit_file_invalid",
+            f"install the unit as /etc/systemd/system/{unit}",
+        )
     active, sub, res = p.get("ActiveState"), p.get("SubState"), p.get("Result", "success")
     ev = [state_line(p), f"enabled: {_enabled(p)}", f"restarts: {p.get('NRestarts', '0')}"]
     findings = []
@@ -160,8 +164,7 @@ def gunicorn(facts: Facts, s: Settings) -> list:
 
 def gunicorn_socket(facts: Facts, s: Settings) -> list:
     unit = s.gunicorn_socket_unit
-    p = facts.units.get(unit, {})
-    check = Check("services.gunicorn_socket", 1, f"{unit} (socket activation)")
+    p, check = _unit(facts, unit, "services.gunicorn_socket", f"{unit} (socket activation)")
     if not installed(p):
         return [check.skip("not used: gunicorn binds the socket itself (the guide's setup)")]
     ok = p.get("ActiveState") in ("active",)
@@ -176,19 +179,11 @@ def gunicorn_socket(facts: Facts, s: Settings) -> list:
 
 def nginx(facts: Facts, s: Settings) -> list:
     unit = s.nginx_unit
-    p = facts.units.get(unit, {})
-    check = Check("services.nginx", 1, f"{unit} running")
+    p, check = _unit(facts, unit, "services.nginx", f"{unit} running")
     if not installed(p):
-        return [
-            check.fail(
-                "nginx is not installed",
-                findings=[
-                    Finding(
-                        "nginx_stopped", [f"{unit} does not exist"], ["sudo apt-get install nginx"]
-                    )
-                ],
-            )
-        ]
+        return _absent(
+            check, unit, "nginx is not installed", [], "nginx_stopped", "sudo apt-get install nginx"
+        )
     ev = [state_line(p), f"enabled: {_enabled(p)}"]
     if p.get("ActiveState") == "active":
         return [check.ok(f"active ({p.get('SubState')}), {_enabled(p)}", ev)]
