@@ -34,7 +34,9 @@ def remove_stale_socket(socket: str) -> str:
 
 
 @dataclass
-class Step:
+class StepLine:
+    """One line of a run's report (name, ok, detail, seconds); a deploy step is tasks.steps.Step."""
+
     name: str
     ok: bool
     detail: str = ""
@@ -45,7 +47,7 @@ class Step:
 class Outcome:
     host: str
     mode: str
-    steps: list[Step] = field(default_factory=list)
+    steps: list[StepLine] = field(default_factory=list)
     healthy: bool = False
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)
@@ -81,7 +83,7 @@ def unit_state(remote: Remote) -> dict:
 def _step(outcome: Outcome, name: str, fn) -> bool:
     t0 = time.monotonic()
     ok, detail = fn()
-    outcome.steps.append(Step(name, ok, detail, time.monotonic() - t0))
+    outcome.steps.append(StepLine(name, ok, detail, time.monotonic() - t0))
     return ok
 
 
@@ -126,12 +128,13 @@ def restart_host(remote: Remote, force: bool) -> Outcome:
                 lambda: health(remote, since_pids=old_workers),
             )
     else:
-        if mode == "force":
+        if mode in ("force", "restart"):
             _step(
                 o,
                 f"systemctl stop {unit}",
                 lambda: _run_ok(remote, systemd.systemctl("stop", unit)),
             )
+        if mode == "force":
             _step(
                 o,
                 "kill what is left in the unit's control group",
@@ -141,12 +144,6 @@ def restart_host(remote: Remote, force: bool) -> Outcome:
                 o,
                 "remove a stale socket",
                 lambda: _run_ok(remote, remove_stale_socket(s.socket)),
-            )
-        elif mode == "restart":
-            _step(
-                o,
-                f"systemctl stop {unit}",
-                lambda: _run_ok(remote, systemd.systemctl("stop", unit)),
             )
         _step(
             o,
@@ -174,17 +171,17 @@ def _kill_left(remote: Remote, old: list[int]) -> tuple[bool, str]:
 
 
 def render(o: Outcome) -> None:
-    c = console()
-    c.print(f"[bold]cynow-ops restart ({o.mode}): {o.host}[/]")
+    out = console()
+    out.print(f"[bold]cynow-ops restart ({o.mode}): {o.host}[/]")
     for st in o.steps:
         mark = "[green]✓[/]" if st.ok else "[red]✗[/]"
-        c.print(f"  {mark} {st.name} [dim]{st.seconds:.2f}s[/]  {st.detail}")
+        out.print(f"  {mark} {st.name} [dim]{st.seconds:.2f}s[/]  {st.detail}")
     b, a = o.before, o.after
-    c.print(
+    out.print(
         f"  master pid {b.get('main_pid')} → {a.get('main_pid')}; processes "
         f"{len(b.get('pids', []))} → {len(a.get('pids', []))}"
     )
-    c.print("[green]healthy[/]" if o.healthy else "[red]not healthy: run fab diagnose[/]")
+    out.print("[green]healthy[/]" if o.healthy else "[red]not healthy: run fab diagnose[/]")
 
 
 @task(

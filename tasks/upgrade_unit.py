@@ -21,7 +21,7 @@ from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import OpsError
 from tasks.redact import redact_text
 from tasks.remote import unit_upgrade
-from tasks.restart import Step  # one step of a run: name, ok, detail, seconds
+from tasks.restart import StepLine
 from tasks.runner import Remote
 from tasks.settings import Settings
 from tasks.shell import q
@@ -50,7 +50,7 @@ class Outcome:
     message: str = ""
     diff: str = ""
     snapshot: str = ""
-    steps: list[Step] = field(default_factory=list)
+    steps: list[StepLine] = field(default_factory=list)
     healthy: bool = False
 
     def to_json(self) -> dict:
@@ -67,11 +67,11 @@ def _step(o: Outcome, name: str, fn) -> str:
         ok, detail = fn()
     except OpsError as e:
         ok, detail = False, e.message
-    o.steps.append(Step(name, ok, detail, time.monotonic() - t0))
+    o.steps.append(StepLine(name, ok, detail, time.monotonic() - t0))
     if not ok:
         raise _Failed(f"{name}: {detail}")
     if os.environ.get(FAULT_ENV) == f"upgrade-unit:after-{name}":
-        o.steps.append(Step(f"fault injected after {name}", False, FAULT_ENV))
+        o.steps.append(StepLine(f"fault injected after {name}", False, FAULT_ENV))
         raise _Failed(f"fault injected after {name}")
     return detail
 
