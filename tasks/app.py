@@ -24,21 +24,24 @@ def pip_freeze(venv: str) -> str:
     return join(f"{venv}/bin/pip", "freeze", "--all", "--disable-pip-version-check")
 
 
+def pip_install_r(venv: str, printed: bool = False) -> list[str]:
+    """`pip install -r`, the requirements file to follow: the one spelling the deploy, rollback
+    and repair run and the printed fixes show (a person reads pip's progress: not quiet)."""
+    quiet = [] if printed else ["-q", "--disable-pip-version-check"]
+    return [f"{venv}/bin/pip", "install", *quiet, "-r"]
+
+
 def pip_install(project_dir: str, venv: str, requirements: str) -> str:
-    return in_project(
-        project_dir,
-        f"{venv}/bin/pip",
-        "install",
-        "-q",
-        "--disable-pip-version-check",
-        "-r",
-        requirements,
+    """The configured requirements file installed, in the checkout it is relative to."""
+    return in_project(project_dir, *pip_install_r(venv), requirements)
+
+
+def pip_install_from(venv: str, fill: str) -> str:
+    """pip install -r of a private temporary file that the command `fill` writes (on stdout)."""
+    return (
+        "tmp=$(mktemp) || exit 1; trap 'rm -f \"$tmp\"' EXIT; "
+        f'{fill} > "$tmp" && {join(*pip_install_r(venv))} "$tmp"'
     )
-
-
-def pip_install_file(venv: str) -> str:
-    """pip install -r of the file named by "$tmp" (the caller writes it)."""
-    return f'{join(f"{venv}/bin/pip", "install", "-q", "--disable-pip-version-check", "-r")} "$tmp"'
 
 
 def venv_restore(venv: str, frozen: list[str]) -> str:
@@ -48,8 +51,7 @@ def venv_restore(venv: str, frozen: list[str]) -> str:
     lines = " ".join(q(line) for line in frozen)
     return sequence(
         {
-            "install": "tmp=$(mktemp) || exit 1; trap 'rm -f \"$tmp\"' EXIT; "
-            f"printf '%s\\n' {lines} > \"$tmp\" && " + pip_install_file(venv),
+            "install": pip_install_from(venv, f"printf '%s\\n' {lines}"),
             "freeze": pip_freeze(venv),
         }
     )

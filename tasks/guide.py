@@ -9,6 +9,7 @@ argument; an ordinary path prints as before (`q` leaves safe strings bare).
 
 from __future__ import annotations
 
+from tasks import app
 from tasks.settings import Settings
 from tasks.shell import in_dir, join
 from tasks.text import clean
@@ -39,18 +40,39 @@ def comment(text: str) -> str:
     return "  # " + clean(text, newlines=False)
 
 
+def _pull(s: Settings) -> tuple[str, ...]:
+    return ("git", "pull", "--ff-only", s.git_remote, s.git_branch)
+
+
+# manage.py's arguments for the two Django steps of UPDATE.
+MANAGE = {"migrate": ("migrate", "--noinput"), "collectstatic": ("collectstatic", "--noinput")}
+
+
 def by_hand(s: Settings, project_dir: str | None = None) -> dict[str, str]:
     """Each step of UPDATE as a person types it (the later steps run in the pull's directory)."""
     project_dir = project_dir or s.project_dir
     return {
-        "pull": in_dir(
-            project_dir, sudo_as(s.app_user, "git", "pull", "--ff-only", s.git_remote, s.git_branch)
+        "pull": in_dir(project_dir, sudo_as(s.app_user, *_pull(s))),
+        "requirements": sudo_as(
+            s.app_user, *app.pip_install_r(s.venv, printed=True), s.requirements
         ),
-        "requirements": sudo_as(s.app_user, f"{s.venv}/bin/pip", "install", "-r", s.requirements),
-        "migrate": sudo_as(s.app_user, s.python, "manage.py", "migrate", "--noinput"),
-        "collectstatic": sudo_as(s.app_user, s.python, "manage.py", "collectstatic", "--noinput"),
+        **{
+            step: sudo_as(s.app_user, s.python, "manage.py", *args) for step, args in MANAGE.items()
+        },
         "restart": sudo("systemctl", "restart", s.gunicorn_unit),
     }
+
+
+def as_app(s: Settings) -> list[str]:
+    """The steps of UPDATE that run as the app user, as `fab repair` runs them, built by the
+    deploy's own builders (tasks/app.py). The restart is left to the caller: repair's gunicorn
+    action also resets a failed unit and removes a stale socket."""
+    run = {
+        "pull": app.in_project(s.project_dir, *_pull(s)),
+        "requirements": app.pip_install(s.project_dir, s.venv, s.requirements),
+        **{step: app.manage(s.project_dir, s.python, *args) for step, args in MANAGE.items()},
+    }
+    return [run[step] for step in UPDATE if step in run]
 
 
 def update_by_hand(s: Settings, project_dir: str | None = None) -> list[str]:

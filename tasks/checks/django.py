@@ -105,7 +105,7 @@ def classify(error: dict, behind: int, s: Settings, project_dir: str) -> Finding
             [
                 in_dir(
                     project_dir,
-                    guide.sudo_as(s.app_user, f"{s.venv}/bin/pip", "install", "-r", s.requirements),
+                    guide.by_hand(s)["requirements"],
                 )
                 + guide.comment(f"add {module} there first if it is not listed"),
                 restart,

@@ -3,7 +3,7 @@ it was."""
 
 from __future__ import annotations
 
-from tasks import app, git, parse, shell
+from tasks import app, git, parse
 from tasks.steps.context import Ctx, Step, StepFailed
 
 
@@ -49,11 +49,7 @@ def restore_old_file(ctx: Ctx) -> str:
     # The old file, from git: the checkout may still hold the new one at this point.
     old = f"{ctx.old_commit}:{ctx.s.requirements}"
     ctx.run(
-        "tmp=$(mktemp) || exit 1; trap 'rm -f \"$tmp\"' EXIT; "
-        + git.git(ctx.s.project_dir, "show", old)
-        + ' > "$tmp" && '
-        + shell.join(f"{ctx.s.venv}/bin/pip", "install", "-q", "-r")
-        + ' "$tmp"',
+        app.pip_install_from(ctx.s.venv, git.git(ctx.s.project_dir, "show", old)),
         app=True,
         timeout=900,
     )
