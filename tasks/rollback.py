@@ -16,20 +16,17 @@ from __future__ import annotations
 
 from fabric import task
 
-from tasks import history, lock, notify, snapshots, tools
+from tasks import history, lock, notify, tools
 from tasks.common import COMMON_HELP, console, guarded, load
 from tasks.errors import OpsError
 from tasks.fleet import Fleet, parse_parallel
 from tasks.history import record_id
 from tasks.outcomes import collect, finish, shower, who
 from tasks.runner import Remote
-from tasks.steps import AFTER_UNDO, ROLLBACK, Step
-from tasks.steps.code import restore_code
+from tasks.steps import RESTORE_DB, ROLLBACK, Step
 from tasks.steps.context import Ctx, Outcome, StepFailed, now
 from tasks.steps.lock import own
-from tasks.steps.requirements import restore_requirements
 from tasks.steps.run import record, run_step, tell
-from tasks.steps.snapshot import snap_now
 from tasks.steps.validate import risk_lines
 
 
@@ -166,35 +163,7 @@ def restore_db_steps(ctx: Ctx) -> list[Step]:
         raise StepFailed(
             "the deploy took no snapshot (it applied no migration): nothing to restore"
         )
-    return [
-        Step("discarded", discarded_report),
-        Step("snapshot", snapshot_before_restore),
-        Step("undo requirements", restore_requirements),
-        Step("undo code", restore_code),
-        Step("restore db", restore_deploy_snapshot),
-    ] + AFTER_UNDO
-
-
-def discarded_report(ctx: Ctx) -> str:
-    """What a restore takes back: the time since the snapshot and, for sqlite, the tables
-    whose row counts differ."""
-    snap = ctx.snapshot
-    diff = snapshots.discarded(snap.get("tables") or {}, snapshots.counts(ctx.remote, ctx.s))
-    rows = ", ".join(f"{t} {a}->{b}" for t, a, b in diff) or "no row count differs"
-    return f"writes since {snap.get('taken', '?')} are discarded ({rows})"
-
-
-def snapshot_before_restore(ctx: Ctx) -> str:
-    # The database as it is now, so the restore itself can be undone (`fab restore ID`).
-    return snapshots.summary(snap_now(ctx, f"before restoring {ctx.snapshot.get('id')}"))
-
-
-def restore_deploy_snapshot(ctx: Ctx) -> str:
-    try:
-        done = snapshots.restore(ctx.remote, ctx.s, ctx.snapshot["id"])
-    except snapshots.SnapshotError as e:
-        raise StepFailed(str(e))
-    return f"{ctx.snapshot['id']} restored in {float(done.get('seconds') or 0):.2f} s"
+    return RESTORE_DB
 
 
 @task(

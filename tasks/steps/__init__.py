@@ -5,12 +5,16 @@ index: the deploy, the rollback and what runs after the undos are lists of the s
                 validate, snapshot, migrate(+undo), collectstatic, reload, health
     AFTER_UNDO  collectstatic, reload, health: the old code served again after the undos
     ROLLBACK    the undos of DEPLOY in reverse, then AFTER_UNDO
+    RESTORE_DB  `fab rollback --restore-db`: what is discarded, a snapshot of now, the undos of
+                requirements and code, the deploy's snapshot restored, then AFTER_UNDO
 
 tasks/steps/run.py runs a list (each step timed and shown, the undos on a failure, the history
 recorded); the @task wrappers are tasks/deploy.py and tasks/rollback.py.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from tasks.steps import (
     code,
@@ -44,8 +48,23 @@ DEPLOY: list[Step] = [
 ]
 # After the undos, the old code is served again.
 AFTER_UNDO: list[Step] = [collectstatic.STEP, reload.STEP, health.GATE]
+
+
+def undo_of(done: list[Step], names: Collection[str] | None = None) -> list[Step]:
+    """The undos of `done` in reverse (only of the steps named in `names`, when given)."""
+    return [s.undo_step() for s in reversed(done) if s.undo and (names is None or s.name in names)]
+
+
 # Migrations back first (the new code, which holds their files, is still checked out), then
 # the venv, then the code.
-ROLLBACK: list[Step] = [s.undo_step() for s in reversed(DEPLOY) if s.undo] + AFTER_UNDO
+ROLLBACK: list[Step] = undo_of(DEPLOY) + AFTER_UNDO
+# The database comes back from the snapshot instead of the migrations' reversal.
+RESTORE_DB: list[Step] = [
+    snapshot.DISCARDED,
+    snapshot.BEFORE_RESTORE,
+    *undo_of([code.STEP, requirements.STEP]),
+    snapshot.RESTORE,
+    *AFTER_UNDO,
+]
 
-__all__ = ["AFTER_UNDO", "DEPLOY", "ROLLBACK", "Step"]
+__all__ = ["AFTER_UNDO", "DEPLOY", "RESTORE_DB", "ROLLBACK", "Step", "undo_of"]

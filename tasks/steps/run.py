@@ -9,7 +9,7 @@ import time
 
 from tasks import history, lock, notify, tools
 from tasks.errors import OpsError
-from tasks.steps import AFTER_UNDO, DEPLOY
+from tasks.steps import AFTER_UNDO, DEPLOY, undo_of
 from tasks.steps.context import Ctx, Outcome, Refused, Step, StepFailed, now
 from tasks.steps.plan import plan_only
 
@@ -47,7 +47,7 @@ def undo_all(ctx: Ctx, done: list[str], o: Outcome, show) -> None:
     its timeout is stopped on the server first: no undo races the command it undoes."""
     t0 = time.monotonic()
     ctx.check_journal = False
-    todo = [s.undo_step() for s in reversed(DEPLOY) if s.name in done and s.undo] + AFTER_UNDO
+    todo = undo_of(DEPLOY, done) + AFTER_UNDO
     try:
         if ctx.timed_out:
             run_step(ctx, STOP, o.undo, show)

@@ -61,3 +61,25 @@ def test_exit_codes():
         ("rollback-failed", 1),
     ]:
         assert Outcome("h", result).exit_code == code
+
+
+def test_restore_db_reuses_the_deploys_undos_instead_of_defining_its_own():
+    assert [s.name for s in steps.RESTORE_DB] == [
+        "discarded",
+        "snapshot",
+        "undo requirements",
+        "undo code",
+        "restore db",
+        "collectstatic",
+        "reload",
+        "health",
+    ]
+    assert steps.RESTORE_DB[2].do is restore_requirements
+    assert steps.RESTORE_DB[3].do is restore_code
+    assert steps.RESTORE_DB[-3:] == steps.AFTER_UNDO
+
+
+def test_undo_of_names_only_the_completed_steps():
+    done = ["lock", "preflight", "fetch", "code"]
+    assert [s.name for s in steps.undo_of(steps.DEPLOY, done)] == ["undo code"]
+    assert steps.undo_of(steps.DEPLOY) == steps.ROLLBACK[:3]
