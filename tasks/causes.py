@@ -1,7 +1,8 @@
 """Every cause `fab diagnose` can name, one row each: its id, title, the log signatures that
 speak of it (tasks/catalogue.py), the cynow-ops command that fixes it and, where no command
 can, what a person does. The order is the rank: when several causes hold, the first is the one
-to fix first (the others are often its consequences). The README's table is this one."""
+to fix first (the others are often its consequences). The README's table is this one.
+`fab repair` reads the `repair` column, the verdict the `follows` column."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ class Cause:
     fab: str = ""  # the cynow-ops command that applies the fix, shown before the shell lines
     by_hand: str = ""  # set when `fab repair` leaves it to a person: what they must do
     app: bool = False  # an error in the app (code, packages, settings): workers fail to boot
+    # `fab repair`'s actions that fix it (keys of tasks/repair.py's actions_for), in any order:
+    # repair applies them in its own safe order.
+    repair: tuple[str, ...] = ()
+    # A consequence when another cause is first: its fix (reset, start) still follows the first
+    # cause's fix in the verdict, since the service stays down after the cause is gone.
+    follows: bool = False
 
 
 CAUSES = [
@@ -30,7 +37,7 @@ CAUSES = [
         by_hand="fix the nginx config error shown, then `sudo nginx -t && sudo systemctl reload "
         "nginx`",
     ),
-    Cause("nginx_stopped", "nginx is not running", fab="fab repair"),
+    Cause("nginx_stopped", "nginx is not running", fab="fab repair", repair=("nginx",)),
     Cause(
         "unit_file_invalid",
         "the gunicorn unit names a user, directory or program that does not exist",
@@ -41,6 +48,7 @@ CAUSES = [
         "unit_not_reloaded",
         "the gunicorn unit changed on disk but systemd runs the old one",
         fab="fab restart",
+        repair=("daemon-reload", "gunicorn"),
     ),
     Cause(
         "socket_path_mismatch",
@@ -53,6 +61,7 @@ CAUSES = [
         "www-data cannot reach the gunicorn socket",
         logs=("nginx_eacces",),
         fab="fab fix-permissions",
+        repair=("permissions",),
     ),
     Cause(
         "code_outdated",
@@ -60,6 +69,7 @@ CAUSES = [
         logs=("module_not_found", "import_error", "worker_boot", "nginx_enoent"),
         fab="fab repair",
         app=True,
+        repair=("update", "gunicorn"),
     ),
     Cause(
         "missing_dependency",
@@ -67,6 +77,7 @@ CAUSES = [
         logs=("module_not_found", "worker_boot", "nginx_enoent"),
         fab="fab repair",
         app=True,
+        repair=("dependencies", "gunicorn"),
     ),
     Cause(
         "settings_error",
@@ -94,18 +105,22 @@ CAUSES = [
         "the app user cannot write the sqlite database or its directory",
         logs=("readonly_db",),
         fab="fab fix-permissions",
+        repair=("permissions",),
     ),
     Cause(
         "migrations_pending",
         "migrations are not applied",
         logs=("no_such_table", "unapplied"),
         fab="fab repair",
+        repair=("migrate", "gunicorn"),
     ),
     Cause(
         "gunicorn_start_limit_hit",
         "gunicorn crashed repeatedly and systemd gave up",
         logs=("start_limit", "nginx_enoent"),
         fab="fab restart",
+        repair=("gunicorn",),
+        follows=True,
     ),
     Cause(
         "gunicorn_crash_loop",
@@ -118,12 +133,16 @@ CAUSES = [
         "the socket file exists but nothing listens on it",
         logs=("nginx_refused",),
         fab="fab restart --force",
+        repair=("gunicorn",),
+        follows=True,
     ),
     Cause(
         "gunicorn_stopped",
         "gunicorn is not running",
         logs=("nginx_enoent",),
         fab="fab restart",
+        repair=("gunicorn",),
+        follows=True,
     ),
     Cause(
         "worker_timeout",
@@ -136,6 +155,7 @@ CAUSES = [
         "www-data cannot read the static files",
         logs=("nginx_static_eacces",),
         fab="fab fix-permissions",
+        repair=("permissions",),
     ),
     Cause(
         "tools_missing",
@@ -155,3 +175,5 @@ TITLES = {c.id: c.title for c in CAUSES}
 RANK = {c.id: i for i, c in enumerate(CAUSES)}
 # Causes `fab repair` leaves to a person, and what they must do.
 BY_HAND = {c.id: c.by_hand for c in CAUSES if c.by_hand}
+# What `fab repair` does for each cause it can fix.
+REPAIRS = {c.id: c.repair for c in CAUSES if c.repair}

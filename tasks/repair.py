@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from fabric import task
 
 from tasks import app as app_cmd
-from tasks import lock, notify, restart, shell, snapshots, systemd, tools
-from tasks.causes import CAUSES
+from tasks import guide, lock, notify, restart, snapshots, systemd, tools
+from tasks.causes import BY_HAND, REPAIRS
 from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.diagnose import Report, diagnose_host
 from tasks.errors import ConfigError
@@ -25,9 +25,6 @@ from tasks.settings import Settings
 from tasks.steps.health import health
 
 SCHEMA = "cynow-ops.repair.v1"
-
-# Causes a repair cannot fix by itself, and what the person must do: tasks/causes.py's rows.
-BY_HAND = {c.id: c.by_hand for c in CAUSES if c.by_hand}
 
 
 @dataclass
@@ -43,72 +40,39 @@ class Action:
     skipped: str = ""
 
 
-def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[Action], dict]:
-    """The actions for a set of causes, in a safe order, each once; and the causes left to a
-    person with what to do. Pure."""
+def actions_for(s: Settings) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Every action repair knows, in the safe order it applies them: (key, title, commands as
+    (identity, command)). Which causes each fixes is tasks/causes.py's `repair` column."""
     unit, app = s.gunicorn_unit, s.app_user
-    in_app = f"cd {shell.q(s.project_dir)} && "
     # The deploy's own builders: one spelling of pip and manage.py, the configured requirements.
     pip = app_cmd.pip_install(s.project_dir, s.venv, s.requirements)
-    migrate = app_cmd.manage(s.project_dir, s.python, "migrate", "--noinput")
-    catalogue = [
-        (
-            "permissions",
-            "fix owners and modes (fab fix-permissions)",
-            {"socket_permission_denied", "static_unreadable", "database_unwritable"},
-            [],
-        ),
+    return [
+        ("permissions", "fix owners and modes (fab fix-permissions)", []),
         (
             "daemon-reload",
             "make systemd read the changed unit",
-            {"unit_not_reloaded"},
             [("root", systemd.systemctl("daemon-reload", unit))],
         ),
         (
             "update",
             "bring the checkout to origin/main (pull --ff-only, requirements, migrate, "
             "collectstatic)",
-            {"code_outdated"},
-            [
-                (
-                    app,
-                    in_app + shell.join("git", "pull", "--ff-only", s.git_remote, s.git_branch),
-                ),
-                (app, pip),
-                (app, migrate),
-                (app, app_cmd.manage(s.project_dir, s.python, "collectstatic", "--noinput")),
-            ],
+            [(app, command) for command in guide.as_app(s)],
         ),
-        (
-            "dependencies",
-            "install the requirements into the venv",
-            {"missing_dependency"},
-            [(app, pip)],
-        ),
+        ("dependencies", "install the requirements into the venv", [(app, pip)]),
         (
             "migrate",
             "apply pending migrations",
-            {"migrations_pending"},
-            [(app, migrate)],
+            [(app, app_cmd.manage(s.project_dir, s.python, *guide.MANAGE["migrate"]))],
         ),
         (
             "nginx",
             "check nginx's config, then start it",
-            {"nginx_stopped"},
             [("root", "nginx -t"), ("root", systemd.systemctl("start", s.nginx_unit))],
         ),
         (
             "gunicorn",
             "start gunicorn afresh (reset-failed, stale socket removed, start or restart)",
-            {
-                "gunicorn_stopped",
-                "gunicorn_start_limit_hit",
-                "stale_socket",
-                "unit_not_reloaded",
-                "code_outdated",
-                "missing_dependency",
-                "migrations_pending",
-            },
             [
                 ("root", systemd.systemctl("reset-failed", unit)),
                 ("root", restart.remove_stale_socket(s.socket)),
@@ -116,16 +80,20 @@ def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[A
             ],
         ),
     ]
-    wanted = set(causes)
+
+
+def plan_repairs(causes: list[str], s: Settings, disabled: bool) -> tuple[list[Action], dict]:
+    """The actions for a set of causes, in a safe order, each once; and the causes left to a
+    person with what to do. Pure."""
     actions = []
-    for key, title, fixes, cmds in catalogue:
-        hit = sorted(wanted & fixes, key=causes.index)
+    for key, title, commands in actions_for(s):
+        hit = [cause for cause in causes if key in REPAIRS.get(cause, ())]
         if hit:
-            cmds = list(cmds)
+            commands = list(commands)
             if key == "gunicorn" and disabled:
-                cmds.append(("root", systemd.systemctl("enable", unit)))
-            actions.append(Action(key, title, hit, cmds))
-    by_hand = {c: BY_HAND[c] for c in causes if c in BY_HAND}
+                commands.append(("root", systemd.systemctl("enable", s.gunicorn_unit)))
+            actions.append(Action(key, title, list(dict.fromkeys(hit)), commands))
+    by_hand = {cause: BY_HAND[cause] for cause in causes if cause in BY_HAND}
     return actions, by_hand
 
 

@@ -125,7 +125,7 @@ def decide(findings: list[Finding], facts: Facts, s: Settings, failing: list[str
     fab = causes.BY_ID[first.cause].fab
     fix = ([f"{fab}  # or, by hand:"] if fab else []) + list(first.fix)
     for f in rest:
-        if f.cause in ("gunicorn_start_limit_hit", "gunicorn_stopped", "stale_socket"):
+        if causes.BY_ID[f.cause].follows:
             # "start X" adds nothing after "restart X".
             fix += [
                 x for x in f.fix if x not in fix and x.replace(" start ", " restart ") not in fix

@@ -72,3 +72,19 @@ def test_repair_installs_the_configured_requirements_as_the_deploy_spells_it():
     by_key = {a.key: [c for _, c in a.commands] for a in actions}
     assert want in by_key["dependencies"] and want in by_key["update"]
     assert "-r requirements/prod.txt" in want and "cd '/srv/my app' && " in want
+
+
+def test_every_cause_is_repaired_by_known_actions_or_left_to_a_person():
+    from tasks.causes import CAUSES
+
+    keys = [key for key, _, _ in repair.actions_for(S)]
+    for cause in CAUSES:
+        assert set(cause.repair) <= set(keys), cause.id
+        assert cause.repair or cause.by_hand or cause.id == "healthy", cause.id
+
+
+def test_the_causes_repair_column_gives_the_actions_in_repairs_own_order():
+    got, _ = keys(["migrations_pending", "missing_dependency", "unit_not_reloaded"])
+    assert got == ["daemon-reload", "dependencies", "migrate", "gunicorn"]
+    actions, _ = repair.plan_repairs(["stale_socket", "gunicorn_stopped"], S, False)
+    assert actions[0].causes == ["stale_socket", "gunicorn_stopped"]
