@@ -4,7 +4,7 @@
 #   irreversible  Django cannot reverse it at all
 # Sent to the server ahead of deploy_probe.py as plain text inside `python -c`, so it stays
 # standalone (stdlib and django only, top-level definitions, nothing run at import); unit-tested
-# on real migration objects in tests/unit/test_migration_risk.py.
+# on real migration objects in tests/unit/remote/test_migration_risk.py.
 
 RANK = {"safe": 0, "lossy": 1, "irreversible": 2}
 

@@ -8,7 +8,7 @@ import pytest
 from tasks import shell
 from tasks.errors import OpsError
 from tasks.unit_plan import Plan, diff, make_plan
-from tests.unit.test_unit_upgrade_program import GUIDE, SOCKET, UPGRADED, VERSION, settings
+from tests.unit.remote.test_unit_upgrade import GUIDE, SOCKET, UPGRADED, VERSION, settings
 
 
 def parts(

@@ -9,7 +9,7 @@ import sys
 
 from tasks import programs
 from tasks import unit_switch as us
-from tests.unit.test_unit_upgrade_program import settings
+from tests.unit.remote.test_unit_upgrade import settings
 
 
 def test_scripts_quote_what_they_interpolate():

@@ -14,7 +14,7 @@ from tasks import programs
 from tasks.remote import unit_upgrade as uu
 from tasks.settings import Settings, resolve
 
-DATA = Path(__file__).parent / "data" / "upgrade_unit"
+DATA = Path(__file__).parents[1] / "data" / "upgrade_unit"
 GUIDE = (DATA / "guide.cat").read_text()
 UPGRADED = (DATA / "upgraded.cat").read_text()
 SOCKET = (DATA / "socket.cat").read_text()
