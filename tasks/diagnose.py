@@ -116,10 +116,14 @@ def capture(outputs: dict[str, Output], jobs: dict[str, dict]) -> None:
     for name, o in outputs.items():
         with open(os.path.join(target, f"{name}.out"), "w") as fh:
             fh.write(o.stdout)
-        kw = jobs.get(name, {})
-        who = "root" if kw.get("root") else kw.get("user") or "login user"
         with open(os.path.join(target, f"{name}.cmd"), "w") as fh:
-            fh.write(f"# run as {who}\n{kw.get('command', '')}\n")
+            fh.write(command_file(jobs.get(name, {})))
+
+
+def command_file(job: dict) -> str:
+    """A job as its NAME.cmd records it: as whom it ran, then the command."""
+    who = "root" if job.get("root") else job.get("user") or "login user"
+    return f"# run as {who}\n{job.get('command', '')}\n"
 
 
 def evaluate(f: Facts, s: Settings) -> list[CheckResult]:
