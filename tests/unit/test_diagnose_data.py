@@ -1,5 +1,5 @@
 """Every diagnose scenario as data: real command output captured from the lab (see
-tests/lab/test_diagnose.py, CYNOW_RECAPTURE=1), the command that produced it, and the cause it
+tests/lab/test_diagnose*.py, CYNOW_RECAPTURE=1), the command that produced it, and the cause it
 must give. Adding a case is adding a folder."""
 
 import json
