@@ -170,10 +170,10 @@ CAUSES = [
     Cause("healthy", "every check passed and the health URLs answer through nginx"),
 ]
 
-BY_ID = {c.id: c for c in CAUSES}
-TITLES = {c.id: c.title for c in CAUSES}
-RANK = {c.id: i for i, c in enumerate(CAUSES)}
+BY_ID = {cause.id: cause for cause in CAUSES}
+TITLES = {cause.id: cause.title for cause in CAUSES}
+RANK = {cause.id: i for i, cause in enumerate(CAUSES)}
 # Causes `fab repair` leaves to a person, and what they must do.
-BY_HAND = {c.id: c.by_hand for c in CAUSES if c.by_hand}
+BY_HAND = {cause.id: cause.by_hand for cause in CAUSES if cause.by_hand}
 # What `fab repair` does for each cause it can fix.
-REPAIRS = {c.id: c.repair for c in CAUSES if c.repair}
+REPAIRS = {cause.id: cause.repair for cause in CAUSES if cause.repair}

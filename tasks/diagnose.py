@@ -135,7 +135,7 @@ def evaluate(f: Facts, s: Settings) -> list[CheckResult]:
         for r in step.evaluate(f, s):
             r.seconds = max((f.seconds.get(n, 0.0) for n in r.reads or own), default=0.0)
             results.append(r)
-    return sorted(results, key=lambda c: c.step)
+    return sorted(results, key=lambda result: result.step)
 
 
 @dataclass
@@ -178,8 +178,8 @@ class Report:
 
 def conclude(checks: list[CheckResult], facts: Facts, s: Settings) -> Verdict:
     """The verdict from every check's findings; a failed check counts even without one."""
-    failing = [f"{c.title}: {c.summary}" for c in checks if c.status == FAIL]
-    return decide([f for c in checks for f in c.findings], facts, s, failing)
+    failing = [f"{check.title}: {check.summary}" for check in checks if check.status == FAIL]
+    return decide([f for check in checks for f in check.findings], facts, s, failing)
 
 
 def diagnose_host(remote: Remote) -> Report:

@@ -119,15 +119,15 @@ def causes_of(report: Report) -> list[str]:
 
 
 def _disabled(report: Report, s: Settings) -> bool:
-    g = next((c for c in report.checks if c.id == "services.gunicorn"), None)
+    g = next((check for check in report.checks if check.id == "services.gunicorn"), None)
     return bool(g) and any(e == "enabled: disabled" for e in g.evidence)
 
 
 def ask(action: Action) -> bool:
-    c = console()
-    c.print(f"[bold]{action.title}[/] (for {', '.join(action.causes)})")
+    out = console()
+    out.print(f"[bold]{action.title}[/] (for {', '.join(action.causes)})")
     for who, cmd in action.commands:
-        c.print(f"  [dim]as {who}:[/] {cmd}", highlight=False, markup=False)
+        out.print(f"  [dim]as {who}:[/] {cmd}", highlight=False, markup=False)
     answer = input("Apply? [y/N] ").strip().lower()
     return answer in ("y", "yes")
 

@@ -150,8 +150,8 @@ def evaluate(facts: Facts, s: Settings) -> list:
         return (
             [python.fail(f"{s.python} did not run: {ev[-1] if ev else '?'}", ev)]
             + [
-                c.skip("venv python did not run")
-                for c in (wsgi, CHECK, Check("django.migrations", 8, "migrations applied"))
+                check.skip("venv python did not run")
+                for check in (wsgi, CHECK, Check("django.migrations", 8, "migrations applied"))
             ]
             + _required(facts, s)
         )
@@ -196,7 +196,7 @@ def evaluate(facts: Facts, s: Settings) -> list:
         else:
             out.append(wsgi.fail(_exc_line(w), w.get("traceback", [])[-6:], [f]))
     setup = p.get("setup")
-    c = p.get("check")
+    ran = p.get("check")  # Django's system checks, as the probe ran them
     if setup:
         out.append(
             CHECK.result(
@@ -205,10 +205,10 @@ def evaluate(facts: Facts, s: Settings) -> list:
                 setup.get("traceback", [])[-4:],
             )
         )
-    elif c and c.get("ok"):
-        out.append(CHECK.ok((c.get("output") or ["no issues"])[-1]))
-    elif c:
-        out.append(CHECK.fail(_exc_line(c), c.get("traceback", [])[-6:]))
+    elif ran and ran.get("ok"):
+        out.append(CHECK.ok((ran.get("output") or ["no issues"])[-1]))
+    elif ran:
+        out.append(CHECK.fail(_exc_line(ran), ran.get("traceback", [])[-6:]))
     out.append(_migrations(p, s))
     return out + _required(facts, s)
 
