@@ -431,3 +431,22 @@ def test_static_unreadable(fresh_host):
         evidence=["cannot traverse /home/cynow/cynow/static", "(13: Permission denied)"],
         fix=["sudo chmod -R o+rX /home/cynow/cynow/static"],
     )
+
+
+def test_a_unit_serving_an_app_the_code_lacks_is_the_units_fault(fresh_host):
+    # gunicorn: "Failed to find attribute 'app' in 'config.wsgi'. App failed to load." (exit 4).
+    # Django is fine; a restart fails again; the unit must change.
+    fresh_host.sh(
+        "sed -i 's/config.wsgi:application/config.wsgi:app/' "
+        "/etc/systemd/system/gunicorn.service && systemctl daemon-reload"
+    )
+    restart_gunicorn(fresh_host)
+    doc, r = diagnose(fresh_host)
+    assert_cause(
+        doc,
+        r,
+        "unit_file_invalid",
+        evidence=["serves config.wsgi:app, which does not load"],
+        fix=["systemctl edit --full gunicorn.service"],
+    )
+    assert not any(f.startswith("fab restart") for f in doc["verdict"]["fix"])

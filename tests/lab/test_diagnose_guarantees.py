@@ -1,7 +1,6 @@
 """`fab diagnose` on the lab beyond naming each cause (tests/lab/test_diagnose.py): the exit
-code when nothing answers, the human report, a server left exactly as found, the service's
-environment file read as systemd reads it, and a unit that serves an app the code lacks. Every
-test starts from a pristine lab host."""
+code when nothing answers, the human report, a server left exactly as found, and the service's
+environment file read as systemd reads it. Every test starts from a pristine lab host."""
 
 from __future__ import annotations
 
@@ -108,22 +107,3 @@ def test_an_environment_file_the_unit_names_but_nobody_can_read_is_said(fresh_ho
     # The service cannot start with it missing; the probe ran without it and says so.
     wsgi = check(doc, "django.wsgi")
     assert any("EnvironmentFile /etc/cynow/env cannot be read" in e for e in wsgi["evidence"])
-
-
-def test_a_unit_serving_an_app_the_code_lacks_is_the_units_fault(fresh_host):
-    # gunicorn: "Failed to find attribute 'app' in 'config.wsgi'. App failed to load." (exit 4).
-    # Django is fine; a restart fails again; the unit must change.
-    fresh_host.sh(
-        "sed -i 's/config.wsgi:application/config.wsgi:app/' "
-        "/etc/systemd/system/gunicorn.service && systemctl daemon-reload"
-    )
-    restart_gunicorn(fresh_host)
-    doc, r = diagnose(fresh_host)
-    assert_cause(
-        doc,
-        r,
-        "unit_file_invalid",
-        evidence=["serves config.wsgi:app, which does not load"],
-        fix=["systemctl edit --full gunicorn.service"],
-    )
-    assert not any(f.startswith("fab restart") for f in doc["verdict"]["fix"])

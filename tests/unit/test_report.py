@@ -10,15 +10,19 @@ def check(step: int, status: str, title: str = "t", summary: str = "s") -> Check
     return CheckResult(f"c{step}", step, title, status, summary, seconds=0.25)
 
 
+# A stale socket, with gunicorn stopped beside it.
+STALE = {
+    "cause": "stale_socket",
+    "title": "the socket file exists but nothing listens on it",
+    "chain": ["gunicorn master exits", "nginx: connect() failed (111)"],
+    "evidence": ["ss -xl: no process listens on it"],
+    "fix": ["fab restart --force  # or, by hand:"],
+    "also": [{"cause": "gunicorn_stopped", "title": "gunicorn is not running"}],
+}
+
+
 def broken(host: str = "web1") -> Report:
-    verdict = Verdict(
-        "stale_socket",
-        "the socket file exists but nothing listens on it",
-        chain=["gunicorn master exits", "nginx: connect() failed (111)"],
-        evidence=["ss -xl: no process listens on it"],
-        fix=["fab restart --force  # or, by hand:"],
-        also=[{"cause": "gunicorn_stopped", "title": "gunicorn is not running"}],
-    )
+    verdict = Verdict(**STALE)
     checks = [check(1, OK), check(1, FAIL, "gunicorn", "inactive"), check(5, WARN)]
     return Report(host, "lab", verdict, checks, seconds=1.5)
 
