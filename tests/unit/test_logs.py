@@ -1,5 +1,6 @@
-"""`fab logs --follow` under sudo: sudo's own words (its refusal, its prompt) are never log
-lines; a refusal ends the task with one line and a nonzero exit. `--since` is quoted."""
+"""`fab logs`: the window and the known lines it selects; `--follow` under sudo: sudo's own
+words (its refusal, its prompt) are never log lines; a refusal ends the task with one line and
+a nonzero exit. `--since` is quoted."""
 
 import re
 
@@ -154,3 +155,23 @@ def test_since_is_quoted():
     assert logs.since_check("10 minutes ago; reboot").startswith(
         "date -d '10 minutes ago; reboot' "
     )
+
+
+def test_cut_keeps_window_and_continuations():
+    lines = [
+        "2026-11-27 14:00:00,1 ERROR old",
+        "Traceback old",
+        "2026-11-27 15:00:00,1 ERROR new",
+        "Traceback new",
+    ]
+    assert logs.cut(lines, logs._STAMP["django"], "2026-11-27 14:30:00") == lines[2:]
+    assert logs.cut(lines, logs._STAMP["django"], None) == lines
+
+
+def test_select_known_and_last_n():
+    lines = ["ordinary", "ModuleNotFoundError: No module named 'x'", "Worker failed to boot."]
+    assert [e["signature"] for e in logs.select(lines, True, 50)] == [
+        "module_not_found",
+        "worker_boot",
+    ]
+    assert [e["line"] for e in logs.select(lines, False, 1)] == ["Worker failed to boot."]
