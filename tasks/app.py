@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from tasks.shell import join, q, sequence
 
+# manage.py's arguments for the guide's two Django steps: the deploy, repair and the printed
+# fixes all pass these.
+MIGRATE = ("migrate", "--noinput")
+COLLECTSTATIC = ("collectstatic", "--noinput")
+
 
 def in_project(project_dir: str, *argv: object) -> str:
     return f"cd {q(project_dir)} && {join(*argv)}"

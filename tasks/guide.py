@@ -45,7 +45,7 @@ def _pull(s: Settings) -> tuple[str, ...]:
 
 
 # manage.py's arguments for the two Django steps of UPDATE.
-MANAGE = {"migrate": ("migrate", "--noinput"), "collectstatic": ("collectstatic", "--noinput")}
+MANAGE = {"migrate": app.MIGRATE, "collectstatic": app.COLLECTSTATIC}
 
 
 def by_hand(s: Settings, project_dir: str | None = None) -> dict[str, str]:

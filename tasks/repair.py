@@ -63,7 +63,7 @@ def actions_for(s: Settings) -> list[tuple[str, str, list[tuple[str, str]]]]:
         (
             "migrate",
             "apply pending migrations",
-            [(app, app_cmd.manage(s.project_dir, s.python, *guide.MANAGE["migrate"]))],
+            [(app, app_cmd.manage(s.project_dir, s.python, *app_cmd.MIGRATE))],
         ),
         (
             "nginx",

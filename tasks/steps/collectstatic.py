@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from tasks import app
 from tasks.steps.context import Ctx, Step
 
 
 def collectstatic(ctx: Ctx) -> str:
-    out = ctx.manage("collectstatic", "--noinput")
+    out = ctx.manage(*app.COLLECTSTATIC)
     return (out.stdout.strip().splitlines() or ["done"])[-1]
 
 

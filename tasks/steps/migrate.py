@@ -24,7 +24,7 @@ def unmigrate_script(project_dir: str, python: str, targets: list[tuple[str, str
 def migrate(ctx: Ctx) -> str:
     if not ctx.plan:
         return "nothing to apply"
-    ctx.manage("migrate", "--noinput")
+    ctx.manage(*app.MIGRATE)
     return f"applied {len(ctx.plan)}"
 
 
