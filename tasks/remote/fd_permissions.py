@@ -164,20 +164,20 @@ class Names:
         self.users, self.groups = {}, {}
 
     def user(self, uid):
-        if uid not in self.users:
-            try:
-                self.users[uid] = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                self.users[uid] = str(uid)
-        return self.users[uid]
+        return self._named(self.users, uid, lambda n: pwd.getpwuid(n).pw_name)
 
     def group(self, gid):
-        if gid not in self.groups:
+        return self._named(self.groups, gid, lambda n: grp.getgrgid(n).gr_name)
+
+    @staticmethod
+    def _named(cache, number, lookup):
+        # Each number is looked up once: a scan meets the same few owners on every file.
+        if number not in cache:
             try:
-                self.groups[gid] = grp.getgrgid(gid).gr_name
+                cache[number] = lookup(number)
             except KeyError:
-                self.groups[gid] = str(gid)
-        return self.groups[gid]
+                cache[number] = str(number)
+        return cache[number]
 
 
 def record(path, st, names):
@@ -293,21 +293,21 @@ def scan(spec):
 
 
 def uid_of(name):
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        if name.isdigit():
-            return int(name)
-        raise LookupError(f"no user {name}") from None
+    return _number(name, lambda n: pwd.getpwnam(n).pw_uid, "user")
 
 
 def gid_of(name):
+    return _number(name, lambda n: grp.getgrnam(n).gr_gid, "group")
+
+
+def _number(name, lookup, what):
+    # A name first; a number with no name (as `find -printf %u` shows it) stands for itself.
     try:
-        return grp.getgrnam(name).gr_gid
+        return lookup(name)
     except KeyError:
         if name.isdigit():
             return int(name)
-        raise LookupError(f"no group {name}") from None
+        raise LookupError(f"no {what} {name}") from None
 
 
 def _under(path, roots):
