@@ -74,41 +74,44 @@ FACTS = [Fact("code", code_command, parse_code, identity=APP, alone=True, framed
 
 
 def evaluate(facts: Facts, s: Settings) -> list:
-    c = facts.code
+    code = facts.code
     ref = f"{s.git_remote}/{s.git_branch}"
     origin = Check("code.origin", 9, f"deployed commit vs {ref}")
-    head = c.get("head", "")
+    head = code.get("head", "")
     if not re.fullmatch(r"[0-9a-f]{40}", head):
         out = [origin.fail(f"{s.project_dir} is not a git checkout: {head[:80]}", [head])]
-    elif not c.get("remote_sha"):
+    elif not code.get("remote_sha"):
         out = [
             origin.warn(
-                f"could not read {ref}: {c.get('remote_error') or 'no answer'}",
-                [f"HEAD {c.get('head', '')[:12]}"],
+                f"could not read {ref}: {code.get('remote_error') or 'no answer'}",
+                [f"HEAD {code.get('head', '')[:12]}"],
             )
         ]
-    elif c.get("behind"):
+    elif code.get("behind"):
         out = [
             origin.warn(
-                f"{c['behind']} commit(s) behind {ref}: the server does not run the latest code",
-                [f"HEAD {c['head'][:12]}, {ref} {c['remote_sha'][:12]}"]
-                + c.get("new_commits", [])[:5],
+                f"{code['behind']} commit(s) behind {ref}: the server does not run the latest code",
+                [f"HEAD {code['head'][:12]}, {ref} {code['remote_sha'][:12]}"]
+                + code.get("new_commits", [])[:5],
             )
         ]
-    elif c.get("behind") is None:
+    elif code.get("behind") is None:
         out = [
             origin.warn(
-                f"could not compare with {ref} {c['remote_sha'][:12]}: fetching its commits failed",
+                f"could not compare with {ref} {code['remote_sha'][:12]}: "
+                "fetching its commits failed",
                 [f"HEAD {head[:12]}"],
             )
         ]
     else:
-        extra = f", {c['ahead']} ahead" if c.get("ahead") else ""
-        out = [origin.ok(f"up to date at {c['head'][:12]} ({c.get('branch')}){extra}")]
+        extra = f", {code['ahead']} ahead" if code.get("ahead") else ""
+        out = [origin.ok(f"up to date at {code['head'][:12]} ({code.get('branch')}){extra}")]
     worktree = Check("code.worktree", 9, "uncommitted changes on the server")
-    if c.get("status"):
+    if code.get("status"):
         out.append(
-            worktree.warn(f"{len(c['status'])} changed file(s) in the checkout", c["status"][:8])
+            worktree.warn(
+                f"{len(code['status'])} changed file(s) in the checkout", code["status"][:8]
+            )
         )
     else:
         out.append(worktree.ok("clean checkout"))
