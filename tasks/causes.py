@@ -2,7 +2,7 @@
 speak of it (tasks/catalogue.py), the cynow-ops command that fixes it and, where no command
 can, what a person does. The order is the rank: when several causes hold, the first is the one
 to fix first (the others are often its consequences). The README's table is this one.
-`fab repair` reads the `repair` column, the verdict the `follows` column."""
+`fab repair` reads the `repair` column, the verdict the `follows` and `omits` columns."""
 
 from __future__ import annotations
 
@@ -23,6 +23,9 @@ class Cause:
     # A consequence when another cause is first: its fix (reset, start) still follows the first
     # cause's fix in the verdict, since the service stays down after the cause is gone.
     follows: bool = False
+    # Links of the verdict's chain (tasks/verdict.py CHAIN_LINKS) this cause's own evidence
+    # already states: "gunicorn is not running" needs no "gunicorn master exits" after it.
+    omits: tuple[str, ...] = ()
 
 
 CAUSES = [
@@ -55,6 +58,7 @@ CAUSES = [
         "nginx connects to a different socket than gunicorn binds",
         logs=("nginx_enoent",),
         by_hand="choose the right socket path and make nginx and the unit agree",
+        omits=("socket gone",),
     ),
     Cause(
         "socket_permission_denied",
@@ -121,6 +125,7 @@ CAUSES = [
         fab="fab restart",
         repair=("gunicorn",),
         follows=True,
+        omits=("start limit",),
     ),
     Cause(
         "gunicorn_crash_loop",
@@ -135,6 +140,7 @@ CAUSES = [
         fab="fab restart --force",
         repair=("gunicorn",),
         follows=True,
+        omits=("master exits",),
     ),
     Cause(
         "gunicorn_stopped",
@@ -143,6 +149,7 @@ CAUSES = [
         fab="fab restart",
         repair=("gunicorn",),
         follows=True,
+        omits=("service state",),
     ),
     Cause(
         "worker_timeout",

@@ -46,8 +46,14 @@ def _last(matches, *keys):
     return hits[-1] if hits else None
 
 
+# The links a chain may show after its head; a cause's `omits` column names those its own
+# evidence already states.
+CHAIN_LINKS = ("service state", "start limit", "master exits", "socket gone")
+
+
 def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
     """What followed from the cause, as observed on this server (only observed links)."""
+    omits = causes.BY_ID[cause].omits
     steps = [head]
     journal = catalogue.match_lines(facts.journal)
     nginx = catalogue.match_lines(facts.nginx_log, ("nginx",))
@@ -56,12 +62,12 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
     if causes.BY_ID[cause].app and (_last(journal, "worker_boot") or manual_failed):
         steps.append("workers fail to boot (Worker failed to boot.)")
     active, sub, res = g.get("ActiveState"), g.get("SubState"), g.get("Result")
-    if cause not in ("gunicorn_stopped",):
+    if "service state" not in omits:
         if active == "activating" and sub == "auto-restart":
             steps.append(f"systemd restarts gunicorn again and again ({g.get('NRestarts')} so far)")
-        elif res == "start-limit-hit" and cause != "gunicorn_start_limit_hit":
+        elif res == "start-limit-hit" and "start limit" not in omits:
             steps.append("systemd gives up: start-limit-hit")
-        elif active in ("failed", "inactive") and cause not in ("stale_socket",):
+        elif active in ("failed", "inactive") and "master exits" not in omits:
             status = g.get("ExecMainStatus", "0")
             steps.append(
                 f"gunicorn master exits (Active: {active}"
@@ -71,7 +77,7 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
     if s.tcp:
         if li and not li.get("listening"):
             steps.append(f"nothing listens on {s.tcp}")
-    elif not li.get("exists") and cause not in ("socket_path_mismatch",):
+    elif not li.get("exists") and "socket gone" not in omits:
         steps.append(f"socket {s.socket} gone")
     nginx_line = _last(
         nginx,

@@ -65,3 +65,26 @@ def test_the_chain_starts_with_the_head_and_names_a_missing_socket():
     steps = verdict.chain("code_outdated", "ModuleNotFoundError", facts, S)
     assert steps[0] == "ModuleNotFoundError"
     assert f"socket {S.socket} gone" in steps
+
+
+def test_every_omitted_link_is_a_link_the_chain_knows():
+    for cause in causes.CAUSES:
+        assert set(cause.omits) <= set(verdict.CHAIN_LINKS), cause.id
+
+
+def test_a_cause_omits_the_links_its_own_evidence_states():
+    stopped = {S.gunicorn_unit: {"ActiveState": "inactive", "SubState": "dead"}}
+    facts = Facts(units=stopped, listener={"exists": False})
+    exits = "gunicorn master exits (Active: inactive)"
+    assert exits in verdict.chain("code_outdated", "head", facts, S)
+    assert exits not in verdict.chain("gunicorn_stopped", "head", facts, S)
+    assert exits not in verdict.chain("stale_socket", "head", facts, S)
+    gone = f"socket {S.socket} gone"
+    assert gone in verdict.chain("gunicorn_stopped", "head", facts, S)
+    assert gone not in verdict.chain("socket_path_mismatch", "head", facts, S)
+    gave_up = {S.gunicorn_unit: {"ActiveState": "failed", "Result": "start-limit-hit"}}
+    facts = Facts(units=gave_up, listener={"exists": True})
+    assert "systemd gives up: start-limit-hit" in verdict.chain("code_outdated", "h", facts, S)
+    assert "systemd gives up: start-limit-hit" not in verdict.chain(
+        "gunicorn_start_limit_hit", "h", facts, S
+    )
