@@ -53,11 +53,9 @@ SECRET_NAMES = [
     "*.pem",
 ]
 DATABASE_NAMES = ["*.sqlite3", "*.sqlite", "*.db"]
-DATABASE_FILES = DATABASE_NAMES + [
-    f"{db}{journal}" for db in DATABASE_NAMES for journal in ("-journal", "-wal", "-shm")
-]
+JOURNALS = ("", "-journal", "-wal", "-shm")  # a database's own name, and its journals'
+DATABASE_FILES = [f"{db}{journal}" for journal in JOURNALS for db in DATABASE_NAMES]
 SECRET_DEPTH = 3  # secrets are looked for this deep under the project (not in the venv)
-JOURNALS = ("", "-journal", "-wal", "-shm")
 # Directories on the way to the socket or the static files that are the system's: never given
 # o+x (reported instead), except these, which every server lets everyone pass, and what is
 # below /run (a socket's runtime directory: /run/gunicorn).
