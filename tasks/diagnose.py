@@ -25,6 +25,7 @@ from tasks.errors import ConnectError, ExitCode, OpsError
 from tasks.fleet import Fleet, parse_parallel
 from tasks.runner import Output, Remote
 from tasks.settings import Settings
+from tasks.text import markup
 from tasks.verdict import Verdict, decide
 
 SCHEMA = "cynow-ops.diagnose.v1"
@@ -296,7 +297,7 @@ def one_host(remote: Remote, json: bool, started: str) -> Report:
     except ConnectError as e:
         report = unreachable(remote.name, settings, e, started)
         if not json:
-            console(stderr=True).print(f"cynow-ops: {e.message}")
+            console(stderr=True).print(f"cynow-ops: {markup(e.message)}")  # quotes the server
     finally:
         remote.close()
     if not json:

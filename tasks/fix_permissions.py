@@ -15,7 +15,7 @@ from fabric import task
 
 from tasks.common import COMMON_HELP, PARALLEL_HELP, console, each_host, emit, guarded, load
 from tasks.fleet import parse_parallel
-from tasks.permission_plan import Change, Scope, plan, plan_all, scope
+from tasks.permission_plan import Change, Scope, plan, plan_all, scanned, scope, trees
 from tasks.permission_program import Scan, apply_commands, parse_scan, read_command, records
 from tasks.runner import Remote
 from tasks.settings import Settings
@@ -55,7 +55,31 @@ def read(remote: Remote, s: Settings, sc: Scope) -> Scan:
     return got
 
 
-def fix_host(remote: Remote, dry_run: bool) -> Outcome:
+def database(remote: Remote, s: Settings) -> str:
+    """The sqlite database file Django's settings name, as the probe reads them (run as the
+    app user, tasks/checks/django.py); "" when the probe could not say. A name the app gives
+    can only make a file of its own trees private: nothing outside them is read or changed."""
+    from tasks.checks import django
+
+    out = remote.run(django.probe_command(s), root=True, timeout=90)
+    db = django.parse_probe(out.stdout).get("database") or {}
+    name = str(db.get("name") or "")
+    return scanned(name) if "sqlite" in str(db.get("engine")) and name.startswith("/") else ""
+
+
+def foreign_roots(scan: Scan, s: Settings, sc: Scope) -> list[str]:
+    """The trees' top directories the app user does not own: /var/spool/cron, /var/lib/dpkg,
+    another user's home are no app's tree, whatever the configuration says."""
+    by_path = {e.path: e for e in scan.entries}
+    return [
+        f"{t} ({by_path[t].user}:{by_path[t].group})"
+        for t in trees(sc)
+        if t in by_path and (by_path[t].kind != "d" or by_path[t].user != s.app_user)
+    ]
+
+
+def fix_host(remote: Remote, dry_run: bool, db: str | None = None) -> Outcome:
+    """`db`: the database file the settings name (None: ask the Django probe)."""
     s = remote.settings
     sc = scope(s)
     first = read(remote, s, sc)
@@ -67,8 +91,21 @@ def fix_host(remote: Remote, dry_run: bool) -> Outcome:
     if me.get("missing"):
         o.errors.append(f"no user {s.app_user} on {remote.name}: nothing changed")
         return o
+    foreign = foreign_roots(first, s, sc)
+    if foreign:
+        o.errors.append(
+            f"refusing to change permissions under {', '.join(foreign)}: not a directory "
+            f"{s.app_user} owns; nothing changed (point the setting at the app's own directory, "
+            f"or chown it to {s.app_user} by hand if it is the app's)"
+        )
+        return o
     web = first.accounts.get(s.web_user) or {}
-    sc = replace(sc, private_group=str(me["group"]), web_group=str(web.get("group", "")))
+    sc = replace(
+        sc,
+        private_group=str(me["group"]),
+        web_group=str(web.get("group", "")),
+        database=database(remote, s) if db is None else db,
+    )
     o.changes, final, left = plan_all(first.entries, s, sc)
     o.leave(left)
     if dry_run or not o.changes:
@@ -136,14 +173,17 @@ def render(o: Outcome) -> None:
 def fix_permissions(c, dry_run=False, target=None, json=False, parallel=None):
     """Fix owners and modes for the socket, static files, database and logs (not chmod -R 755).
 
-    The project, static and log trees owned by the app user and group; www-data can pass every
-    directory on the way to the socket and the static files (x only); static files readable by
-    the group; secrets (.env*, *.env, local_settings.py, secrets*, keys) and the sqlite
-    database (and its own directory) 0600/0640 in the app user's own primary group, never the
-    web server's; nothing writable by everyone; no executable bit added to a file; the socket
-    srw-rw---- in the group. Touches nothing outside those trees but the single directories on
-    the way; a symlink is never followed nor changed (reported as left alone). Idempotent: a
-    second run changes nothing.
+    The project, static and log trees owned by the app user and group (a tree whose top the
+    app user does not own is refused); a path regrouped gives the group no more than "other"
+    had, and code is never group-writable; www-data can pass every directory on the way to
+    the socket and the static files (x only; never a system directory: reported); static
+    files readable by the group; secrets (.env*, *.env, settings*.py, local_settings.py,
+    secrets*, keys) and the sqlite database (by name, and the one Django's settings name) and
+    its own directory 0600/0640 in the app user's own primary group, never the web server's;
+    nothing writable by everyone; no executable bit added to a file; the socket srw-rw---- in
+    the group. Touches nothing outside those trees but the single directories on the way; a
+    symlink is never followed nor changed (reported as left alone). Idempotent: a second run
+    changes nothing.
     Exit codes: 0 right afterwards (or --dry-run), 1 something could not be changed, 2 could
     not connect, 3 bad configuration (e.g. a system directory as project_dir).
     """

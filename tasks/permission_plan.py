@@ -47,15 +47,19 @@ SECRET_NAMES = [
     ".env*",
     "*.env",
     "local_settings.py",
+    "settings*.py",  # Django's settings hold SECRET_KEY and the database's password
     "secrets*",
     "*.key",
     "*.pem",
 ]
 DATABASE_NAMES = ["*.sqlite3", "*.sqlite", "*.db"]
-DATABASE_FILES = DATABASE_NAMES + [
-    f"{db}{journal}" for db in DATABASE_NAMES for journal in ("-journal", "-wal", "-shm")
-]
+JOURNALS = ("", "-journal", "-wal", "-shm")  # a database's own name, and its journals'
+DATABASE_FILES = [f"{db}{journal}" for journal in JOURNALS for db in DATABASE_NAMES]
 SECRET_DEPTH = 3  # secrets are looked for this deep under the project (not in the venv)
+# Directories on the way to the socket or the static files that are the system's: never given
+# o+x (reported instead), except these, which every server lets everyone pass, and what is
+# below /run (a socket's runtime directory: /run/gunicorn).
+PASSABLE_SYSTEM_DIRS = ("/run", "/home")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class Scope:
     private_group: str = ""
     # The web server user's primary group: never the group of a secret.
     web_group: str = ""
+    # The database file Django's settings name (the probe's), escaped: private whatever its name.
+    database: str = ""
 
 
 def _norm(path: str) -> str:
@@ -114,6 +120,11 @@ def system_dir(path: str) -> bool:
 
 def _esc(path: str) -> str:
     return escape(os.fsencode(path))
+
+
+def scanned(path: str) -> str:
+    """An absolute path as the scan names its entries (normalised, escaped)."""
+    return _esc(_norm(path))
 
 
 def scope(s: Settings) -> Scope:
@@ -157,14 +168,31 @@ def _named(path: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(posixpath.basename(path), p) for p in patterns)
 
 
+def _the_database(path: str, sc: Scope) -> bool:
+    """The database the settings name, or one of its journals."""
+    return bool(sc.database) and path in {sc.database + j for j in JOURNALS}
+
+
+def _database_file(path: str, sc: Scope) -> bool:
+    return _named(path, DATABASE_FILES) or _the_database(path, sc)
+
+
 def _private_file(e: Entry, sc: Scope) -> bool:
-    return (
-        e.kind == "f"
-        and _under(e.path, sc.project)
-        and not _under(e.path, sc.venv)
-        and _depth(e.path, sc.project) <= SECRET_DEPTH
-        and _named(e.path, SECRET_NAMES + DATABASE_FILES)
+    return e.kind == "f" and (
+        _the_database(e.path, sc)
+        or (
+            _under(e.path, sc.project)
+            and not _under(e.path, sc.venv)
+            and _depth(e.path, sc.project) <= SECRET_DEPTH
+            and _named(e.path, SECRET_NAMES + DATABASE_FILES)
+        )
     )
+
+
+def system_parent(path: str) -> bool:
+    """A directory on the way that is the system's: fix-permissions never changes it."""
+    p = _norm(path)
+    return system_dir(p) and p not in PASSABLE_SYSTEM_DIRS and not p.startswith("/run/")
 
 
 def private_dirs(entries: list[Entry], sc: Scope) -> set[str]:
@@ -184,8 +212,8 @@ def private_dirs(entries: list[Entry], sc: Scope) -> set[str]:
             and not _under(e.path, sc.static)
             and _depth(e.path, sc.project) < SECRET_DEPTH
             and kids
-            and all(k.kind == "f" and _named(k.path, DATABASE_FILES) for k in kids)
-            and any(_named(k.path, DATABASE_NAMES) for k in kids)
+            and all(k.kind == "f" and _database_file(k.path, sc) for k in kids)
+            and any(_named(k.path, DATABASE_NAMES) or k.path == sc.database for k in kids)
         ):
             out.add(e.path)
     return out
@@ -210,7 +238,28 @@ def rules(s: Settings, sc: Scope, private: set[str] = frozenset()) -> list[tuple
             and not is_private(e)
             and (e.user, e.group) != (u, g)
         ):
-            return replace(e, user=u, group=g)
+            mode = e.mode
+            if e.group != g and e.kind in ("d", "f") and not _under(e.path, sc.static):
+                # The group g is shared with the web server: regrouped, a path gives it no more
+                # than it had as "other" (640 cynow:cynow ends 600, not readable by www-data).
+                # The static rules below add what nginx needs there; passable the x on the way.
+                mode = e.mode & ~0o070 | e.mode & (e.mode & 0o007) << 3
+            return replace(e, user=u, group=g, mode=mode)
+
+    def code_not_group_writable(e):
+        # Code (the checkout, its venv) is the app user's alone to change: the web server,
+        # in the shared group, must not rewrite a view or drop a module in. Logs and static
+        # files are not code.
+        if (
+            e.kind in ("d", "f")
+            and _under(e.path, sc.project)
+            and not _under(e.path, sc.static)
+            and not _under(e.path, sc.logs)
+            and not is_private(e)
+            and e.group == g
+            and e.mode & 0o020
+        ):
+            return replace(e, mode=e.mode & ~0o020)
 
     def private_owner(e):
         if is_private(e) and (e.user, e.group) != (u, pg):
@@ -261,14 +310,16 @@ def rules(s: Settings, sc: Scope, private: set[str] = frozenset()) -> list[tuple
 
     def passable(e):
         # In the app's group, g+x is enough; a parent such as /home/cynow (cynow:cynow) gets
-        # o+x: the traverse bit only, so www-data can pass without listing anything.
-        if e.kind == "d" and e.path in sc.traverse:
-            bit = 0o010 if e.group == g else 0o001
+        # o+x: the traverse bit only, so www-data can pass without listing anything. Never a
+        # system directory (/var/lib, /var/spool...): plan_all reports it instead.
+        if e.kind == "d" and e.path in sc.traverse and not system_parent(e.path):
+            bit = passage_bit(e, g)
             if not e.mode & bit:
                 return replace(e, mode=e.mode | bit)
 
     return [
         (f"owned by {u}:{g}", owned),
+        (f"code not writable by the group {g}", code_not_group_writable),
         (f"secrets and the database owned by {u}:{pg}", private_owner),
         ("secrets and the database 0600/0640", private_files),
         ("the database's directory 0700/0750", private_dir),
@@ -280,6 +331,11 @@ def rules(s: Settings, sc: Scope, private: set[str] = frozenset()) -> list[tuple
         (f"socket srw-rw---- in {g}", sock),
         (f"{s.web_user} can pass through", passable),
     ]
+
+
+def passage_bit(e: Entry, group: str) -> int:
+    """The bit that lets the web server through a directory: g+x in the app's group, else o+x."""
+    return 0o010 if e.group == group else 0o001
 
 
 def untouchable(e: Entry, s: Settings) -> str | None:
@@ -317,6 +373,11 @@ def plan_all(
                 state[path] = new
     for e in entries:
         state.setdefault(e.path, e)  # left alone: ends as it is
+    for path in sc.traverse:
+        e = state.get(path)
+        if e and e.kind == "d" and system_parent(path) and not e.mode & passage_bit(e, s.app_group):
+            why = f"a system directory: not changed; {s.web_user} cannot pass it"
+            left.append({"path": path, "why": why})
     return changes, state, left
 
 

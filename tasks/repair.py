@@ -23,6 +23,7 @@ from tasks.fix_permissions import fix_host
 from tasks.runner import Remote
 from tasks.settings import Settings
 from tasks.steps.health import health
+from tasks.text import markup
 
 SCHEMA = "cynow-ops.repair.v1"
 
@@ -248,7 +249,7 @@ def render(o: Outcome) -> None:
         if a.ok is False and a.output:
             c.print(f"      {a.output}", markup=False, highlight=False)
     if o.error:
-        c.print(f"  [red]{o.error}[/]", highlight=False)
+        c.print(f"  [red]{markup(o.error)}[/]", highlight=False)  # may quote the server
     colour = "green" if o.healthy else "red"
     c.print(f"[bold]{o.host}: {o.before} → [{colour}]{o.after}[/][/]")
     warn_notify(o.notify_errors, False)

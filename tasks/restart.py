@@ -15,6 +15,7 @@ from tasks.runner import Remote
 from tasks.settings import tcp_address
 from tasks.shell import q
 from tasks.steps.health import health
+from tasks.text import markup
 
 SCHEMA = "cynow-ops.restart.v1"
 
@@ -175,7 +176,8 @@ def render(o: Outcome) -> None:
     out.print(f"[bold]cynow-ops restart ({o.mode}): {o.host}[/]")
     for st in o.steps:
         mark = "[green]✓[/]" if st.ok else "[red]✗[/]"
-        out.print(f"  {mark} {st.name} [dim]{st.seconds:.2f}s[/]  {st.detail}")
+        # The detail quotes the server (systemctl's words, a socket path): data, not markup.
+        out.print(f"  {mark} {st.name} [dim]{st.seconds:.2f}s[/]  {markup(st.detail)}")
     b, a = o.before, o.after
     out.print(
         f"  master pid {b.get('main_pid')} → {a.get('main_pid')}; processes "

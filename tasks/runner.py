@@ -73,6 +73,14 @@ def wrong_password(where: str) -> ConnectError:
     )
 
 
+def detached(command: str) -> str:
+    """A command for Fabric's sudo (`sudo -S` reads the password from the channel's stdin):
+    once sudo has read it, the command's stdin is /dev/null. Fabric's watcher writes the
+    password again at every prompt it sees in the output, and the app's code (run as the app
+    user: the probe, pip, migrate) could print one: it must find nothing to read."""
+    return "sh -c " + shell.q("exec </dev/null\n" + command)
+
+
 @dataclass(frozen=True)
 class Output:
     """What one remote command did."""
@@ -100,6 +108,10 @@ class Remote:
             raise TypeError("Remote needs a fabric.Connection: commands never run locally")
         self.conn, self.settings = conn, settings
         self.name = describe(conn)
+        # sudo's prompt for this run: Fabric's watcher answers only this text, never the
+        # standard `[sudo] password: ` that any program may print (the payload cannot read
+        # the answer anyway: _wrap detaches its stdin).
+        self.sudo_prompt = f"[cynow-ops sudo {secrets.token_hex(8)}] "
         self._discovered = False
         # Which of tasks/tools.py's commands the server has (None: not read, never opened).
         self.tools: dict | None = None
@@ -188,6 +200,8 @@ class Remote:
         for attempt in range(CHANNEL_RETRIES + 1):
             try:
                 if via_fabric_sudo:  # Fabric's watchers answer sudo's password prompt
+                    # invoke's sudo reads its prompt from the config (sudo -S -p '…').
+                    self.conn.config.sudo.prompt = self.sudo_prompt
                     return self.conn.sudo(
                         wrapped,
                         user=user or "root",
@@ -278,11 +292,11 @@ class Remote:
         password, Fabric's sudo answers the prompt; without one, `sudo -n` fails fast."""
         if user and user != self.conn.user:
             if self.sudo_password:
-                return f"sh -c {shell.q(command)}", True
+                return detached(command), True
             return shell.as_user(user, command), False
         if root and not self.is_root:
             if self.sudo_password:
-                return f"sh -c {shell.q(command)}", True
+                return detached(command), True
             return shell.as_root(command), False
         return command, False
 

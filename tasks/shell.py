@@ -47,13 +47,25 @@ def as_user(user: str, command: str) -> str:
 
 
 def as_owner(path: str, command: str) -> str:
-    """Run a whole shell command line as the owner of `path` (by uid, so an owner without a
-    name works too), through sudo only when that is someone else. For commands that read
-    files the owner controls and may run what they name (git and its .git/config): as the
-    owner they can do nothing the owner could not do already."""
+    """Run a whole shell command line as the owner of the checkout `path` (by uid, so an owner
+    without a name works too), through sudo only when that is someone else. For commands that
+    read files the owner controls and may run what they name (git and its .git/config): as
+    the owner they can do nothing the owner could not do already.
+
+    A root-owned `path` is not enough for root: its `.git` and `.git/config` (where git finds
+    core.fsmonitor, gpg.program) must be root's too, and writable by no group or other, or
+    whoever can write them would choose what root runs. Otherwise nothing runs: one line on
+    stderr, exit 1. (`find -P` judges a symlink itself, mode 777: refused.)"""
+    git_dir = path.rstrip("/") + "/.git"
+    not_roots = (
+        f"find {q(path)} {q(git_dir)} {q(git_dir + '/config')} -maxdepth 0 "
+        "\\( ! -user 0 -o -perm /022 \\) -print 2>&1"
+    )
+    refusal = f"{path} is root's but its .git or .git/config is not root's alone: not run as root"
     return (
         f"_cynow_u=$(stat -c %u -- {q(path)}) && "
-        f'if [ "$_cynow_u" = "$(id -u)" ]; then sh -c {q(command)}; '
+        f'if [ "$_cynow_u" = 0 ] && [ -n "$({not_roots})" ]; then {say(refusal)} >&2; false; '
+        f'elif [ "$_cynow_u" = "$(id -u)" ]; then sh -c {q(command)}; '
         f'else sudo -n -u "#$_cynow_u" -- sh -c {q(command)}; fi'
     )
 

@@ -27,6 +27,7 @@ from tasks.settings import Settings
 from tasks.shell import q
 from tasks.steps.health import health
 from tasks.systemd import unit_pids
+from tasks.text import markup
 from tasks.unit_plan import Plan, diff, folder, read_plan, read_plan_snapshots
 from tasks.unit_switch import (
     install_script,
@@ -217,9 +218,10 @@ def render(o: Outcome) -> None:
             c.print(line, style=style, markup=False, highlight=False, soft_wrap=True)
     for st in o.steps:
         mark = "[green]✓[/]" if st.ok else "[red]✗[/]"
-        c.print(f"  {mark} {st.name} [dim]{st.seconds:.2f}s[/]  {st.detail}")
+        # Details and the message quote the server (systemd-analyze, unit text): data.
+        c.print(f"  {mark} {st.name} [dim]{st.seconds:.2f}s[/]  {markup(st.detail)}")
     colour = "green" if o.result in ("upgraded", "unchanged", "would-change", "restored") else "red"
-    c.print(f"[{colour}]{o.result}[/]: {o.message}")
+    c.print(f"[{colour}]{o.result}[/]: {markup(o.message)}")
 
 
 @task(

@@ -102,6 +102,19 @@ def socket_access(facts: Facts, s: Settings):
         )
     if not facts.listener.get("exists"):
         return check.ok("every parent directory is traversable (no socket file to test)")
+    mode = facts.listener.get("mode", "")
+    if mode.isdigit() and int(mode, 8) & 0o007:
+        # Any local user can then talk to gunicorn directly, past nginx; the guide asks 660.
+        li = facts.listener
+        return check.warn(
+            f"{s.socket} is mode {mode}: every local user can connect to the app, bypassing nginx",
+            [
+                f"{s.socket}: {li.get('owner')}:{li.get('group')} mode {mode}",
+                "fix: " + sudo("chmod", "660", s.socket),
+                "and the unit's --umask 007 (or its socket unit's SocketMode=0660), so the next "
+                "start creates it that way",
+            ],
+        )
     return check.ok("every parent directory traversable, socket writable")
 
 

@@ -106,7 +106,9 @@ def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> str:
     remote = getattr(ctx.remote, "inner", ctx.remote)
     script = history.append(ctx.s.state_dir, history_line(ctx, o, started))
     if release:
-        script += " && " + lock.release(ctx.s.state_dir, ctx.token)
+        # Grouped: release ends in `; true`, which would otherwise be the script's exit status
+        # and hide a failed append.
+        script += " && { " + lock.release(ctx.s.state_dir, ctx.token) + "; }"
     out = remote.run(script, root=True, timeout=60)
     if out.ok:
         return ""

@@ -76,7 +76,10 @@ def test_healthy_lab(fresh_host):
     assert_cause(doc, r, "healthy")
     assert doc["schema"] == "cynow-ops.diagnose.v1"
     odd = [(c["id"], c["summary"]) for c in doc["checks"] if c["status"] not in ("ok", "skipped")]
-    assert odd == []
+    # The lab's unit is the guide's: no --umask, so gunicorn's socket is 0777 (any local user
+    # can reach the app past nginx): a warning, not a cause.
+    assert [i for i, _ in odd] == ["permissions.socket"], odd
+    assert "mode 777" in odd[0][1]
     steps = {c["step"] for c in doc["checks"]}
     assert steps == set(range(0, 11))
 

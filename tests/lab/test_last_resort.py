@@ -199,7 +199,7 @@ def test_fix_permissions_from_a_broken_tree(fresh_host):
         "/home/cynow/cynow/static/orders/style.css": "640 cynow:www-data",
         "/home/cynow/cynow/manage.py": "644 cynow:www-data",  # no x added
         "/home/cynow/cynow/venv/bin/gunicorn": "755 cynow:www-data",  # x kept
-        "/home/cynow/cynow/orders/views.py": "664 cynow:www-data",
+        "/home/cynow/cynow/orders/views.py": "644 cynow:www-data",  # www-data writes no code
     }
     assert (
         urllib.request.urlopen(f"http://{fresh_host.address}/cynow/static/orders/style.css").status

@@ -1,4 +1,5 @@
 import base64
+import os
 import socket
 import subprocess
 import threading
@@ -9,7 +10,7 @@ from fabric import Config, Connection
 from invoke import Context
 from invoke.runners import Result
 
-from tasks import connect
+from tasks import connect, shell
 from tasks.errors import ConfigError, ConnectError
 from tasks.runner import DEFAULT_TIMEOUT, Remote
 from tasks.settings import resolve
@@ -452,3 +453,39 @@ def test_handshake_accept_new_hashes_then_strict_matches(keys, tmp_path):
     assert written.startswith("|1|") and "127.0.0.11" not in written
     # The next run is strict and finds the hashed line it wrote.
     assert _open(a, tmp_path, written) == a
+
+
+# sudo -S -p PROMPT [-H -u USER] CMD...: prints the prompt, reads the password from its stdin,
+# then runs CMD with that stdin, as the real one does.
+FAKE_SUDO_S = """#!/bin/sh
+[ "$1" = -S ] && [ "$2" = -p ] || exit 97
+prompt=$3; shift 3
+while [ "$1" = -H ] || [ "$1" = -u ]; do [ "$1" = -u ] && shift; shift; done
+printf '%s' "$prompt" >&2
+read -r pw
+[ "$pw" = right ] || { echo 'Sorry, try again.' >&2; exit 1; }
+exec "$@"
+"""
+
+
+def test_a_program_printing_sudos_prompt_reads_no_password(mocker, tmp_path, monkeypatch):
+    # With --prompt-for-sudo-password, Fabric's watcher types the password at every prompt it
+    # sees: the app's code printing the standard one, or this run's, must read nothing.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "sudo").write_text(FAKE_SUDO_S)
+    (bindir / "sudo").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    conn = mocker.create_autospec(Connection, instance=True)
+    conn.user, conn.host, conn.port = "admin", "127.0.0.11", 22
+    conn.config = Config(overrides={"sudo": {"password": "right"}})
+    # invoke's own sudo (Connection.sudo is Context.sudo), run by the local runner.
+    conn.sudo.side_effect = lambda command, **kw: Context(conn.config).sudo(command, **kw)
+    remote = Remote(conn, resolve({}))
+    assert remote.sudo_prompt != "[sudo] password: "
+    for prompt in ("[sudo] password: ", remote.sudo_prompt):
+        payload = f"printf '%s' {shell.q(prompt)}; read -r got && echo \"read:$got\" || echo EOF"
+        for kw in ({"root": True}, {"user": "cynow"}):
+            out = remote.run(payload, **kw, timeout=20)
+            assert out.ok and out.lines[-1].endswith("EOF"), (prompt, kw, out)
+            assert "right" not in out.stdout + out.stderr

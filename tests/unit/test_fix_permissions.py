@@ -5,6 +5,7 @@ change, secrets out of www-data. The pure plan: test_permission_plan.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import socket
@@ -52,13 +53,18 @@ DAEMON = 1
 
 class LocalRemote:
     """Runs each command here with sh, as the server would; `between` runs after the read and
-    before the first change (the moment the app user could swap something)."""
+    before the first change (the moment the app user could swap something). The Django probe
+    (no Django app here) answers with `database`, as the probe reports it, or not at all."""
 
-    def __init__(self, settings, between=None):
+    def __init__(self, settings, between=None, database=None):
         self.settings, self.name, self.between = settings, "local", between
-        self.commands = []
+        self.commands, self.database = [], database
 
     def run(self, command, root=False, timeout=None):
+        if "CYNOW-PROBE" in command:
+            said = {"database": self.database} if self.database else None
+            out = f"CYNOW-PROBE {json.dumps(said)}\n" if said else "no python here\n"
+            return Output(command, out, "", 0 if said else 1, 0.0)
         mode = shlex.split(command)[5]
         self.commands.append(mode)
         if mode == "apply" and self.between:
@@ -78,6 +84,8 @@ def tree(tmp_path):
     (app / "static" / "css").mkdir(parents=True)
     (app / "orders").mkdir()
     (tmp_path / "log").mkdir()
+    for top in (app, tmp_path / "log"):  # the trees' tops are the app user's (daemon)
+        os.chown(top, DAEMON, DAEMON)
     for rel, mode in [
         (".env", 0o644),
         ("db.sqlite3", 0o644),
@@ -141,10 +149,10 @@ def test_it_fixes_a_real_tree_and_keeps_secrets_out_of_www_data(tree):
     assert st(app / ".env") == (0o640, DAEMON, DAEMON)
     assert st(app / "db.sqlite3") == (0o640, DAEMON, DAEMON)  # was world-readable
     assert st(app / "gunicorn.sock") == (0o660, DAEMON, WWW)
-    assert st(app / "orders/views.py") == (0o664, DAEMON, WWW)
+    assert st(app / "orders/views.py") == (0o644, DAEMON, WWW)  # www-data may not write code
     assert st(app / "static/css/a.css") == (0o640, DAEMON, WWW)
     assert st(app / "manage.py") == (0o644, DAEMON, WWW)  # no x added
-    assert st(odd) == (0o664, DAEMON, WWW)  # the exact bytes, changed
+    assert st(odd) == (0o644, DAEMON, WWW)  # the exact bytes, changed
     shown = {c.path for c in done.changes if c.path.endswith(".py") and "caf" in c.path}
     assert shown == {fd.escape(odd)} == {f"{app}/orders/caf\\xe9.py"}
     assert st(outside / "passwd") == (0o644, 0, 0)
@@ -302,3 +310,27 @@ def test_a_tree_behind_a_symlink_is_reported_not_read(tree, tmp_path):
     o = fp.fix_host(LocalRemote(s2), dry_run=False)
     assert {"path": str(link), "why": "symlink"} in o.left_alone
     assert st(app / ".env") == (0o644, 0, 0)  # nothing reached through the link
+
+
+def test_a_tree_the_app_user_does_not_own_is_refused(tree):
+    # /var/spool/cron, /var/lib/dpkg, another user's home pass the system-directory list: a
+    # project_dir there is not the app's, and nothing under it may change.
+    app, _, s = tree
+    os.chown(app, 0, 0)
+    before = snapshot(app)
+    o = fp.fix_host(LocalRemote(s), dry_run=False)
+    assert o.changes == [] and snapshot(app) == before
+    assert len(o.errors) == 1 and o.errors[0].startswith(
+        f"refusing to change permissions under {app} (root:root): not a directory daemon owns"
+    )
+
+
+def test_the_database_the_probe_names_stays_out_of_www_data(tree):
+    app, _, s = tree
+    (app / "orders" / "data").write_text("x")  # a sqlite file without a known extension
+    os.chmod(app / "orders" / "data", 0o664)
+    db = {"engine": "django.db.backends.sqlite3", "name": str(app / "orders" / "data")}
+    o = fp.fix_host(LocalRemote(s, database=db), dry_run=False)
+    assert o.errors == [] and o.remaining == []
+    assert st(app / "orders" / "data") == (0o640, DAEMON, DAEMON)
+    assert st(app / "orders/views.py") == (0o644, DAEMON, WWW)

@@ -108,6 +108,8 @@ def test_status_reads_the_commit_as_the_owner(hostile_checkout, fake_sudo):
 
 
 def test_as_owner_needs_no_sudo_for_ones_own_files(tmp_path):
+    (tmp_path / ".git").mkdir()  # a checkout of one's own (root's alone, when run as root)
+    (tmp_path / ".git" / "config").write_text("")
     out = subprocess.run(
         ["sh", "-c", shell.as_owner(str(tmp_path), "id -u")],
         env={**os.environ, "PATH": "/usr/bin:/bin"},
@@ -139,3 +141,48 @@ def test_info_script_quotes_paths(tmp_path):
     out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
     parsed = info.parse_info(out.stdout)
     assert parsed["python"] == "Python 3.0 2"  # found despite the space; given -I --version
+
+
+@pytest.fixture
+def roots_checkout():
+    """A root-owned checkout whose .git/config runs a hook on every git status."""
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="cynow-git-"))
+    tmp_path.chmod(0o755)
+    for repo, ran in _hostile(tmp_path):
+        subprocess.run(["chown", "-R", "0:0", str(repo)], check=True)
+        yield repo, ran
+    shutil.rmtree(tmp_path)
+
+
+@needs_root
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        f"chown {NOBODY} .git/config",  # the app user's config in root's checkout
+        "chmod 666 .git/config",  # anyone may write it
+        "chmod 775 .git",  # the group may replace it
+        f"chown {NOBODY} .git",
+        "mv .git/config .git/c && ln -s c .git/config",  # a link: judged by itself
+    ],
+)
+def test_root_runs_no_git_in_a_root_checkout_whose_config_others_can_write(
+    roots_checkout, fake_sudo, hostile
+):
+    repo, ran = roots_checkout
+    subprocess.run(["sh", "-c", hostile], cwd=repo, check=True)
+    script = shell.as_owner(str(repo), git.git(str(repo), "status", "--porcelain"))
+    out = subprocess.run(["sh", "-c", script], env=fake_sudo, capture_output=True, text=True)
+    assert out.returncode != 0 and out.stdout == ""
+    assert out.stderr == f"{repo} is root's but its .git or .git/config is not root's alone: " + (
+        "not run as root\n"
+    )
+    assert not ran.exists()
+
+
+@needs_root
+def test_a_checkout_root_alone_can_change_is_read_as_root(roots_checkout, fake_sudo):
+    repo, ran = roots_checkout
+    script = shell.as_owner(str(repo), git.git(str(repo), "status", "--porcelain"))
+    out = subprocess.run(["sh", "-c", script], env=fake_sudo, capture_output=True, text=True)
+    assert out.returncode == 0 and "not run as root" not in out.stderr, out
+    assert ran.read_text().split() == ["0"]  # root's own hook, in root's own config

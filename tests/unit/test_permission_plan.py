@@ -62,8 +62,8 @@ def test_the_broken_tree_of_the_issue():
         P: "755 cynow:www-data",
         f"{P}/.env": "640 cynow:cynow",  # the app user's own group, not www-data
         f"{P}/db.sqlite3": "640 cynow:cynow",  # writable by its owner, not www-data's
-        f"{P}/manage.py": "775 cynow:www-data",  # keeps its x
-        f"{P}/orders/views.py": "664 cynow:www-data",  # gains no x, loses o+w
+        f"{P}/manage.py": "755 cynow:www-data",  # keeps its x, not www-data's to write
+        f"{P}/orders/views.py": "644 cynow:www-data",  # gains no x, loses g+w and o+w
         f"{P}/static/orders/style.css": "640 cynow:www-data",
         f"{P}/static": "750 cynow:www-data",
     }
@@ -98,6 +98,84 @@ def test_secrets_end_private_in_the_users_own_group(name, mode, after):
     e = entry(f"{P}/{name}", "f", mode, "root", "www-data")
     _, final = pp.plan([e], S, SC)
     assert final[e.path].show() == f"{after:o} cynow:cynow"
+
+
+@pytest.mark.parametrize(
+    "name, before, after",
+    [
+        # Django's settings hold SECRET_KEY: the app user's own group, never www-data's.
+        ("config/settings.py", "640 cynow:cynow", "640 cynow:cynow"),
+        ("config/settings.py", "644 cynow:www-data", "640 cynow:cynow"),
+        ("config/settings_production.py", "664 root:root", "640 cynow:cynow"),
+        # Regrouped to the group www-data shares: it gets no more than it had as "other"...
+        ("orders/views.py", "640 cynow:cynow", "600 cynow:www-data"),
+        ("orders/views.py", "660 cynow:cynow", "600 cynow:www-data"),
+        ("orders/views.py", "644 root:root", "644 cynow:www-data"),
+        # ...and never writes code, whatever the group had.
+        ("orders/views.py", "666 cynow:www-data", "644 cynow:www-data"),
+        ("orders/views.py", "664 cynow:www-data", "644 cynow:www-data"),
+        ("venv/bin/gunicorn", "775 cynow:www-data", "755 cynow:www-data"),
+        # The static tree is nginx's to read: its group reads it.
+        ("static/a.css", "600 cynow:cynow", "640 cynow:www-data"),
+    ],
+)
+def test_regrouping_to_the_web_servers_group_widens_nothing(name, before, after):
+    mode, owner = before.split()
+    user, group = owner.split(":")
+    e = entry(f"{P}/{name}", "f", int(mode, 8), user, group)
+    _, final = pp.plan([e], S, SC)
+    assert final[e.path].show() == after
+
+
+def test_a_code_directory_regrouped_keeps_only_the_passage_www_data_needs():
+    tree = [entry(P, "d", 0o770, "cynow", "cynow"), entry(f"{P}/orders", "d", 0o775)]
+    _, final = pp.plan(tree, S, SC)
+    # The project: x for the group (the socket is in it), no read, no write.
+    assert final[P].show() == "710 cynow:www-data"
+    assert final[f"{P}/orders"].show() == "755 cynow:www-data"
+
+
+def test_the_database_the_settings_name_is_private_whatever_its_name():
+    db = f"{P}/var/cynow_data"
+    tree = [
+        entry(f"{P}/var", "d", 0o775),
+        entry(db, "f", 0o664),
+        entry(f"{db}-journal", "f", 0o644),
+        entry(f"{P}/orders/data", "f", 0o644),
+    ]
+    _, by_name = pp.plan(tree, S, SC)
+    assert by_name[db].show() == "644 cynow:www-data"  # unnamed: taken for code
+    _, final = pp.plan(tree, S, replace(SC, database=db))
+    assert {p: e.show() for p, e in final.items()} == {
+        f"{P}/var": "750 cynow:cynow",  # the database's own directory
+        db: "640 cynow:cynow",
+        f"{db}-journal": "640 cynow:cynow",
+        f"{P}/orders/data": "644 cynow:www-data",
+    }
+
+
+def test_no_system_directory_on_the_way_gets_o_x_it_is_reported():
+    s = resolve({"socket": "/var/lib/cynow/run/g.sock", "static_root": "/srv/cynow/static"})
+    sc = pp.scope(s)
+    tree = [
+        entry("/home", "d", 0o751, "root", "root"),
+        entry("/var", "d", 0o755, "root", "root"),
+        entry("/var/lib", "d", 0o750, "root", "root"),  # not passable: the admin's choice
+        entry("/var/lib/cynow", "d", 0o700, "cynow", "cynow"),
+        entry("/var/lib/cynow/run", "d", 0o700, "cynow", "cynow"),
+        entry("/srv", "d", 0o700, "root", "root"),
+    ]
+    changes, final, left = pp.plan_all(tree, s, sc)
+    assert {c.path for c in changes} == {"/var/lib/cynow", "/var/lib/cynow/run"}
+    assert final["/var/lib"].show() == "750 root:root" and final["/srv"].show() == "700 root:root"
+    assert {item["path"] for item in left} == {"/var/lib", "/srv"}
+    assert all("system directory" in item["why"] for item in left)
+    # /home and what is below /run are every server's way to a home or a runtime directory.
+    s = resolve({"socket": "/run/gunicorn/g.sock", "static_root": "/home/cynow/cynow/static"})
+    tree = [entry("/run/gunicorn", "d", 0o700), entry("/home", "d", 0o750, "root", "root")]
+    _, final, left = pp.plan_all(tree, s, pp.scope(s))
+    assert final["/run/gunicorn"].show() == "710 cynow:www-data"
+    assert final["/home"].show() == "751 root:root" and left == []
 
 
 def test_the_databases_own_directory_is_private_but_a_code_directory_is_not():
@@ -142,7 +220,7 @@ def test_symlinks_devices_and_foreign_hard_links_are_left_alone():
         entry(f"{P}/venv/bin/python", "l", 0o777),  # nothing to change: not reported
     ]
     changes, final, left = pp.plan_all(tree, S, SC)
-    assert [c.path for c in changes] == [f"{P}/mine"]
+    assert {c.path for c in changes} == {f"{P}/mine"}
     assert left == [
         {"path": f"{P}/passwd", "why": "symlink"},
         {"path": f"{P}/shadow", "why": "hard link"},

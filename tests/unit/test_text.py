@@ -98,3 +98,58 @@ def test_an_error_message_quoting_server_text_is_one_clean_line():
     with pytest.raises(Exit) as e:
         task()
     assert e.value.message == "cynow-ops: sudo said: ok fake line"
+
+
+# Server text that, read as rich markup, would become a hyperlink (an OSC 8 sequence around
+# "click"), plus a raw escape that clears the screen.
+LINKED = "[link=http://x]click[/link] \x1b[2Jdone"
+
+
+def _captured(monkeypatch, *modules, terminal: bool = True) -> io.StringIO:
+    out = io.StringIO()
+    c = Console(file=out, force_terminal=terminal, width=200)
+    c.push_render_hook(CleanHook())
+    for m in modules:
+        monkeypatch.setattr(m, "console", lambda *a, **k: c)
+    return out
+
+
+def _shown_as_text(printed: str) -> None:
+    assert "\x1b]8;" not in printed and "\x1b[2J" not in printed
+    assert "\x1b" not in SGR.sub("", printed)  # rich's colours only
+    assert "[link=http://x]click[/link]" in SGR.sub("", printed)  # the words, as written
+
+
+def test_server_text_in_task_reports_is_not_markup(monkeypatch):
+    from tasks import diagnose, repair, restart, upgrade_unit
+    from tasks.errors import ConnectError
+    from tasks.settings import resolve
+
+    out = _captured(monkeypatch, restart)
+    restart.render(restart.Outcome("h", "graceful", [restart.Step("reload", False, LINKED)]))
+    _shown_as_text(out.getvalue())
+
+    out = _captured(monkeypatch, upgrade_unit)
+    step = restart.Step("verify", False, LINKED)
+    upgrade_unit.render(upgrade_unit.Outcome("h", "upgrade", "failed", LINKED, steps=[step]))
+    assert SGR.sub("", out.getvalue()).count("[link=http://x]") == 2
+    _shown_as_text(out.getvalue())
+
+    out = _captured(monkeypatch, repair)
+    monkeypatch.setattr("tasks.outcomes.warn_notify", lambda *a: None)
+    repair.render(repair.Outcome("h", "gunicorn_stopped", "gunicorn_stopped", error=LINKED))
+    _shown_as_text(out.getvalue())
+
+    class Unreachable:
+        name, settings = "h", resolve({})
+
+        def open(self):
+            raise ConnectError(f"ssh said: {LINKED}")
+
+        def close(self):
+            pass
+
+    out = _captured(monkeypatch, diagnose, terminal=False)  # no spinner: it moves the cursor
+    monkeypatch.setattr("tasks.report.render", lambda report: None)
+    diagnose.one_host(Unreachable(), json=False, started="now")
+    _shown_as_text(out.getvalue())

@@ -1,4 +1,6 @@
+import shlex
 import subprocess
+from dataclasses import replace
 
 from tasks import shell
 from tasks.checks import permissions
@@ -27,3 +29,16 @@ def test_a_file_name_cannot_pass_for_the_socket_verdict(tmp_path, s):
     p = permissions.parse_permissions(shell.read_batch(out))
     assert p["socket_writable"] is False
     assert p["static_files"] == 1
+
+
+def test_a_socket_every_local_user_can_reach_is_a_warning(s):
+    from tasks.checks.base import Facts
+
+    hostile = replace(s, socket="/srv/my app/$(id)/g.sock")
+    li = {"exists": True, "type": "socket", "owner": "cynow", "group": "www-data", "mode": "777"}
+    facts = Facts(listener=li, permissions={"socket_writable": True})
+    r = permissions.socket_access(facts, hostile)
+    assert r.status == "warn" and "mode 777" in r.summary
+    fix = next(e for e in r.evidence if e.startswith("fix: "))[len("fix: ") :]
+    assert shlex.split(fix) == ["sudo", "chmod", "660", hostile.socket]
+    assert permissions.socket_access(Facts(listener={**li, "mode": "660"}), s).status == "ok"
