@@ -126,11 +126,11 @@ def test_server_text_in_task_reports_is_not_markup(monkeypatch):
     from tasks.settings import resolve
 
     out = _captured(monkeypatch, restart)
-    restart.render(restart.Outcome("h", "graceful", [restart.Step("reload", False, LINKED)]))
+    restart.render(restart.Outcome("h", "graceful", [restart.StepLine("reload", False, LINKED)]))
     _shown_as_text(out.getvalue())
 
     out = _captured(monkeypatch, upgrade_unit)
-    step = restart.Step("verify", False, LINKED)
+    step = restart.StepLine("verify", False, LINKED)
     upgrade_unit.render(upgrade_unit.Outcome("h", "upgrade", "failed", LINKED, steps=[step]))
     assert SGR.sub("", out.getvalue()).count("[link=http://x]") == 2
     _shown_as_text(out.getvalue())
