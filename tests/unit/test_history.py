@@ -74,10 +74,27 @@ def test_read_is_the_last_lines_or_nothing(tmp_path):
     assert [json.loads(x)["id"] for x in out.stdout.splitlines()] == [1, 2]
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "[1, 2]\nnot json\n"])
-def test_parse_never_fails(text):
+@pytest.mark.parametrize(
+    ("text", "skipped"),
+    [
+        ("", 0),
+        ("\n\n", 0),
+        ("[1, 2]\nnot json\n", 2),
+        # Python's json reads these, JSON has no such values: each line is unreadable.
+        ('{"steps": [["migrate", NaN]]}\n{"seconds": Infinity}\n{"x": -Infinity}\n', 3),
+    ],
+)
+def test_parse_never_fails(text, skipped):
     records, bad = history.parse(text)
-    assert records == [] and bad == (2 if "json" in text else 0)
+    assert records == [] and bad == skipped
+
+
+def test_a_line_with_nan_is_skipped_and_the_json_stays_json():
+    text = json.dumps(DEPLOYED) + '\n{"id": "nan", "steps": [["health", NaN]]}\n'
+    records, bad = history.parse(text)
+    assert [r["id"] for r in records] == [DEPLOYED["id"]] and bad == 1
+    doc = history.document(history.merge({"h": records}, 5), [], 5)
+    json.dumps(doc, allow_nan=False)  # raises on NaN/Infinity: what --json prints is JSON
 
 
 # ---- `fab history`: rows, merging, the sparkline, the JSON document -----------------------
@@ -222,6 +239,13 @@ def test_sparkline_scales_to_the_largest():
     assert history.sparkline([0, 0]) == "▁▁" and history.sparkline([]) == ""
 
 
+def test_sparkline_draws_odd_values_low_never_raises():
+    nan, inf = float("nan"), float("inf")
+    assert history.sparkline([-4, 8]) == "▁█"  # a negative index would pick from the end
+    assert history.sparkline([nan, 8, inf, -inf]) == "▁█▁▁"
+    assert history.sparkline([nan]) == "▁"
+
+
 def test_deploy_durations_are_the_deploys_oldest_first():
     rows = history.merge({"h": [DEPLOYED, ROLLED_BACK, ROLLBACK]}, 10)
     assert history.deploy_durations(rows) == [2.25, 4.15]  # the rollback is not a deploy
@@ -302,6 +326,9 @@ def test_cells_are_text_so_server_text_is_never_markup():
         {"steps": {"a": 1}, "plan": {"a": 1}, "started": 12, "ended": []},
         {"started": "2026-12-04T01:00:00", "ended": "2026-12-04T01:00:05+00:00"},
         {"result": ["deployed"], "failed_step": {}, "by": 0},
+        # Times that are not seconds: dropped, never a negative sum or a NaN in the JSON.
+        {"steps": [["a", -3.0], ["b", float("nan")], ["c", float("inf")], ["d", True]]},
+        {"steps": [["a", 10**400], ["b", -1]]},
     ],
 )
 def test_a_record_of_another_shape_is_a_row_never_an_error(rec):
@@ -309,3 +336,6 @@ def test_a_record_of_another_shape_is_a_row_never_an_error(rec):
     assert r["slowest"] is None and r["migrations_applied"] == [] and r["snapshot"] == ""
     assert history.merge({"h": [rec, DEPLOYED]}, 5)[0]["id"] == DEPLOYED["id"]
     history.cells(r, several=True)  # renders too
+    assert r["seconds"] is None or r["seconds"] >= 0
+    history.sparkline(history.deploy_durations([r]))
+    json.dumps(r, allow_nan=False)
