@@ -155,7 +155,8 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
         o.history_error = record(ctx, o, started, release=o.result != "rollback-failed")
     if sending:
         sending.join()
-    if event := notify.deploy_event(o.result, started="deploy.started" in o.notified):
+    # deploy.started tried (sent or not): the team may have seen it, so the end is told too.
+    if event := notify.deploy_event(o.result, started=sending is not None):
         tell(ctx, o, event, o.old, o.new)
     return o
 
