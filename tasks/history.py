@@ -25,17 +25,27 @@ def path(state_dir: str) -> str:
     return state_dir.rstrip("/") + "/history.jsonl"
 
 
-def append(state_dir: str, line: str, keep: int = KEEP) -> str:
-    """Append one record, as root with the system python; exit 1 when it was not written."""
+def append(state_dir: str, keep: int = KEEP) -> str:
+    """Append the record read from stdin (one line: `stdin(line)`), as root with the system
+    python; exit 1 when it was not written. The record is never in the command line: argv is
+    world-readable in `ps` and capped by the kernel (a deploy's plan can be long)."""
     program = "\n".join(
         [
             f"PATH = {path(state_dir)!r}",
-            f"LINE = {line!r}",
             f"KEEP = {int(keep)}",
             programs.source("history_append"),
         ]
     )
     return f"python3 -I -B -c {q(program)}"
+
+
+def stdin(line: str) -> str:
+    """A record as append's input: one line and its newline (the writer reads up to it and
+    refuses a line that ends without one: an input cut short)."""
+    line = line.rstrip("\n")
+    if "\n" in line or "\r" in line:
+        raise ValueError("a history record must be one line")
+    return line + "\n"
 
 
 def read(state_dir: str, n: int = KEEP) -> str:

@@ -104,10 +104,11 @@ def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> str:
     state is then the only record of this run, which `fab rollback` reads. Not supervised: the
     release removes the lock the supervisor writes to."""
     remote = getattr(ctx.remote, "inner", ctx.remote)
-    script = history.append(ctx.s.state_dir, history_line(ctx, o, started))
+    script = history.append(ctx.s.state_dir)
     if release:
         script += " && " + lock.release(ctx.s.state_dir, ctx.token)
-    out = remote.run(script, root=True, timeout=60)
+    line = history.stdin(history_line(ctx, o, started))
+    out = remote.run(script, root=True, timeout=60, stdin=line)
     if out.ok:
         return ""
     why = (out.stderr.strip().splitlines() or [f"exit {out.exited}"])[-1]
