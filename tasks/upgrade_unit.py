@@ -111,8 +111,19 @@ def _take_lock(remote: Remote) -> lock.LockedRemote:
     return lock.LockedRemote(remote, s.state_dir, token)
 
 
-def _release(locked: lock.LockedRemote) -> None:
-    locked.inner.run(lock.release(locked.state_dir, locked.token), root=True, timeout=60)
+def _under_lock(remote: Remote, o: Outcome, work) -> Outcome:
+    """`work(locked)` while this run holds the deploy lock, released after whatever happens;
+    `refused`, nothing run, when the lock is not ours."""
+    try:
+        locked = _take_lock(remote)
+    except _Refused as e:
+        o.result, o.message = "refused", str(e)
+        return o
+    try:
+        work(locked)
+    finally:
+        locked.inner.run(lock.release(locked.state_dir, locked.token), root=True, timeout=60)
+    return o
 
 
 def upgrade_host(remote: Remote, dry_run: bool) -> Outcome:
@@ -133,15 +144,7 @@ def upgrade_host(remote: Remote, dry_run: bool) -> Outcome:
         o.result = "would-change"
         o.message = f"would write {', '.join(plan.changed)}; nothing changed (--dry-run)"
         return o
-    try:
-        locked = _take_lock(remote)
-    except _Refused as e:
-        o.result, o.message = "refused", str(e)
-        return o
-    try:
-        return _upgrade(locked, o, plan)
-    finally:
-        _release(locked)
+    return _under_lock(remote, o, lambda locked: _upgrade(locked, o, plan))
 
 
 def _upgrade(remote: lock.LockedRemote, o: Outcome, plan: Plan) -> Outcome:
@@ -246,21 +249,17 @@ def undo_host(remote: Remote) -> Outcome:
         path = read_plan(remote)[0].socket_path
     except OpsError:
         path = s.socket
-    try:
-        locked = _take_lock(remote)
-    except _Refused as e:
-        o.result, o.message = "refused", str(e)
-        return o
-    try:
-        _step(o, "old units back", lambda: _root(locked, undo_script(s, snap, path)))
-        _step(o, "health", lambda: health(locked, timeout=s.health_timeout))
-        o.result, o.healthy = "restored", True
-        o.message = f"{s.gunicorn_unit} restored from {folder(s)}/{snap}/old"
-    except _Failed as e:
-        o.result, o.message = "failed", f"{e}: run fab diagnose"
-    finally:
-        _release(locked)
-    return o
+
+    def restore(locked: lock.LockedRemote) -> None:
+        try:
+            _step(o, "old units back", lambda: _root(locked, undo_script(s, snap, path)))
+            _step(o, "health", lambda: health(locked, timeout=s.health_timeout))
+            o.result, o.healthy = "restored", True
+            o.message = f"{s.gunicorn_unit} restored from {folder(s)}/{snap}/old"
+        except _Failed as e:
+            o.result, o.message = "failed", f"{e}: run fab diagnose"
+
+    return _under_lock(remote, o, restore)
 
 
 def render(o: Outcome) -> None:
