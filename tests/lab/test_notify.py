@@ -241,8 +241,9 @@ def test_a_rollback_that_fails_says_so(fresh_host, tmp_path):
 
 
 def test_a_repair_that_cannot_fix_the_cause_says_so(fresh_host, tmp_path):
-    """A code error (an import that fails) is left to a person: nothing to apply, so no
-    repair.started; repair.failed names the cause and what the person must do."""
+    """A code error (an import that fails) is left to a person: the restart repair tries does
+    not make the host healthy, so repair.started is followed by repair.failed, which names the
+    cause still there and what the person must do."""
     views = "from orders.models import Invoice\n"
     push_commit(fresh_host, {"orders/views.py": views}, "orders: invoices")
     server_pull(fresh_host)
@@ -250,15 +251,19 @@ def test_a_repair_that_cannot_fix_the_cause_says_so(fresh_host, tmp_path):
     with Receiver() as r:
         doc, p = run(fresh_host, config(tmp_path, r.url), "repair", "--yes")
         assert p.returncode == 1 and not doc["healthy"], p.stderr[-2000:]
-        assert doc["before"] == "app_import_error"
-        assert doc["notified"] == ["repair.failed"] and doc["notify_errors"] == []
-        (body,) = wait_for_posts(r, 1)
+        assert doc["before"] == "app_import_error" and "app_import_error" in doc["by_hand"]
+        assert doc["notified"] == ["repair.started", "repair.failed"], doc["notify_errors"]
+        started, body = wait_for_posts(r, 2)
         keep(r)
+    assert fields(started)["event"] == "repair.started" and started["type"] == "info"
     assert body["type"] == "failure"
+    assert (
+        body["title"] == f"cynow-ops: repair did not make it healthy on {lab_args(fresh_host)[1]}"
+    )
     f = fields(body)
     assert f["event"] == "repair.failed"
-    assert f["result"] == "app_import_error -> app_import_error"
-    assert f["needs a person"] == "app_import_error"
+    assert f["result"] == f"app_import_error -> {doc['after']}"
+    assert "app_import_error" in f["needs a person"].split(", ")
     assert f["host"] == f"{lab_args(fresh_host)[1]} (target lab)"
 
 
