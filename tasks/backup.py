@@ -162,9 +162,10 @@ def restore_host(remote: Remote, snap_id: str, by: str) -> Result:
         # (a restore leaves no state a later run needs).
         line = restore_record(ctx, r, snap_id, started, steps)
         out = remote.run(
-            history.append(s.state_dir, line) + "; " + lock.release(s.state_dir, token),
+            history.append(s.state_dir) + "; " + lock.release(s.state_dir, token),
             root=True,
             timeout=60,
+            stdin=history.stdin(line),
         )
         if "was not written" in out.stderr:
             r.detail += "; warning: the deploy history was not written"

@@ -5,6 +5,7 @@ archives), read back line by line with a torn line skipped, never fatal."""
 from __future__ import annotations
 
 import json as jsonlib
+import math
 from datetime import UTC, datetime
 
 from fabric import task
@@ -24,12 +25,13 @@ def path(state_dir: str) -> str:
     return state_dir.rstrip("/") + "/history.jsonl"
 
 
-def append(state_dir: str, line: str, keep: int = KEEP) -> str:
-    """Append one record, as root with the system python; exit 1 when it was not written."""
+def append(state_dir: str, keep: int = KEEP) -> str:
+    """Append the record read from stdin (one line: `stdin(line)`), as root with the system
+    python; exit 1 when it was not written. The record is never in the command line: argv is
+    world-readable in `ps` and capped by the kernel (a deploy's plan can be long)."""
     program = "\n".join(
         [
             f"PATH = {path(state_dir)!r}",
-            f"LINE = {line!r}",
             f"KEEP = {int(keep)}",
             programs.source("history_append"),
         ]
@@ -37,9 +39,24 @@ def append(state_dir: str, line: str, keep: int = KEEP) -> str:
     return f"python3 -I -B -c {q(program)}"
 
 
+def stdin(line: str) -> str:
+    """A record as append's input: one line and its newline (the writer reads up to it and
+    refuses a line that ends without one: an input cut short)."""
+    line = line.rstrip("\n")
+    if "\n" in line or "\r" in line:
+        raise ValueError("a history record must be one line")
+    return line + "\n"
+
+
 def read(state_dir: str, n: int = KEEP) -> str:
     """The last `n` lines (none: no history yet)."""
     return f"tail -n {int(n)} {q(path(state_dir))} 2>/dev/null; true"
+
+
+def _not_json(name: str):
+    """Python's json reads NaN and Infinity, which are not JSON: such a line is unreadable
+    (passed on, it would make `--json` print invalid JSON)."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse(text: str) -> tuple[list[dict], int]:
@@ -50,7 +67,7 @@ def parse(text: str) -> tuple[list[dict], int]:
         if not line.strip():
             continue
         try:
-            rec = jsonlib.loads(line)
+            rec = jsonlib.loads(line, parse_constant=_not_json)
         except ValueError:
             bad += 1
             continue
@@ -97,12 +114,20 @@ def _seconds(rec: dict) -> float | None:
 
 
 def _steps(rec: dict) -> list[tuple[str, float]]:
+    """The (step, seconds) pairs; a time that is not a finite number of seconds >= 0 (a record
+    parsed elsewhere, a hand edit) is left out: it would make the sums and the trend nonsense."""
     out = []
     for entry in _list(rec.get("steps")):
         if isinstance(entry, list | tuple) and len(entry) == 2:
             name, secs = entry
-            if isinstance(secs, int | float):
-                out.append((str(name), float(secs)))
+            if not isinstance(secs, int | float) or isinstance(secs, bool):
+                continue
+            try:
+                secs = float(secs)
+            except OverflowError:  # an integer of 400 digits
+                continue
+            if math.isfinite(secs) and secs >= 0:
+                out.append((str(name), secs))
     return out
 
 
@@ -185,13 +210,14 @@ def merge(per_host: dict[str, list[dict]], n: int) -> list[dict]:
 
 
 def sparkline(values: list[float]) -> str:
-    """One block character a value, its height relative to the largest (▁ to █)."""
+    """One block character a value, its height relative to the largest (▁ to █). A value
+    that is not a finite number >= 0 is drawn as the lowest block, never an error."""
+    values = [v if math.isfinite(v) and v >= 0 else 0.0 for v in values]
     top = max(values, default=0)
     if top <= 0:
         return SPARKS[0] * len(values)
-    return "".join(
-        SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))] for v in values
-    )
+    last = len(SPARKS) - 1
+    return "".join(SPARKS[max(0, min(last, int(v / top * last + 0.5)))] for v in values)
 
 
 def deploy_durations(rows: list[dict]) -> list[float]:

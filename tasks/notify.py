@@ -430,7 +430,9 @@ def send(urls: list[str], msg: Message, dry_run: bool = False) -> list[str]:
 
 def deliver(o, urls: list[str], msg: Message, dry_run: bool = False, wait: bool = True):
     """Send `msg` for a run whose result object `o` has `notified` and `notify_errors`: the
-    event is listed in the first, every URL it could not reach in the second.
+    event is listed in the first once every URL took it (the JSON's "events sent"), every URL
+    it could not reach is a line in the second. The caller knows whether it tried from the
+    thread (or None) returned: an event tried but not sent is never listed as sent.
 
     With wait=False it is sent from a thread, returned for the caller to join before it reads
     `o` again: a `.started` event is sent while the run holds the deploy lock, and a slow
@@ -438,10 +440,12 @@ def deliver(o, urls: list[str], msg: Message, dry_run: bool = False, wait: bool 
     heartbeat from being kept (lock_grace)."""
     if dry_run or not urls:
         return None
-    o.notified.append(msg.event)
 
     def work() -> None:
-        o.notify_errors.extend(send(urls, msg))
+        errors = send(urls, msg)
+        o.notify_errors.extend(errors)
+        if not errors:
+            o.notified.append(msg.event)
 
     if wait:
         work()

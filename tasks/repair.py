@@ -177,6 +177,7 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
         return o
     o.actions, o.by_hand = plan_repairs(causes, s, _disabled(first, s))
     show(first, o)
+    sending = None  # repair.started, sent beside the fixes
     if o.actions:
         # A repair changes code, venv and database like a deploy: never beside a running one.
         token = lock.new_token()
@@ -210,7 +211,8 @@ def repair_host(remote: Remote, yes: bool, show) -> Outcome:
         health(remote, timeout=20)  # give the restarted service its boot time
     second = diagnose_host(remote)
     o.after, o.healthy = second.verdict.cause, second.verdict.healthy
-    if "repair.started" in o.notified or not o.healthy:
+    # repair.started tried (sent or not), or a host left unhealthy: the team hears the end.
+    if sending is not None or not o.healthy:
         tell(s, o, notify.repair_event(o.healthy), second.checks)
     return o
 

@@ -130,7 +130,8 @@ def rollback_host(ctx: Ctx, show, restore_db: bool = False) -> Outcome:
     o.history_error = record(ctx, done, started, release=o.result != "rollback-failed")
     if sending:
         sending.join()
-    if "rollback.started" in o.notified and (event := notify.rollback_event(o.result)):
+    # rollback.started tried (sent or not): its end is told too.
+    if sending is not None and (event := notify.rollback_event(o.result)):
         tell(ctx, o, event, o.old, o.new)
     return o
 

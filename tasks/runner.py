@@ -8,6 +8,7 @@ machine: a Remote only wraps a fabric.Connection.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import select
 import socket
@@ -163,16 +164,43 @@ class Remote:
         root: bool = False,
         user: str | None = None,
         timeout: float | None = None,
+        stdin: str | None = None,
     ) -> Output:
         """Run a shell command line; `root` or `user` run it through sudo. Never raises on exit
         status (the caller judges it); raises ConnectError when the connection fails or sudo
-        wants a password that was not given."""
-        wrapped, via_fabric_sudo = self._wrap(command, root, user)
+        wants a password that was not given.
+
+        `stdin`: text for the command's input, for data that must stay out of the command line
+        (argv is world-readable in `ps` and capped by the kernel). With a sudo password, sudo
+        reads its password from the same input: the text is sent only once the command has
+        printed a line drawn for this run (sudo is done by then), and it gets no end of input,
+        so the command reads what it needs (one line) rather than to the end."""
+        start_line = f"cynow-ops stdin {secrets.token_hex(8)}"
+        if stdin is not None and self._needs_password(root, user):
+            # The input shares the channel with the password sudo reads, and the command's own
+            # input must end before anything it runs could print a prompt (see detached): the
+            # shell reads the one line sent, then detaches its input, then hands the line on.
+            command_sent = "\n".join(
+                [
+                    shell.say(start_line),
+                    "IFS= read -r cynow_ops_line",
+                    "exec </dev/null",
+                    f'printf "%s\\n" "$cynow_ops_line" | {{\n{command}\n}}',
+                ]
+            )
+        else:
+            command_sent = command
+        wrapped, via_fabric_sudo = self._wrap(
+            command_sent, root, user, detach=command_sent is command
+        )
         # Every remote call ends: one with no timeout of its own gets the default.
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         start = time.monotonic()
         try:
-            r = self._execute(wrapped, via_fabric_sudo, user, timeout)
+            if stdin is None:
+                r = self._execute(wrapped, via_fabric_sudo, user, timeout)
+            else:
+                r = self._execute(wrapped, via_fabric_sudo, user, timeout, stdin, start_line)
         except CommandTimedOut as e:
             r = e.result
             return Output(
@@ -188,20 +216,40 @@ class Remote:
             raise ConnectError(
                 f"lost the connection to {self.name}: {e or type(e).__name__}"
             ) from None
-        if wrapped is not command and r.exited == 1:
+        if wrapped is not command_sent and r.exited == 1:
             said = next(filter(None, map(sudo_refusal, r.stderr.splitlines())), None)
             if said:
                 raise refused(self.name, said)
-        return Output(command, r.stdout, r.stderr, r.exited, time.monotonic() - start)
+        stdout = r.stdout
+        if command_sent is not command:  # the line drawn for this run is not the command's
+            stdout = stdout.replace(start_line + "\n", "", 1)
+        return Output(command, stdout, r.stderr, r.exited, time.monotonic() - start)
+
+    def _needs_password(self, root: bool, user: str | None) -> bool:
+        """Fabric's sudo answers a password prompt on this command's input (see _wrap)."""
+        return bool(self.sudo_password) and (
+            bool(user and user != self.conn.user) or (root and not self.is_root)
+        )
 
     def _execute(
-        self, wrapped: str, via_fabric_sudo: bool, user: str | None, timeout: float | None
+        self,
+        wrapped: str,
+        via_fabric_sudo: bool,
+        user: str | None,
+        timeout: float | None,
+        stdin: str | None = None,
+        start_line: str = "",
     ):
         for attempt in range(CHANNEL_RETRIES + 1):
             try:
                 if via_fabric_sudo:  # Fabric's watchers answer sudo's password prompt
                     # invoke's sudo reads its prompt from the config (sudo -S -p '…').
                     self.conn.config.sudo.prompt = self.sudo_prompt
+                    watchers = []
+                    if stdin is not None:  # sent after sudo, once the command says it runs
+                        from invoke.watchers import Responder
+
+                        watchers = [Responder(pattern=re.escape(start_line), response=stdin)]
                     return self.conn.sudo(
                         wrapped,
                         user=user or "root",
@@ -210,7 +258,10 @@ class Remote:
                         warn=True,
                         in_stream=False,
                         timeout=timeout,
+                        watchers=watchers,
                     )
+                if stdin is not None:
+                    return self._exec(wrapped, timeout, stdin=stdin)
                 return self._exec(wrapped, timeout)
             except paramiko.ChannelException:
                 if attempt == CHANNEL_RETRIES:
@@ -233,15 +284,21 @@ class Remote:
         wait = max(float(self.conn.connect_timeout or 0), CHANNEL_OPEN_SECONDS)
         return self.conn.client.get_transport().open_session(timeout=wait)
 
-    def _exec(self, command: str, timeout: float | None) -> Result:
+    def _exec(self, command: str, timeout: float | None, stdin: str | None = None) -> Result:
         """One command on its own channel, read until it exits. Lighter than Fabric's Runner
-        (no polling threads per stream), which matters with many channels at once."""
-        self._trace(command)
+        (no polling threads per stream), which matters with many channels at once. `stdin` is
+        sent whole, then the end of input."""
+        # The benchmark's replay (plain ssh) gets the input in its script instead.
+        self._trace(command if stdin is None else f"printf %s {shell.q(stdin)} | {command}")
         chan = self._open_session()
         out, err = bytearray(), bytearray()
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             chan.exec_command(command)
+            if stdin is not None:
+                # No sudo prompt can read it: only sudo -n (never prompts) or no sudo come here.
+                chan.sendall(stdin.encode())
+                chan.shutdown_write()
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -287,16 +344,20 @@ class Remote:
             exited=exited,
         )
 
-    def _wrap(self, command: str, root: bool, user: str | None) -> tuple[str, bool]:
+    def _wrap(
+        self, command: str, root: bool, user: str | None, detach: bool = True
+    ) -> tuple[str, bool]:
         """The command as sent: through sudo when another identity is needed. With a sudo
-        password, Fabric's sudo answers the prompt; without one, `sudo -n` fails fast."""
+        password, Fabric's sudo answers the prompt; without one, `sudo -n` fails fast.
+        `detach=False`: the command detaches its input itself (run's one line of stdin)."""
+        wrap = detached if detach else lambda c: "sh -c " + shell.q(c)
         if user and user != self.conn.user:
             if self.sudo_password:
-                return detached(command), True
+                return wrap(command), True
             return shell.as_user(user, command), False
         if root and not self.is_root:
             if self.sudo_password:
-                return detached(command), True
+                return wrap(command), True
             return shell.as_root(command), False
         return command, False
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from fabric import task
 
-from tasks import parse, tools
+from tasks import lock, parse, tools
 from tasks.common import COMMON_HELP, console, each_host, emit, guarded, load
 from tasks.errors import OpsError
 from tasks.redact import redact_text
@@ -47,7 +47,8 @@ FAULT_ENV = "CYNOW_OPS_FAULT"
 class Outcome:
     host: str
     mode: str  # upgrade | dry-run | undo
-    result: str = ""  # upgraded | unchanged | would-change | restored | rolled-back | failed
+    # upgraded | unchanged | would-change | restored | rolled-back | failed | refused (lock held)
+    result: str = ""
     message: str = ""
     diff: str = ""
     snapshot: str = ""
@@ -83,6 +84,49 @@ def _root(remote: Remote, command: str, timeout: float = 120) -> tuple[bool, str
     return out.ok, redact_text(text[-1]) if text else "done"
 
 
+class _Refused(Exception):
+    """The deploy lock is not ours: nothing was changed."""
+
+
+def _take_lock(remote: Remote) -> lock.LockedRemote:
+    """The deploy lock for the change, as `fab repair` takes it: a deploy, rollback or repair
+    beside the switch would restart gunicorn under it (or snapshot units mid-change). Every
+    command then runs supervised (its heartbeat kept, so no `fab rollback` takes the lock over
+    as stale). Raises _Refused, one line, when it is held or cannot be taken."""
+    from tasks.outcomes import who
+    from tasks.snapshots import now
+
+    s = remote.settings
+    token = lock.new_token()
+    owner = {"by": who(), "command": "upgrade-unit", "since": now(), "deploy": ""}
+    out = remote.run(lock.take(s.state_dir, token, owner), root=True, timeout=60)
+    if out.exited == 3:
+        holder = lock.read_status(out.stdout, s.lock_grace).describe()
+        raise _Refused(
+            f"a deploy holds the lock ({holder}): nothing changed; wait for it, or "
+            "`fab rollback` an interrupted one"
+        )
+    if not out.ok:
+        why = (out.stderr.strip().splitlines() or [f"exit {out.exited}"])[-1]
+        raise _Refused(f"the deploy lock could not be taken ({why}): nothing changed")
+    return lock.LockedRemote(remote, s.state_dir, token)
+
+
+def _under_lock(remote: Remote, o: Outcome, work) -> Outcome:
+    """`work(locked)` while this run holds the deploy lock, released after whatever happens;
+    `refused`, nothing run, when the lock is not ours."""
+    try:
+        locked = _take_lock(remote)
+    except _Refused as e:
+        o.result, o.message = "refused", str(e)
+        return o
+    try:
+        work(locked)
+    finally:
+        locked.inner.run(lock.release(locked.state_dir, locked.token), root=True, timeout=60)
+    return o
+
+
 def upgrade_host(remote: Remote, dry_run: bool) -> Outcome:
     s = remote.settings
     if not dry_run:
@@ -101,8 +145,15 @@ def upgrade_host(remote: Remote, dry_run: bool) -> Outcome:
         o.result = "would-change"
         o.message = f"would write {', '.join(plan.changed)}; nothing changed (--dry-run)"
         return o
+    return _under_lock(remote, o, lambda locked: _upgrade(locked, o, plan))
+
+
+def _upgrade(remote: lock.LockedRemote, o: Outcome, plan: Plan) -> Outcome:
+    """The change, under the lock: snapshot, stage, verify, install, switch, health; on a
+    failure after the install, the old units back."""
     from tasks.snapshots import new_id
 
+    s = remote.settings
     snap = o.snapshot = new_id()
     socket_present = bool(plan.old.get(s.gunicorn_socket_unit))
     try:
@@ -199,14 +250,17 @@ def undo_host(remote: Remote) -> Outcome:
         path = read_plan(remote)[0].socket_path
     except OpsError:
         path = s.socket
-    try:
-        _step(o, "old units back", lambda: _root(remote, undo_script(s, snap, path)))
-        _step(o, "health", lambda: health(remote, timeout=s.health_timeout))
-        o.result, o.healthy = "restored", True
-        o.message = f"{s.gunicorn_unit} restored from {folder(s)}/{snap}/old"
-    except _Failed as e:
-        o.result, o.message = "failed", f"{e}: run fab diagnose"
-    return o
+
+    def restore(locked: lock.LockedRemote) -> None:
+        try:
+            _step(o, "old units back", lambda: _root(locked, undo_script(s, snap, path)))
+            _step(o, "health", lambda: health(locked, timeout=s.health_timeout))
+            o.result, o.healthy = "restored", True
+            o.message = f"{s.gunicorn_unit} restored from {folder(s)}/{snap}/old"
+        except _Failed as e:
+            o.result, o.message = "failed", f"{e}: run fab diagnose"
+
+    return _under_lock(remote, o, restore)
 
 
 def render(o: Outcome) -> None:
@@ -240,9 +294,10 @@ def upgrade_unit(c, dry_run=False, undo=False, target=None, json=False):
     Requires=/After= the socket, Type=notify (gunicorn >= 20), ExecReload (HUP), KillMode=mixed.
     The old units are snapshotted, the new ones verified (systemd-analyze) before they are
     installed, the switch keeps the socket path served, a health gate ends it, and any failure
-    puts the old units back. A unit already upgraded is left alone.
-    Exit codes: 0 upgraded, unchanged or restored (healthy), 1 failed (rolled back or not),
-    2 could not connect, 3 bad configuration.
+    puts the old units back. A unit already upgraded is left alone. The change (and --undo)
+    holds the deploy lock: refused while a deploy, rollback or repair holds it.
+    Exit codes: 0 upgraded, unchanged or restored (healthy), 1 failed (rolled back or not) or
+    refused (lock held), 2 could not connect, 3 bad configuration.
     """
     settings = load(c, target)
     if dry_run and undo:
@@ -251,4 +306,4 @@ def upgrade_unit(c, dry_run=False, undo=False, target=None, json=False):
         raise ConfigError("--dry-run and --undo together: choose one")
     work = undo_host if undo else (lambda r: upgrade_host(r, dry_run))
     outcomes = each_host(c, settings, work, render, json)
-    emit(outcomes, SCHEMA, json, failed=lambda o: o.result in ("failed", "rolled-back"))
+    emit(outcomes, SCHEMA, json, failed=lambda o: o.result in ("failed", "rolled-back", "refused"))

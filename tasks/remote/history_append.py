@@ -1,6 +1,8 @@
 # The deploy history's writer, run on the server as root (the state directory is root's) with
 # the system python (`python3 -I -B -c SOURCE`; tasks/history.py builds the command, setting
-# PATH, LINE and KEEP before this text).
+# PATH and KEEP before this text). The record comes on stdin, one line ended by a newline (never
+# in argv, which `ps` shows and the kernel caps); only that line is read, since under a sudo
+# password the input has no end (tasks/runner.py).
 #
 # One record is one line, appended with one write() on an O_APPEND descriptor: a reader sees the
 # whole record or none of it, and a file a crash left ending mid-line gets a newline first, so
@@ -15,13 +17,22 @@ import sys
 import time
 
 PATH = globals().get("PATH", "")
-LINE = globals().get("LINE", "")
 KEEP = globals().get("KEEP", 1000)
 
 
-def append(path: str, line: str) -> None:
-    data = line.rstrip("\n").encode() + b"\n"
-    if b"\n" in data[:-1]:
+def read_line(stream) -> bytes:
+    """The record: one line, its newline included; an input that ends first was cut short."""
+    line = stream.readline()
+    if not line.endswith(b"\n"):
+        raise ValueError("no whole record on stdin (it ended before the newline)")
+    if not line.strip():
+        raise ValueError("an empty record")
+    return line
+
+
+def append(path: str, line: bytes) -> None:
+    data = line.rstrip(b"\n") + b"\n"
+    if b"\n" in data[:-1] or b"\r" in data:
         raise ValueError("a history record must be one line")
     flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(path, flags, 0o600)
@@ -49,8 +60,13 @@ def rotate(path: str, keep: int) -> int:
     archive, n = f"{path}.{stamp}.gz", 1
     while os.path.lexists(archive):  # two rotations in one second: never overwrite one
         archive, n = f"{path}.{stamp}-{n}.gz", n + 1
-    with gzip.open(archive, "xb") as g:
-        g.writelines(old)
+    with open(archive, "xb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb") as g:
+            g.writelines(old)
+        # On disk before the file loses these records: a crash after the replace must not
+        # leave an archive the page cache had not written yet (records lost for good).
+        raw.flush()
+        os.fsync(raw.fileno())
     tmp = f"{path}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -63,7 +79,7 @@ def rotate(path: str, keep: int) -> int:
 
 def main() -> int:
     try:
-        append(PATH, LINE)
+        append(PATH, read_line(sys.stdin.buffer))
     except (OSError, ValueError) as e:
         print(f"the history {PATH} was not written: {e}", file=sys.stderr)
         return 1

@@ -104,12 +104,13 @@ def record(ctx: Ctx, o: Outcome, started: str, release: bool) -> str:
     state is then the only record of this run, which `fab rollback` reads. Not supervised: the
     release removes the lock the supervisor writes to."""
     remote = getattr(ctx.remote, "inner", ctx.remote)
-    script = history.append(ctx.s.state_dir, history_line(ctx, o, started))
+    script = history.append(ctx.s.state_dir)
     if release:
         # Grouped: release ends in `; true`, which would otherwise be the script's exit status
         # and hide a failed append.
         script += " && { " + lock.release(ctx.s.state_dir, ctx.token) + "; }"
-    out = remote.run(script, root=True, timeout=60)
+    line = history.stdin(history_line(ctx, o, started))
+    out = remote.run(script, root=True, timeout=60, stdin=line)
     if out.ok:
         return ""
     why = (out.stderr.strip().splitlines() or [f"exit {out.exited}"])[-1]
@@ -157,7 +158,8 @@ def deploy_host(ctx: Ctx, show, dry_run: bool) -> Outcome:
         o.history_error = record(ctx, o, started, release=o.result != "rollback-failed")
     if sending:
         sending.join()
-    if event := notify.deploy_event(o.result, started="deploy.started" in o.notified):
+    # deploy.started tried (sent or not): the team may have seen it, so the end is told too.
+    if event := notify.deploy_event(o.result, started=sending is not None):
         tell(ctx, o, event, o.old, o.new)
     return o
 

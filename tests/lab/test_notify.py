@@ -15,7 +15,15 @@ import pytest
 import yaml
 
 from tests.lab import lab
-from tests.lab.helpers import REPO, fab, fab_json, lab_args, push_commit
+from tests.lab.helpers import (
+    REPO,
+    fab,
+    fab_json,
+    lab_args,
+    push_commit,
+    restart_gunicorn,
+    server_pull,
+)
 from tests.receiver import Receiver, free_port, wait_for_posts
 
 pytestmark = pytest.mark.lab
@@ -129,8 +137,11 @@ def test_a_receiver_that_is_down_does_not_fail_the_deploy(fresh_host, tmp_path):
     conf = config(tmp_path, f"json://ops:hunter2@127.0.0.1:{port}/hook/s3cr3t")
     doc, p = run(fresh_host, conf, "deploy")
     assert p.returncode == 0 and doc["result"] == "deployed", p.stderr
-    assert doc["notified"] == ["deploy.started", "deploy.succeeded"]
+    # Both tried, neither sent: `notified` lists what was sent; each failure is an error, and
+    # the closing event is still tried after a .started that was not sent.
+    assert doc["notified"] == []
     assert len(doc["notify_errors"]) == 2
+    assert "deploy.succeeded" in doc["notify_errors"][1]
     head = f"warning: notification deploy.started to json://127.0.0.1:{port} not sent: "
     assert head in p.stderr
     assert "hunter2" not in p.stdout + p.stderr and "s3cr3t" not in p.stdout + p.stderr
@@ -194,3 +205,85 @@ def test_a_deploy_refused_after_it_started_says_so(fresh_host, tmp_path):
         _, body = wait_for_posts(r, 2)
     f = fields(body)
     assert f["failed step"] == "required files" and "orders/urls.py" in f["error"]
+
+
+def test_a_rollback_that_fails_says_so(fresh_host, tmp_path):
+    """nginx stopped after a deploy: the rollback's health gate (through nginx) fails, as in
+    tests/lab/test_data_safety.py; rollback.started, then rollback.failed with its step."""
+    with Receiver() as r:
+        conf = config(tmp_path, r.url)
+        push_commit(fresh_host, {"NOTES.md": "to undo\n"}, "docs: notes")
+        doc, p = run(fresh_host, conf, "deploy")
+        assert p.returncode == 0 and doc["result"] == "deployed", p.stderr
+        fresh_host.sh("systemctl stop nginx")
+        try:
+            doc, p = run(fresh_host, conf, "rollback")
+        finally:
+            fresh_host.sh("systemctl start nginx")
+        assert p.returncode == 1 and doc["result"] == "rollback-failed", p.stderr[-2000:]
+        assert doc["notified"] == ["rollback.started", "rollback.failed"], doc["notify_errors"]
+        bodies = wait_for_posts(r, 4)
+        keep(r)
+    assert [fields(b)["event"] for b in bodies] == [
+        "deploy.started",
+        "deploy.succeeded",
+        "rollback.started",
+        "rollback.failed",
+    ]
+    body = bodies[3]
+    assert body["type"] == "failure"
+    assert body["title"] == f"cynow-ops: rollback failed on {lab_args(fresh_host)[1]}"
+    f = fields(body)
+    assert f["result"] == "rollback-failed" and f["failed step"] == "health"
+    assert f["host"] == f"{lab_args(fresh_host)[1]} (target lab)"
+    assert "fab rollback" in f["error"]  # what the lock keeps, and the way out
+    assert "\nlast lines:\n" in body["message"]
+
+
+def test_a_repair_that_cannot_fix_the_cause_says_so(fresh_host, tmp_path):
+    """A code error (an import that fails) is left to a person: the restart repair tries does
+    not make the host healthy, so repair.started is followed by repair.failed, which names the
+    cause still there and what the person must do."""
+    views = "from orders.models import Invoice\n"
+    push_commit(fresh_host, {"orders/views.py": views}, "orders: invoices")
+    server_pull(fresh_host)
+    restart_gunicorn(fresh_host)
+    with Receiver() as r:
+        doc, p = run(fresh_host, config(tmp_path, r.url), "repair", "--yes")
+        assert p.returncode == 1 and not doc["healthy"], p.stderr[-2000:]
+        assert doc["before"] == "app_import_error" and "app_import_error" in doc["by_hand"]
+        assert doc["notified"] == ["repair.started", "repair.failed"], doc["notify_errors"]
+        started, body = wait_for_posts(r, 2)
+        keep(r)
+    assert fields(started)["event"] == "repair.started" and started["type"] == "info"
+    assert body["type"] == "failure"
+    assert (
+        body["title"] == f"cynow-ops: repair did not make it healthy on {lab_args(fresh_host)[1]}"
+    )
+    f = fields(body)
+    assert f["event"] == "repair.failed"
+    assert f["result"] == f"app_import_error -> {doc['after']}"
+    assert "app_import_error" in f["needs a person"].split(", ")
+    assert f["host"] == f"{lab_args(fresh_host)[1]} (target lab)"
+
+
+def test_a_deploy_whose_rollback_fails_says_so(fresh_host, tmp_path):
+    """nginx stopped before the deploy: its health gate fails, the undo's gate too (both go
+    through nginx), so the deploy ends rollback-failed and deploy.rollback_failed is sent."""
+    push_commit(fresh_host, {"NOTES.md": "never served\n"}, "docs: notes")
+    fresh_host.sh("systemctl stop nginx")
+    try:
+        with Receiver() as r:
+            doc, p = run(fresh_host, config(tmp_path, r.url), "deploy")
+            assert doc["result"] == "rollback-failed", p.stderr[-2000:]
+            assert p.returncode != 0
+            assert doc["notified"] == ["deploy.started", "deploy.rollback_failed"]
+            _, body = wait_for_posts(r, 2)
+            keep(r)
+    finally:
+        fresh_host.sh("systemctl start nginx")
+    assert body["type"] == "failure"
+    f = fields(body)
+    assert f["event"] == "deploy.rollback_failed" and f["result"] == "rollback-failed"
+    assert f["failed step"] == "health"
+    assert f["commits"].endswith("(1 commit(s): " + doc["new"][:7] + " docs: notes)")

@@ -14,9 +14,13 @@ import pytest
 from tasks import history
 
 
-def append(state, line, keep=history.KEEP):
+def append(state, line, keep=history.KEEP, raw=False):
+    """The writer run for real, the record on its stdin as the runner sends it."""
     return subprocess.run(
-        ["sh", "-c", history.append(str(state), line, keep)], capture_output=True, text=True
+        ["sh", "-c", history.append(str(state), keep)],
+        input=line if raw else history.stdin(line),
+        capture_output=True,
+        text=True,
     )
 
 
@@ -46,8 +50,67 @@ def test_a_record_that_cannot_be_written_says_so(tmp_path):
 
 
 def test_a_record_of_two_lines_is_refused(tmp_path):
-    out = append(tmp_path, '{"a": 1}\n{"b": 2}')
+    with pytest.raises(ValueError, match="one line"):
+        history.stdin('{"a": 1}\n{"b": 2}')
+    with pytest.raises(ValueError, match="one line"):
+        history.stdin('{"a": 1}\r{"b": 2}')
+    out = append(tmp_path, '{"a": 1}\r{"b": 2}\n', raw=True)  # the writer checks too
     assert out.returncode == 1 and not (tmp_path / "history.jsonl").exists()
+
+
+@pytest.mark.parametrize("sent", ["", '{"id": "cut sh', "\n"])
+def test_an_input_cut_short_or_empty_is_not_written(tmp_path, sent):
+    out = append(tmp_path, sent, raw=True)
+    assert out.returncode == 1 and "was not written" in out.stderr
+    assert not (tmp_path / "history.jsonl").exists()
+
+
+def test_the_record_is_never_in_the_command_line(tmp_path):
+    """argv is world-readable in `ps` and capped (MAX_ARG_STRLEN, 128 KiB an argument): the
+    record goes on stdin, so a record of any size is written and no argument holds it."""
+    line = json.dumps({"id": "big", "error": "x" * 300_000, "secret_marker": "k3y"})
+    command = history.append(str(tmp_path))
+    assert "k3y" not in command and "big" not in command
+    assert append(tmp_path, line).returncode == 0
+    assert (tmp_path / "history.jsonl").read_text() == line + "\n"
+    # Only the first line is read: the input under a sudo password has no end (runner.py).
+    out = append(tmp_path, '{"id": "one"}\n{"id": "two"}\n', raw=True)
+    assert out.returncode == 0
+    assert (tmp_path / "history.jsonl").read_text().splitlines()[-1] == '{"id": "one"}'
+
+
+def test_rotate_puts_the_archive_on_disk_before_the_file_drops_its_records(tmp_path, monkeypatch):
+    """The writer's rotate, run here in-process: the archive's fsync comes before the
+    os.replace that takes the archived records out of the file."""
+    from tasks import programs
+
+    ns = {"__name__": "history_append"}
+    exec(compile(programs.source("history_append"), "history_append", "exec"), ns)
+    f = tmp_path / "history.jsonl"
+    f.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(5)))
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", str(dst)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    assert ns["rotate"](str(f), 2) == 3
+    (archive,) = [p for p in os.listdir(tmp_path) if p.endswith(".gz")]
+    synced = [path for what, path in calls if what == "fsync"]
+    assert str(tmp_path / archive) in synced
+    assert calls.index(("fsync", str(tmp_path / archive))) < calls.index(("replace", str(f)))
+    assert [json.loads(x)["id"] for x in gzip.open(tmp_path / archive).read().splitlines()] == [
+        0,
+        1,
+        2,
+    ]
 
 
 def test_it_rotates_past_keep_records_into_a_gzip_archive(tmp_path):
@@ -74,10 +137,27 @@ def test_read_is_the_last_lines_or_nothing(tmp_path):
     assert [json.loads(x)["id"] for x in out.stdout.splitlines()] == [1, 2]
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "[1, 2]\nnot json\n"])
-def test_parse_never_fails(text):
+@pytest.mark.parametrize(
+    ("text", "skipped"),
+    [
+        ("", 0),
+        ("\n\n", 0),
+        ("[1, 2]\nnot json\n", 2),
+        # Python's json reads these, JSON has no such values: each line is unreadable.
+        ('{"steps": [["migrate", NaN]]}\n{"seconds": Infinity}\n{"x": -Infinity}\n', 3),
+    ],
+)
+def test_parse_never_fails(text, skipped):
     records, bad = history.parse(text)
-    assert records == [] and bad == (2 if "json" in text else 0)
+    assert records == [] and bad == skipped
+
+
+def test_a_line_with_nan_is_skipped_and_the_json_stays_json():
+    text = json.dumps(DEPLOYED) + '\n{"id": "nan", "steps": [["health", NaN]]}\n'
+    records, bad = history.parse(text)
+    assert [r["id"] for r in records] == [DEPLOYED["id"]] and bad == 1
+    doc = history.document(history.merge({"h": records}, 5), [], 5)
+    json.dumps(doc, allow_nan=False)  # raises on NaN/Infinity: what --json prints is JSON
 
 
 # ---- `fab history`: rows, merging, the sparkline, the JSON document -----------------------
@@ -222,6 +302,13 @@ def test_sparkline_scales_to_the_largest():
     assert history.sparkline([0, 0]) == "▁▁" and history.sparkline([]) == ""
 
 
+def test_sparkline_draws_odd_values_low_never_raises():
+    nan, inf = float("nan"), float("inf")
+    assert history.sparkline([-4, 8]) == "▁█"  # a negative index would pick from the end
+    assert history.sparkline([nan, 8, inf, -inf]) == "▁█▁▁"
+    assert history.sparkline([nan]) == "▁"
+
+
 def test_deploy_durations_are_the_deploys_oldest_first():
     rows = history.merge({"h": [DEPLOYED, ROLLED_BACK, ROLLBACK]}, 10)
     assert history.deploy_durations(rows) == [2.25, 4.15]  # the rollback is not a deploy
@@ -302,6 +389,9 @@ def test_cells_are_text_so_server_text_is_never_markup():
         {"steps": {"a": 1}, "plan": {"a": 1}, "started": 12, "ended": []},
         {"started": "2026-12-04T01:00:00", "ended": "2026-12-04T01:00:05+00:00"},
         {"result": ["deployed"], "failed_step": {}, "by": 0},
+        # Times that are not seconds: dropped, never a negative sum or a NaN in the JSON.
+        {"steps": [["a", -3.0], ["b", float("nan")], ["c", float("inf")], ["d", True]]},
+        {"steps": [["a", 10**400], ["b", -1]]},
     ],
 )
 def test_a_record_of_another_shape_is_a_row_never_an_error(rec):
@@ -309,3 +399,6 @@ def test_a_record_of_another_shape_is_a_row_never_an_error(rec):
     assert r["slowest"] is None and r["migrations_applied"] == [] and r["snapshot"] == ""
     assert history.merge({"h": [rec, DEPLOYED]}, 5)[0]["id"] == DEPLOYED["id"]
     history.cells(r, several=True)  # renders too
+    assert r["seconds"] is None or r["seconds"] >= 0
+    history.sparkline(history.deploy_durations([r]))
+    json.dumps(r, allow_nan=False)
