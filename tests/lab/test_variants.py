@@ -178,3 +178,21 @@ def test_core_scenario(variant):
         assert host.secret not in text
     kept = host.sh(f"grep -rlF -e {q(host.secret)} /var/lib/cynow-ops || true").stdout
     assert kept == "", kept
+
+
+def test_restarts_of_a_socket_activated_server_fail_no_request(lab_image):
+    """With systemd holding the socket, a restart keeps it: requests wait in its backlog while
+    gunicorn comes back. Measured through nginx, for `fab restart` (graceful) and `fab restart
+    --force`, and for the guide's own `systemctl restart gunicorn`."""
+    host = LabHost(lab.reset(2))
+    activated(host)
+    url = f"http://{host.address}/cynow/orders/"
+    for how in (["restart"], ["restart", "--force"]):
+        with Load(url, clients=4) as load:
+            doc, r = fab_json(*lab_args(host), *how, "--target", "lab")
+        assert r.returncode == 0, why(doc, r)
+        assert load.failed == 0 and load.ok > 0, (how, load.ok, load.failed)
+    with Load(url, clients=4) as load:
+        host.sh("systemctl restart gunicorn.service")
+        wait_for(host, "systemctl is-active -q gunicorn.service")
+    assert load.failed == 0 and load.ok > 0, ("systemctl restart", load.ok, load.failed)
