@@ -43,8 +43,8 @@ def lab_image():
     real_reset = lab.reset
     if HARDENED:
 
-        def hardened_reset(n: int) -> lab.Host:
-            h = real_reset(n)
+        def hardened_reset(n: int, **kw) -> lab.Host:
+            h = real_reset(n, **kw)
             drop_app_sudo(LabHost(h))
             return h
 

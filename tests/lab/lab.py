@@ -31,6 +31,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = Path(os.environ.get("CYNOW_LAB_ROOT", "/var/lib/cynow-lab"))
+# Debian releases the lab builds: bookworm (Debian 12, the guide's) is the default image;
+# trixie (Debian 13: systemd 257, nginx 1.26, Python 3.13) is built beside it and booted where a
+# test asks for it (`up(n, suite="trixie")`). The value is the Python the release ships, for
+# the wheels its hosts install from.
+SUITES = {"bookworm": "3.11", "trixie": "3.13"}
 SUITE = "bookworm"
 PACKAGES = [
     "systemd",
@@ -114,6 +119,13 @@ class Host:
     def pidfile(self) -> Path:
         return self.dir / "nspawn.pid"
 
+    def suite(self) -> str:
+        """The Debian suite whose image the host was last booted on."""
+        try:
+            return (self.dir / "suite").read_text().strip() or SUITE
+        except OSError:
+            return SUITE
+
     def pid(self) -> int | None:
         """The PID of the supervisor we started for this host, if it is still that process."""
         try:
@@ -193,13 +205,13 @@ def _image_inputs() -> list[Path]:
     ]
 
 
-def image_dir() -> Path:
-    return ROOT / "image"
+def image_dir(suite: str = SUITE) -> Path:
+    return ROOT / ("image" if suite == SUITE else f"image-{_check_suite(suite)}")
 
 
-def image_is_current() -> bool:
-    stamp = image_dir() / "etc" / "cynow-lab-image"
-    digest = _inputs_digest(_image_inputs(), " ".join(PACKAGES))
+def image_is_current(suite: str = SUITE) -> bool:
+    stamp = image_dir(suite) / "etc" / "cynow-lab-image"
+    digest = _inputs_digest(_image_inputs(), _digest_extra(suite))
     return stamp.exists() and stamp.read_text().strip() == digest
 
 
@@ -210,22 +222,33 @@ def _ensure_client_key() -> None:
         _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cynow-lab", "-f", str(key)])
 
 
-def _bootstrap() -> Path:
+def _check_suite(suite: str) -> str:
+    if suite not in SUITES:
+        raise LabError(f"unknown Debian suite {suite!r}: the lab builds {', '.join(SUITES)}")
+    return suite
+
+
+def _digest_extra(suite: str) -> str:
+    # bookworm's digest is what it was before there were two suites: its image stays current.
+    return " ".join(PACKAGES) + ("" if suite == SUITE else f" suite={suite}")
+
+
+def _bootstrap(suite: str = SUITE) -> Path:
     """debootstrap once per package list; cached apart from the image so provisioning is cheap."""
-    digest = hashlib.sha256(" ".join(PACKAGES).encode()).hexdigest()[:12]
+    digest = hashlib.sha256(_digest_extra(suite).encode()).hexdigest()[:12]
     target = ROOT / f"bootstrap-{digest}"
     if (target / ".complete").exists():
         return target
     shutil.rmtree(target, ignore_errors=True)
     log = ROOT / "debootstrap.log"
-    print(f"lab: debootstrap {SUITE} (about a minute; log {log})", flush=True)
+    print(f"lab: debootstrap {suite} (about a minute; log {log})", flush=True)
     with open(log, "w") as out:
         proc = subprocess.run(
             [
                 "debootstrap",
                 "--variant=minbase",
                 "--include=" + ",".join(PACKAGES),
-                SUITE,
+                suite,
                 str(target),
                 debian_mirror(),
             ],
@@ -239,8 +262,10 @@ def _bootstrap() -> Path:
     return target
 
 
-def _wheels() -> Path:
-    wheels = ROOT / "wheels"
+def _wheels(suite: str = SUITE) -> Path:
+    """The app's wheels for the Python the suite ships (downloaded here: lab hosts have no
+    network)."""
+    wheels = ROOT / ("wheels" if suite == SUITE else f"wheels-{suite}")
     wheels.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         [
@@ -250,6 +275,8 @@ def _wheels() -> Path:
             "download",
             "-q",
             "--only-binary=:all:",
+            "--python-version",
+            SUITES[suite],
             "-d",
             str(wheels),
             "-r",
@@ -266,19 +293,22 @@ def _wheels() -> Path:
     return wheels
 
 
-def build(force: bool = False) -> None:
-    """Build the lab image unless the current one was built from the same inputs."""
+def build(force: bool = False, suite: str = SUITE) -> None:
+    """Build the suite's lab image unless the current one was built from the same inputs."""
     _require()
+    _check_suite(suite)
     ROOT.mkdir(parents=True, exist_ok=True)
-    if image_is_current() and not force:
-        print("lab: image is current", flush=True)
+    if image_is_current(suite) and not force:
+        print(f"lab: {suite} image is current", flush=True)
         return
-    if any(Host(n).pid() for n in range(1, MAX_HOSTS + 1)):
-        raise LabError("lab hosts are running on the old image; run `lab.py down --all` first")
+    if any(Host(n).pid() and Host(n).suite() == suite for n in range(1, MAX_HOSTS + 1)):
+        raise LabError(
+            f"lab hosts are running on the old {suite} image; run `lab.py down --all` first"
+        )
     _ensure_client_key()
-    base = _bootstrap()
-    wheels = _wheels()
-    tmp = ROOT / "image.tmp"
+    base = _bootstrap(suite)
+    wheels = _wheels(suite)
+    tmp = ROOT / f"image-{suite}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     print("lab: provisioning the image", flush=True)
     _run(["cp", "-a", f"{base}/.", str(tmp)])
@@ -311,15 +341,15 @@ def build(force: bool = False) -> None:
     if proc.returncode != 0:
         raise LabError(f"provisioning failed (exit {proc.returncode}); see {log}")
     (tmp / "etc" / "cynow-lab-image").write_text(
-        _inputs_digest(_image_inputs(), " ".join(PACKAGES)) + "\n"
+        _inputs_digest(_image_inputs(), _digest_extra(suite)) + "\n"
     )
-    old = ROOT / "image.old"
+    old = ROOT / f"image-{suite}.old"
     shutil.rmtree(old, ignore_errors=True)
-    if image_dir().exists():
-        image_dir().rename(old)
-    tmp.rename(image_dir())
+    if image_dir(suite).exists():
+        image_dir(suite).rename(old)
+    tmp.rename(image_dir(suite))
     shutil.rmtree(old, ignore_errors=True)
-    print("lab: image built", flush=True)
+    print(f"lab: {suite} image built", flush=True)
 
 
 # -- hosts -----------------------------------------------------------------------------------
@@ -434,16 +464,23 @@ def wait_ready(host: Host, proc: subprocess.Popen, timeout: float = BOOT_TIMEOUT
     raise LabError(f"{host.name} not ready after {timeout:.0f}s; see {host.dir / 'console.log'}")
 
 
-def up(n: int, wait: bool = True) -> Host:
-    """Boot lab host n from a pristine overlay (no-op when it is running)."""
+def up(n: int, wait: bool = True, suite: str = SUITE) -> Host:
+    """Boot lab host n from a pristine overlay of the suite's image (no-op when it is running
+    on that image)."""
     _require()
+    _check_suite(suite)
     if not 1 <= n <= MAX_HOSTS:
         raise LabError(f"lab host number must be 1..{MAX_HOSTS}, not {n}")
-    if not image_is_current():
-        raise LabError("the lab image is missing or stale; run `python3 tests/lab/lab.py build`")
+    if not image_is_current(suite):
+        raise LabError(
+            f"the {suite} lab image is missing or stale; run `python3 tests/lab/lab.py build"
+            f" --suite {suite}`"
+        )
     host = Host(n)
     if host.pid():
-        return host
+        if host.suite() == suite:
+            return host
+        down(n)
     _unmount(host)
     for d in ("upper", "work"):
         shutil.rmtree(host.dir / d, ignore_errors=True)
@@ -456,10 +493,12 @@ def up(n: int, wait: bool = True) -> Host:
             "overlay",
             "overlay",
             "-o",
-            f"lowerdir={image_dir()},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}",
+            f"lowerdir={image_dir(suite)},upperdir={host.dir / 'upper'}"
+            f",workdir={host.dir / 'work'}",
             str(host.root),
         ]
     )
+    (host.dir / "suite").write_text(suite + "\n")
     _personalise(host)
     write_known_hosts()
     write_fabric_config()
@@ -579,10 +618,10 @@ def _reap(pid: int) -> None:
         pass
 
 
-def reset(n: int) -> Host:
-    """Pristine again: power off, drop the overlay, boot."""
+def reset(n: int, suite: str = SUITE) -> Host:
+    """Pristine again: power off, drop the overlay, boot (on the suite's image)."""
     down(n)
-    return up(n)
+    return up(n, suite=suite)
 
 
 def running() -> list[int]:
@@ -612,6 +651,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build the image (cached)")
     b.add_argument("--force", action="store_true", help="rebuild even when current")
+    b.add_argument(
+        "--suite",
+        action="append",
+        choices=sorted(SUITES),
+        help=f"the Debian release to build (repeatable; default {SUITE})",
+    )
     for name in ("up", "down", "reset"):
         s = sub.add_parser(name, help=f"{name} lab hosts")
         s.add_argument("hosts", nargs="*", type=int, default=[])
@@ -622,13 +667,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
-            build(force=args.force)
+            for suite in args.suite or [SUITE]:
+                build(force=args.force, suite=suite)
         elif args.cmd == "trust":
             print(f"lab: {trust(args.file)} lab host keys in {args.file}")
         elif args.cmd == "status":
             for n in running():
                 h = Host(n)
-                print(f"{h.name}\t{h.address}\tpid {h.pid()}\t{h.root}")
+                print(f"{h.name}\t{h.address}\t{h.suite()}\tpid {h.pid()}\t{h.root}")
         else:
             hosts = running() if args.all else (args.hosts or [1])
             for n in hosts:

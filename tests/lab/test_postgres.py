@@ -24,12 +24,10 @@ def psql(host, query: str) -> str:
 COLUMNS = "select column_name from information_schema.columns where table_name = 'orders_order'"
 
 
-@pytest.fixture
-def pg_host(fresh_host):
-    """lab2 moved onto PostgreSQL: the cluster started, a role and database for the app user,
-    the driver in the venv (from the lab's package index), the schema migrated, three orders,
-    gunicorn restarted on it."""
-    h = fresh_host
+def pg_setup(h) -> None:
+    """A lab host moved onto PostgreSQL: the cluster started, a role and database for the app
+    user, the driver in the venv (from the lab's package index), the schema migrated, three
+    orders, gunicorn restarted on it."""
     h.sh(
         "systemctl start postgresql && "
         "runuser -u postgres -- createuser cynow && runuser -u postgres -- createdb -O cynow cynow"
@@ -46,6 +44,13 @@ def pg_host(fresh_host):
     )
     helpers.restart_gunicorn(h)
     assert get(h, "/cynow/orders/") == 200
+
+
+@pytest.fixture
+def pg_host(fresh_host):
+    """lab2 moved onto PostgreSQL (pg_setup)."""
+    h = fresh_host
+    pg_setup(h)
     h.rows = count(h)  # the app's own seed rows, and these three
     return h
 
