@@ -43,6 +43,16 @@ def run_python(after: str, body: str, reverse: str = "backward") -> str:
 
 VIEWS = open(REPO / "tests/lab/app/orders/views.py").read()
 URLS = open(REPO / "tests/lab/app/orders/urls.py").read()
+# A release with a new page, /cynow/orders/count/ (404 before it).
+COUNT_PAGE = {
+    "orders/urls.py": URLS.replace(
+        'urlpatterns = [path("", views.order_list, name="list")]',
+        'urlpatterns = [path("", views.order_list, name="list"), '
+        'path("count/", views.count, name="count")]',
+    ),
+    "orders/views.py": VIEWS + "\n\ndef count(request):\n"
+    '    return HttpResponse(f"{Order.objects.count()}\\n", content_type="text/plain")\n',
+}
 
 
 def deploy(host, *extra):
@@ -80,13 +90,7 @@ def test_deploy_adds_migration_url_and_static_then_rollback(fresh_host):
         {
             "orders/models.py": NOTE_MODEL,
             "orders/migrations/0002_order_note.py": NOTE_MIGRATION,
-            "orders/urls.py": URLS.replace(
-                'urlpatterns = [path("", views.order_list, name="list")]',
-                'urlpatterns = [path("", views.order_list, name="list"), '
-                'path("count/", views.count, name="count")]',
-            ),
-            "orders/views.py": VIEWS + "\n\ndef count(request):\n"
-            '    return HttpResponse(f"{Order.objects.count()}\\n", content_type="text/plain")\n',
+            **COUNT_PAGE,
             "orders/static/orders/new.css": "p { color: black; }\n",
         },
         "orders: notes, count, new.css",
