@@ -8,6 +8,8 @@ import re
 from tasks import catalogue, parse, service
 from tasks.checks import tools as tools_check
 from tasks.checks.base import ROOT, Check, Fact, Facts
+from tasks.checks.unit_file import gunicorn_settings
+from tasks.remote.gunicorn_argv import NOT_LITERAL
 from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q, say
 
@@ -100,13 +102,22 @@ def needs_manual_run(f: Facts, s: Settings) -> bool:
     return not (running and answered)
 
 
+def served_app(facts: Facts, s: Settings) -> str:
+    """The WSGI app the service's gunicorn serves (ExecStart's, else GUNICORN_CMD_ARGS's or the
+    config file's wsgi_app, when it is a literal); the configured `wsgi` only when nobody
+    says. The by-hand run must start that one: a unit naming an app that does not load is
+    the very case it is there to show."""
+    app = gunicorn_settings(facts, s).get("wsgi_app", (None,))[0]
+    return app if isinstance(app, str) and app and app != NOT_LITERAL else s.wsgi
+
+
 def manual_command(s: Settings, facts: Facts) -> str | None:
     if not needs_manual_run(facts, s) or tools_check.not_read(facts, "curl"):
         return None
     url = s.health_urls[0] if s.health_urls else s.url_prefix
     # As the service runs: its user and environment (EnvironmentFile= too), or the app may
     # fail here for a reason the service does not have.
-    run = manual_run(s.project_dir, s.venv, s.wsgi, url)
+    run = manual_run(s.project_dir, s.venv, served_app(facts, s), url)
     return service.as_service(s.gunicorn_unit, s.app_user, run, strict=False)
 
 

@@ -83,3 +83,25 @@ def test_a_400_with_a_narrow_allowed_hosts_names_the_health_host_to_set():
     facts.probe = {"allowed_hosts": ["*"]}
     [c] = http._via(facts, "nginx", http.Check("http.nginx", 7, "t"))
     assert not any("ALLOWED_HOSTS allows" in e for e in c.evidence)
+
+
+def test_the_by_hand_run_starts_the_app_the_unit_serves(s):
+    from tasks.checks.base import Facts
+
+    exec_start = (
+        "{ path=/home/cynow/venv/bin/gunicorn ; argv[]=/home/cynow/venv/bin/gunicorn --bind "
+        "unix:/run/g.sock config.wsgi:missing ; ignore_errors=no ; start_time=[n/a] }"
+    )
+    facts = Facts()
+    facts.units = {s.gunicorn_unit: {"LoadState": "loaded", "ActiveState": "failed"}}
+    facts.http = {"socket": {}}
+    # No app on the command line: the configured one (the guide's), as before.
+    facts.units[s.gunicorn_unit]["ExecStart"] = exec_start.replace(" config.wsgi:missing", "")
+    assert http.served_app(facts, s) == s.wsgi
+    # gunicorn's config file names it: that one.
+    facts.gunicorn_config = {"exists": True, "path": "/x/g.py", "values": {"wsgi_app": "a.w:b"}}
+    assert http.served_app(facts, s) == "a.w:b"
+    facts.gunicorn_config = {}
+    facts.units[s.gunicorn_unit]["ExecStart"] = exec_start
+    command = http.manual_command(s, facts)
+    assert shell.q("config.wsgi:missing") in command and s.wsgi not in command
