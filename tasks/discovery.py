@@ -12,6 +12,8 @@ does not check out, leaves the guide's value (and the diagnosis then names what 
 nothing is guessed.
 
     read (one round trip): systemctl show of the unit and its socket unit
+    config (one more, only when ExecStart binds nothing and no socket unit listens):
+                            gunicorn's config file and GUNICORN_CMD_ARGS, read as the service
     candidates(...)      -> {key: (value, source)} for keys still at the guide's value
     confirm (one more round trip, only when a candidate differs): do the paths and names exist
     adopt(...)           -> the host's Settings, `discovered` naming each value taken and why
@@ -24,7 +26,7 @@ import re
 
 from tasks import parse, tools
 from tasks.errors import ConfigError, ConnectError
-from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
+from tasks.remote.gunicorn_argv import NOT_LITERAL, exec_argv, gunicorn_args
 from tasks.settings import CHECKS, DEFAULTS, Settings, tcp_address
 from tasks.shell import batch, join, read_batch
 from tasks.systemd import systemctl_show
@@ -99,9 +101,46 @@ def _bind(binds: list[str]) -> str:
     return ""
 
 
-def candidates(unit: dict, socket_unit: dict, s: Settings) -> dict[str, tuple[str, str]]:
+def _listening(socket_unit: dict) -> str:
+    """The socket unit's listen value while it is loaded and active, else ""."""
+    active = socket_unit.get("LoadState") == "loaded" and socket_unit.get("ActiveState") == "active"
+    return _listen(socket_unit) if active else ""
+
+
+def needs_config(unit: dict, socket_unit: dict, s: Settings) -> bool:
+    """gunicorn's config file and GUNICORN_CMD_ARGS are read (one more round trip) only when
+    they can decide the socket: the unit is loaded, ExecStart binds nothing, no socket unit
+    listens, and the config leaves `socket` at the guide's value."""
+    if not unit or unit.get("LoadState") != "loaded" or _listening(socket_unit):
+        return False
+    if "socket" in s.configured or s.socket != DEFAULTS["socket"]:
+        return False
+    return not gunicorn_args(exec_argv(unit.get("ExecStart", ""))).get("binds")
+
+
+def config_bind(conf: dict | None) -> tuple[str, str]:
+    """(bind, where) from the config reader's report (tasks/remote/gunicorn_config.py), in
+    gunicorn's order: GUNICORN_CMD_ARGS over the config file; a computed value is none."""
+    conf = conf or {}
+    env = (conf.get("env_args") or {}).get("binds") or []
+    if bind := _bind([str(b) for b in env]):
+        return bind, "GUNICORN_CMD_ARGS's --bind"
+    values = conf.get("values") or {}
+    binds = values.get("bind")
+    binds = [binds] if isinstance(binds, str) else binds or []
+    if conf.get("error") or NOT_LITERAL in binds:
+        return "", ""
+    if bind := _bind([str(b) for b in binds]):
+        return bind, f"the bind of gunicorn's config file {conf.get('path', '')}".rstrip()
+    return "", ""
+
+
+def candidates(
+    unit: dict, socket_unit: dict, s: Settings, conf: dict | None = None
+) -> dict[str, tuple[str, str]]:
     """The server's value for each layout key the config leaves at the guide's value and the
-    server says otherwise, with where it came from. Pure."""
+    server says otherwise, with where it came from; `conf`, the config reader's report when it
+    was read (needs_config). Pure."""
     if not unit or unit.get("LoadState") != "loaded":
         return {}
     args = gunicorn_args(exec_argv(unit.get("ExecStart", "")))
@@ -114,14 +153,16 @@ def candidates(unit: dict, socket_unit: dict, s: Settings) -> dict[str, tuple[st
         "venv": (venv_of(args.get("binary", "")), "ExecStart's gunicorn"),
     }
     # A socket unit that is not listening hands gunicorn nothing: then --bind is what it uses.
-    active = socket_unit.get("LoadState") == "loaded" and socket_unit.get("ActiveState") == "active"
-    listen = _listen(socket_unit) if active else ""
+    listen = _listening(socket_unit)
     bind = _bind(args.get("binds", []))
+    later, where = config_bind(conf)
     if listen:
         # gunicorn serves on a socket systemd hands it and then ignores --bind.
         found["socket"] = (listen, "the socket unit's ListenStream=")
     elif bind:
         found["socket"] = (bind, "gunicorn's --bind")
+    elif later and not args.get("binds"):
+        found["socket"] = (later, where)
     checkout = found["project_dir"][0]
     for key in IN_CHECKOUT:
         # The guide keeps these in the checkout: where the unit's checkout is, they are looked
@@ -196,7 +237,14 @@ def adopt(remote) -> tuple[Settings, dict]:
         s = apply(s, {"health_host": (name, "nginx's server_name")}, {"health_host"})
     unit = parse.systemctl_show(parts.get("unit", "")).get(s.gunicorn_unit, {})
     sock = parse.systemctl_show(parts.get("socket", "")).get(s.gunicorn_socket_unit, {})
-    found = candidates(unit, sock, s)
+    conf = None
+    if needs_config(unit, sock, s):
+        # Here, not at the top: tasks.checks imports tasks.layout, which imports this module.
+        from tasks.checks.unit_file import gunicorn_config_command, parse_gunicorn_config
+
+        # The file as the service's user reads it, never run (diagnose's own reader).
+        conf = parse_gunicorn_config(remote.run(gunicorn_config_command(s), root=True).stdout)
+    found = candidates(unit, sock, s, conf)
     if not found:
         return s, has
     # As root: the app's home is often closed to the login user.

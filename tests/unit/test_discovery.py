@@ -256,3 +256,60 @@ def test_explicit_keys_come_from_the_levels_above_the_defaults():
     config = Config(overrides={"cynow": {"socket": "/a.sock", "targets": {}}})
     config.load_collection({"cynow": {"project_dir": "/x", "venv": "/x/venv"}})
     assert explicit_keys(config) == {"socket"}
+
+
+NO_BIND = unit(ExecStart=exec_start("/home/cynow/cynow/venv/bin/gunicorn config.wsgi:application"))
+
+
+def test_the_config_file_and_gunicorn_cmd_args_are_read_only_when_they_can_decide():
+    s = resolve({})
+    assert discovery.needs_config(NO_BIND, {}, s)
+    assert not discovery.needs_config(unit(), {}, s)  # ExecStart binds
+    listening = {"LoadState": "loaded", "ActiveState": "active", "Listen": "/run/g.sock (Stream)"}
+    assert not discovery.needs_config(NO_BIND, listening, s)  # the socket unit is the listener
+    assert not discovery.needs_config(NO_BIND, {}, resolve({"socket": "/run/mine.sock"}))
+    assert not discovery.needs_config({"LoadState": "not-found"}, {}, s)
+
+
+def test_a_bind_from_gunicorn_cmd_args_or_the_config_file_is_the_socket():
+    s = resolve({})
+    conf = {"path": "/srv/g.conf.py", "exists": True, "values": {"bind": ["unix:/run/f.sock"]}}
+    found = discovery.candidates(NO_BIND, {}, s, conf)
+    assert found["socket"] == ("/run/f.sock", "the bind of gunicorn's config file /srv/g.conf.py")
+    # gunicorn's order: GUNICORN_CMD_ARGS over the file.
+    env = {**conf, "env_args": {"binds": ["127.0.0.1:8001"]}}
+    assert discovery.candidates(NO_BIND, {}, s, env)["socket"] == (
+        "127.0.0.1:8001",
+        "GUNICORN_CMD_ARGS's --bind",
+    )
+    # A bind the file computes is not known: not taken; nor one when ExecStart binds itself.
+    computed = {**conf, "values": {"bind": "not a literal: not read"}}
+    assert "socket" not in discovery.candidates(NO_BIND, {}, s, computed)
+    assert discovery.candidates(unit(), {}, s, env).get("socket") is None
+
+
+def test_adopt_reads_the_config_file_then_confirms_its_bind(tmp_path):
+    import json
+
+    s = resolve({})
+    show = framed(discovery.read_command(s), props_text(NO_BIND), "", tmp_path)
+    report = {"path": "/home/cynow/cynow/gunicorn.conf.py", "exists": True, "named": "default"}
+    report["values"] = {"bind": "unix:/run/cynow/g.sock"}
+
+    class Remote(FakeRemote):
+        def run(self, command, root=False, **kw):
+            if "CYNOW-GUNICORN-CONFIG" in command:
+                self.calls.append((command, root))
+                return Output(command, "CYNOW-GUNICORN-CONFIG " + json.dumps(report), "", 0, 0.0)
+            return super().run(command, root, **kw)
+
+    remote = Remote(show, batch({"socket": "echo yes"}))
+    got, _ = discovery.adopt(remote)
+    assert got.socket == "/run/cynow/g.sock"
+    assert got.discovered == {"socket": f"the bind of gunicorn's config file {report['path']}"}
+    assert [root for _, root in remote.calls] == [True, True, True]
+    assert "test -d /run/cynow" in remote.calls[2][0]
+    # The guide's unit (ExecStart binds) costs no read of the file.
+    guide = Remote(framed(discovery.read_command(s), props_text(unit()), "", tmp_path))
+    discovery.adopt(guide)
+    assert not any("CYNOW-GUNICORN-CONFIG" in c for c, _ in guide.calls)
