@@ -22,13 +22,14 @@ nothing is guessed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
-from tasks import parse, tools
+from tasks import parse, programs, service, tools
 from tasks.errors import ConfigError, ConnectError
 from tasks.remote.gunicorn_argv import NOT_LITERAL, exec_argv, gunicorn_args
 from tasks.settings import CHECKS, DEFAULTS, Settings, tcp_address
-from tasks.shell import batch, join, read_batch
+from tasks.shell import batch, join, q, read_batch
 from tasks.systemd import systemctl_show
 
 UNIT_PROPS = ["Id", "LoadState", "User", "Group", "WorkingDirectory", "ExecStart"]
@@ -45,16 +46,47 @@ NEVER = {"app_user": {"root"}, "app_group": {"root"}}
 NGINX_DUMP = "nginx -T 2>/dev/null | head -c 4000000"
 
 
+ALLOWED_MARK = "CYNOW-ALLOWED-HOSTS "
+
+
+def needs_host(s: Settings) -> bool:
+    return "health_host" not in s.configured and not s.health_host
+
+
+def needs_scheme(s: Settings) -> bool:
+    return "health_scheme" not in s.configured and not s.health_scheme
+
+
+def allowed_hosts_command(s: Settings) -> str:
+    """Django's ALLOWED_HOSTS as the service has it (tasks/remote/allowed_hosts.py), run as the
+    service (never as root) in its WorkingDirectory, with the python of ExecStart's venv (read
+    on the server: the config's venv may be the guide's, not this server's)."""
+    settings_module = s.wsgi.split(".")[0] + ".settings"
+    script = f"SETTINGS = {settings_module!r}\n" + programs.source("allowed_hosts")
+    exec_start = join("systemctl", "show", "-p", "ExecStart", "--value", s.gunicorn_unit)
+    run = "\n".join(
+        [
+            f"py=$({exec_start} | sed -n 's|^{{ path=\\([^ ;]*\\)/gunicorn ;.*|\\1/python|p')",
+            f'[ -x "$py" ] || py={q(s.python)}',
+            f'timeout 20 "$py" -B -c {q(script)}',
+        ]
+    )
+    return service.as_service(s.gunicorn_unit, s.app_user, run, strict=False) + " 2>&1"
+
+
 def read_command(s: Settings, nginx: bool = True) -> str:
     """The unit, its socket unit and the tools; with `nginx` (as root), nginx's effective config
-    for the site's name, when no health_host is configured."""
+    for the site's name and listen ports, and Django's ALLOWED_HOSTS as the service has it,
+    when no health_host (or health_scheme) is configured."""
     parts = {
         "unit": systemctl_show([s.gunicorn_unit], UNIT_PROPS),
         "socket": systemctl_show([s.gunicorn_socket_unit], SOCKET_PROPS),
         "tools": tools.command(),
     }
-    if nginx and "health_host" not in s.configured and not s.health_host:
+    if nginx and (needs_host(s) or needs_scheme(s)):
         parts["nginx"] = NGINX_DUMP
+    if nginx and needs_host(s):
+        parts["allowed"] = allowed_hosts_command(s)
     return batch(parts)
 
 
@@ -70,13 +102,49 @@ def browser_name(names: list[str]) -> str:
     return ""
 
 
-def site_name(dump: str, s: Settings) -> str:
-    if not dump.strip():
+def first_allowed(hosts: list[str]) -> str:
+    """The first name Django's ALLOWED_HOSTS allows by itself (`.example.com` allows
+    example.com): the Host a browser that works asks with. "" when it allows any ("*")."""
+    if "*" in hosts:
         return ""
+    return next((h.lstrip(".") for h in hosts if h.strip(".") and "*" not in h), "")
+
+
+def allowed_name(stdout: str) -> str:
+    """The Host from the ALLOWED_HOSTS reader's report, validated as a config value."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(ALLOWED_MARK):
+            try:
+                hosts = json.loads(line[len(ALLOWED_MARK) :]).get("hosts")
+            except (ValueError, AttributeError):
+                return ""
+            if isinstance(hosts, list):
+                return browser_name([first_allowed([str(h) for h in hosts])])
+    return ""
+
+
+def site(dump: str, s: Settings) -> dict:
+    """nginx's site for the URL prefix (tasks/checks/nginx.site_of); {} when not read."""
+    if not dump.strip():
+        return {}
     # Here, not at the top: tasks.checks imports tasks.layout, which imports this module.
     from tasks.checks.nginx import site_of
 
-    return browser_name(site_of(dump, s.url_prefix, "/static/").get("server_name") or [])
+    return site_of(dump, s.url_prefix, "/static/")
+
+
+def site_name(dump: str, s: Settings) -> str:
+    return browser_name(site(dump, s).get("server_name") or [])
+
+
+def site_scheme(listens: list[str]) -> str:
+    """ "https" when the site listens on 443 (`443 ssl`, `[::]:443 ssl`, `10.0.0.5:443`): a
+    browser is sent there. "" otherwise (http on 80, as before)."""
+    for value in listens:
+        words = value.split()
+        if words and words[0].rsplit(":", 1)[-1] == "443":
+            return "https"
+    return ""
 
 
 def venv_of(binary: str) -> str:
@@ -233,8 +301,7 @@ def adopt(remote) -> tuple[Settings, dict]:
         return s, tools.parse(parts.get("tools", ""))
     parts = {k: v[0] for k, v in read_batch(said).items()}
     has = tools.parse(parts.get("tools", ""))
-    if name := site_name(parts.get("nginx", ""), s):
-        s = apply(s, {"health_host": (name, "nginx's server_name")}, {"health_host"})
+    s = browser(s, parts)
     unit = parse.systemctl_show(parts.get("unit", "")).get(s.gunicorn_unit, {})
     sock = parse.systemctl_show(parts.get("socket", "")).get(s.gunicorn_socket_unit, {})
     conf = None
@@ -251,3 +318,19 @@ def adopt(remote) -> tuple[Settings, dict]:
     out = read_batch(remote.run(confirm_command(found), root=True).stdout)
     confirmed = {k for k, v in out.items() if v[0].strip() == "yes"}
     return apply(s, found, confirmed), has
+
+
+def browser(s: Settings, parts: dict) -> Settings:
+    """The health requests asked as a browser asks (when the config does not say): the Host
+    from nginx's server_name, else Django's ALLOWED_HOSTS; HTTPS when nginx's site listens on
+    443."""
+    nginx = site(parts.get("nginx", ""), s)
+    taken = {}
+    if needs_host(s):
+        if name := browser_name(nginx.get("server_name") or []):
+            taken["health_host"] = (name, "nginx's server_name")
+        elif name := allowed_name(parts.get("allowed", "")):
+            taken["health_host"] = (name, "Django's ALLOWED_HOSTS")
+    if needs_scheme(s) and site_scheme(nginx.get("listen") or []):
+        taken["health_scheme"] = ("https", "nginx's listen 443")
+    return apply(s, taken, set(taken))

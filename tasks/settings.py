@@ -199,6 +199,12 @@ def _host_header(key: str, v: Any) -> str:
     return v
 
 
+def _scheme(key: str, v: Any) -> str:
+    if v not in ("http", "https"):
+        raise _fail(key, f"must be http or https, not {v!r}", "e.g. https")
+    return v
+
+
 def _positive(key: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
         raise _fail(key, f"must be a positive number of seconds, not {v!r}", "e.g. 10")
@@ -302,6 +308,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "url_prefix": _url_path,
     "health_urls": _non_empty(_list_of(_url_path)),
     "health_host": _optional(_host_header),
+    "health_scheme": _optional(_scheme),
     "git_remote": _remote,
     "git_branch": branch_name,
     "wsgi": _wsgi,
@@ -343,6 +350,7 @@ class Settings:
     url_prefix: str
     health_urls: list
     health_host: str | None
+    health_scheme: str | None  # None: from nginx's listen (tasks/discovery.py), else http
     git_remote: str
     git_branch: str
     wsgi: str

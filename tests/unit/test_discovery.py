@@ -231,8 +231,10 @@ def test_the_sites_server_name_is_the_host_the_health_requests_ask_by(tmp_path):
     got, has = discovery.adopt(FakeRemote(show))
     assert got.health_host == "cynow.example.com"
     assert got.discovered == {"health_host": "nginx's server_name"}
-    # One the user set is theirs: nginx is then not even read.
+    # One the user set is theirs: Django is then not asked; with the scheme too, nor nginx.
     mine = resolve({"health_host": "cynow.lab"})
+    assert discovery.ALLOWED_MARK.strip() not in discovery.read_command(mine)
+    mine = resolve({"health_host": "cynow.lab", "health_scheme": "http"})
     assert "nginx -T" not in discovery.read_command(mine)
     assert discovery.browser_name(["_", "~^www", "*.x.org", ".x.org"]) == ""
     assert discovery.browser_name(["_", "10.78.0.9"]) == "10.78.0.9"
@@ -313,3 +315,62 @@ def test_adopt_reads_the_config_file_then_confirms_its_bind(tmp_path):
     guide = Remote(framed(discovery.read_command(s), props_text(unit()), "", tmp_path))
     discovery.adopt(guide)
     assert not any("CYNOW-GUNICORN-CONFIG" in c for c, _ in guide.calls)
+
+
+def test_a_site_on_443_is_asked_with_https_and_a_nameless_one_by_djangos_allowed_hosts():
+    s = resolve({})
+    tls = SITE.replace("listen 80;", "listen 80;\n    listen [::]:443 ssl;")
+    report = discovery.ALLOWED_MARK + '{"hosts": [".cynow.example.org", "10.0.0.5"]}'
+    got = discovery.browser(s, {"nginx": tls, "allowed": report})
+    assert (got.health_host, got.health_scheme) == ("cynow.example.com", "https")
+    assert got.discovered == {
+        "health_host": "nginx's server_name",
+        "health_scheme": "nginx's listen 443",
+    }
+    # nginx names no site (`server_name _`): Django's first name a browser can ask by.
+    nameless = SITE.replace(" *.example.org cynow.example.com", "")
+    got = discovery.browser(s, {"nginx": nameless, "allowed": "noise\n" + report})
+    assert (got.health_host, got.health_scheme) == ("cynow.example.org", None)
+    assert got.discovered == {"health_host": "Django's ALLOWED_HOSTS"}
+    # ALLOWED_HOSTS = ["*"], a settings module that did not load, no report: curl's own.
+    for said in ('{"hosts": ["*", "x.org"]}', '{"hosts": null, "error": "ImportError"}', ""):
+        assert discovery.browser(s, {"nginx": nameless, "allowed": said}).health_host is None
+    # What the user set stays.
+    mine = resolve({"health_host": "cynow.lab", "health_scheme": "http"})
+    assert discovery.browser(mine, {"nginx": tls, "allowed": report}) == mine
+    assert discovery.site_scheme(["80", "127.0.0.1:8443 ssl"]) == ""
+
+
+def test_djangos_allowed_hosts_read_for_real_with_the_units_venv(tmp_path, monkeypatch):
+    """The reader as the service would run it (the wrapper replaced: it drops to the unit's
+    user, run for real in test_service.py): the python of ExecStart's venv, found on the
+    server, imports the settings module in the checkout."""
+    import sys
+
+    from tasks import service
+
+    monkeypatch.setattr(service, "as_service", lambda unit, user, cmd, strict=True: cmd)
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (venv / "python").chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gunicorn = f"{venv}/gunicorn"
+    show = f"{{ path={gunicorn} ; argv[]={gunicorn} config.wsgi:application ; ignore_errors=no }}"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho {shlex_quote(show)}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    app = tmp_path / "app"
+    (app / "config").mkdir(parents=True)
+    (app / "config" / "__init__.py").write_text("")
+    (app / "config" / "settings.py").write_text('ALLOWED_HOSTS = ["cynow.lab", "localhost"]\n')
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    command = discovery.allowed_hosts_command(resolve({}))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, cwd=app, env=env)
+    assert discovery.allowed_name(out.stdout) == "cynow.lab", out.stdout + out.stderr
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

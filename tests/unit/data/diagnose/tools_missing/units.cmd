@@ -1,2 +1,0 @@
-# run as login user
-systemctl show --no-pager --property=Id --property=LoadState --property=ActiveState --property=SubState --property=UnitFileState --property=Result --property=NRestarts --property=NeedDaemonReload --property=ExecMainStatus --property=ExecMainCode --property=MainPID --property=FragmentPath --property=User --property=Group --property=WorkingDirectory --property=ExecStart --property=Restart --property=ActiveEnterTimestamp --property=EnvironmentFiles --property=Listen gunicorn.service gunicorn.socket nginx.service
