@@ -138,3 +138,32 @@ def test_only_apps_of_the_deployed_code_at_their_first_migration_are_the_red_fla
     assert installed_at_initial(plan, state) == ["orders.0001_initial"]
     # Nothing migrated at all: empty_database's refusal, with its own words.
     assert installed_at_initial(plan, {"contenttypes": "zero", "orders": "zero"}) == []
+
+
+def test_validate_fails_when_the_new_code_names_a_database_without_the_old_apps(
+    server, tmp_path, monkeypatch
+):
+    """After the code step: the settings now name a database where an app the old code had
+    (contenttypes, migrated before) is back at its first migration."""
+    import os
+
+    from tasks.steps.validate import validate
+
+    ctx, remote, dev, app = server
+    take_lock(ctx)
+    preflight(ctx)
+    bin_dir = tmp_path / "fake-systemd"
+    bin_dir.mkdir()
+    exec_start = "{ path=/v/gunicorn ; argv[]=/v/gunicorn config.wsgi:application ; x=y }"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho '{exec_start}'\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    other = tmp_path / "other.sqlite3"
+    other.write_bytes(b"")
+    settings = app / "config" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace(repr(str(tmp_path / "db.sqlite3")), repr(str(other)))
+    )
+    with pytest.raises(StepFailed, match="not looking at the service's database") as e:
+        validate(ctx)
+    assert "contenttypes.0001_initial" in e.value.message
