@@ -53,7 +53,7 @@ def test_a_site_that_only_answers_its_name_needs_health_host(fresh_host):
     }
     # The first deploy above failed because discovery ran before it, on the old settings
     # (ALLOWED_HOSTS = ["*"]); a deploy now needs no setting at all.
-    push_commit(fresh_host, {"README": "by Django's name\n"}, "docs: asked by Django's name")
+    push_commit(fresh_host, {"README": "by ALLOWED_HOSTS\n"}, "docs: asked by ALLOWED_HOSTS")
     doc, r = fab_json(*lab_args(fresh_host), "deploy", "--target", "lab", env=fast)
     assert doc["result"] == "deployed", r.stdout[-3000:] + r.stderr[-2000:]
 

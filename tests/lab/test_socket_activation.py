@@ -88,7 +88,8 @@ SHOWN = "Id,LoadState,ActiveState,SubState,User,Group,WorkingDirectory,ExecStart
 
 def test_info_shows_the_socket_files_owner_and_mode_from_the_socket_unit(socket_host):
     doc, r = fab_json(*lab_args(socket_host), "info", "--target", "lab")
-    said = {v["key"]: (v["value"], v["source"]) for v in doc["layout"]}
+    [host] = doc["hosts"]
+    said = {v["key"]: (v["value"], v["source"]) for v in host["layout"]}
     assert said["socket_user"] == ("www-data", "socket unit"), said
     assert said["socket_mode"] == ("0660", "socket unit")
     assert said["socket_group"] == ("root", "socket unit")  # none set: systemd's own
