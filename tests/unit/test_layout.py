@@ -357,12 +357,15 @@ def test_the_socket_units_owner_and_mode_from_systemctl_show():
     facts = Facts(units=parse.systemctl_show(text))
     v = by_key(layout.discover(facts, resolve({})))
     said = {k: (v[k].value, v[k].source) for k in ("socket_user", "socket_group", "socket_mode")}
+    # Captured in the lab (tests/lab/test_socket_activation.py): SocketUser=www-data and
+    # SocketMode=0660 set, SocketGroup not (systemctl shows it empty).
     assert said == {
         "socket_user": ("www-data", "socket unit"),
-        "socket_group": ("www-data", "socket unit"),
+        "socket_group": ("root", "socket unit"),
         "socket_mode": ("0660", "socket unit"),
     }
     assert v["socket_mode"].used == "the socket unit's SocketMode="
+    assert v["socket_group"].used == "systemd's default (no SocketGroup=)"
     # A socket unit that sets none: systemd's own (root, 0666), said to be the default.
     bare = {k: val for k, val in facts.units["gunicorn.socket"].items() if "Socket" not in k}
     facts.units["gunicorn.socket"] = bare
