@@ -28,8 +28,9 @@ from tasks.steps.run import deploy_host
         "allow_irreversible": "deploy even if a migration cannot be reversed",
         "allow_data_loss": "deploy even if reversing a migration would lose data (a snapshot "
         "is taken first)",
-        "allow_empty_database": "deploy onto a database no migration was ever applied to "
-        "(refused by default: on a running server it means the wrong database)",
+        "allow_empty_database": "deploy onto a database no migration was ever applied to, "
+        "or whose deployed apps' initial migrations are pending (refused by default: on a "
+        "running server it means the wrong database)",
         "batch": "several hosts: hosts per batch, e.g. 1 (default), 3, 25% or 1,25%",
         "max_fail": "several hosts: stop once more than N (or N%) hosts failed (default 0)",
         "on_fail": "several hosts, threshold passed: stop (default) or rollback-all",

@@ -12,6 +12,8 @@ does not check out, leaves the guide's value (and the diagnosis then names what 
 nothing is guessed.
 
     read (one round trip): systemctl show of the unit and its socket unit
+    config (one more, only when ExecStart binds nothing and no socket unit listens):
+                            gunicorn's config file and GUNICORN_CMD_ARGS, read as the service
     candidates(...)      -> {key: (value, source)} for keys still at the guide's value
     confirm (one more round trip, only when a candidate differs): do the paths and names exist
     adopt(...)           -> the host's Settings, `discovered` naming each value taken and why
@@ -20,13 +22,14 @@ nothing is guessed.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 
-from tasks import parse, tools
+from tasks import parse, programs, service, tools
 from tasks.errors import ConfigError, ConnectError
-from tasks.remote.gunicorn_argv import exec_argv, gunicorn_args
+from tasks.remote.gunicorn_argv import NOT_LITERAL, exec_argv, gunicorn_args
 from tasks.settings import CHECKS, DEFAULTS, Settings, tcp_address
-from tasks.shell import batch, join, read_batch
+from tasks.shell import batch, join, q, read_batch
 from tasks.systemd import systemctl_show
 
 UNIT_PROPS = ["Id", "LoadState", "User", "Group", "WorkingDirectory", "ExecStart"]
@@ -43,16 +46,47 @@ NEVER = {"app_user": {"root"}, "app_group": {"root"}}
 NGINX_DUMP = "nginx -T 2>/dev/null | head -c 4000000"
 
 
+ALLOWED_MARK = "CYNOW-ALLOWED-HOSTS "
+
+
+def needs_host(s: Settings) -> bool:
+    return "health_host" not in s.configured and not s.health_host
+
+
+def needs_scheme(s: Settings) -> bool:
+    return "health_scheme" not in s.configured and not s.health_scheme
+
+
+def allowed_hosts_command(s: Settings) -> str:
+    """Django's ALLOWED_HOSTS as the service has it (tasks/remote/allowed_hosts.py), run as the
+    service (never as root) in its WorkingDirectory, with the python of ExecStart's venv (read
+    on the server: the config's venv may be the guide's, not this server's)."""
+    settings_module = s.wsgi.split(".")[0] + ".settings"
+    script = f"SETTINGS = {settings_module!r}\n" + programs.source("allowed_hosts")
+    exec_start = join("systemctl", "show", "-p", "ExecStart", "--value", s.gunicorn_unit)
+    run = "\n".join(
+        [
+            f"py=$({exec_start} | sed -n 's|^{{ path=\\([^ ;]*\\)/gunicorn ;.*|\\1/python|p')",
+            f'[ -x "$py" ] || py={q(s.python)}',
+            f'timeout 20 "$py" -B -c {q(script)}',
+        ]
+    )
+    return service.as_service(s.gunicorn_unit, s.app_user, run, strict=False) + " 2>&1"
+
+
 def read_command(s: Settings, nginx: bool = True) -> str:
     """The unit, its socket unit and the tools; with `nginx` (as root), nginx's effective config
-    for the site's name, when no health_host is configured."""
+    for the site's name and listen ports, and Django's ALLOWED_HOSTS as the service has it,
+    when no health_host (or health_scheme) is configured."""
     parts = {
         "unit": systemctl_show([s.gunicorn_unit], UNIT_PROPS),
         "socket": systemctl_show([s.gunicorn_socket_unit], SOCKET_PROPS),
         "tools": tools.command(),
     }
-    if nginx and "health_host" not in s.configured and not s.health_host:
+    if nginx and (needs_host(s) or needs_scheme(s)):
         parts["nginx"] = NGINX_DUMP
+    if nginx and needs_host(s):
+        parts["allowed"] = allowed_hosts_command(s)
     return batch(parts)
 
 
@@ -68,13 +102,49 @@ def browser_name(names: list[str]) -> str:
     return ""
 
 
-def site_name(dump: str, s: Settings) -> str:
-    if not dump.strip():
+def first_allowed(hosts: list[str]) -> str:
+    """The first name Django's ALLOWED_HOSTS allows by itself (`.example.com` allows
+    example.com): the Host a browser that works asks with. "" when it allows any ("*")."""
+    if "*" in hosts:
         return ""
+    return next((h.lstrip(".") for h in hosts if h.strip(".") and "*" not in h), "")
+
+
+def allowed_name(stdout: str) -> str:
+    """The Host from the ALLOWED_HOSTS reader's report, validated as a config value."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(ALLOWED_MARK):
+            try:
+                hosts = json.loads(line[len(ALLOWED_MARK) :]).get("hosts")
+            except (ValueError, AttributeError):
+                return ""
+            if isinstance(hosts, list):
+                return browser_name([first_allowed([str(h) for h in hosts])])
+    return ""
+
+
+def site(dump: str, s: Settings) -> dict:
+    """nginx's site for the URL prefix (tasks/checks/nginx.site_of); {} when not read."""
+    if not dump.strip():
+        return {}
     # Here, not at the top: tasks.checks imports tasks.layout, which imports this module.
     from tasks.checks.nginx import site_of
 
-    return browser_name(site_of(dump, s.url_prefix, "/static/").get("server_name") or [])
+    return site_of(dump, s.url_prefix, "/static/")
+
+
+def site_name(dump: str, s: Settings) -> str:
+    return browser_name(site(dump, s).get("server_name") or [])
+
+
+def site_scheme(listens: list[str]) -> str:
+    """ "https" when the site listens on 443 (`443 ssl`, `[::]:443 ssl`, `10.0.0.5:443`): a
+    browser is sent there. "" otherwise (http on 80, as before)."""
+    for value in listens:
+        words = value.split()
+        if words and words[0].rsplit(":", 1)[-1] == "443":
+            return "https"
+    return ""
 
 
 def venv_of(binary: str) -> str:
@@ -99,9 +169,46 @@ def _bind(binds: list[str]) -> str:
     return ""
 
 
-def candidates(unit: dict, socket_unit: dict, s: Settings) -> dict[str, tuple[str, str]]:
+def _listening(socket_unit: dict) -> str:
+    """The socket unit's listen value while it is loaded and active, else ""."""
+    active = socket_unit.get("LoadState") == "loaded" and socket_unit.get("ActiveState") == "active"
+    return _listen(socket_unit) if active else ""
+
+
+def needs_config(unit: dict, socket_unit: dict, s: Settings) -> bool:
+    """gunicorn's config file and GUNICORN_CMD_ARGS are read (one more round trip) only when
+    they can decide the socket: the unit is loaded, ExecStart binds nothing, no socket unit
+    listens, and the config leaves `socket` at the guide's value."""
+    if not unit or unit.get("LoadState") != "loaded" or _listening(socket_unit):
+        return False
+    if "socket" in s.configured or s.socket != DEFAULTS["socket"]:
+        return False
+    return not gunicorn_args(exec_argv(unit.get("ExecStart", ""))).get("binds")
+
+
+def config_bind(conf: dict | None) -> tuple[str, str]:
+    """(bind, where) from the config reader's report (tasks/remote/gunicorn_config.py), in
+    gunicorn's order: GUNICORN_CMD_ARGS over the config file; a computed value is none."""
+    conf = conf or {}
+    env = (conf.get("env_args") or {}).get("binds") or []
+    if bind := _bind([str(b) for b in env]):
+        return bind, "GUNICORN_CMD_ARGS's --bind"
+    values = conf.get("values") or {}
+    binds = values.get("bind")
+    binds = [binds] if isinstance(binds, str) else binds or []
+    if conf.get("error") or NOT_LITERAL in binds:
+        return "", ""
+    if bind := _bind([str(b) for b in binds]):
+        return bind, f"the bind of gunicorn's config file {conf.get('path', '')}".rstrip()
+    return "", ""
+
+
+def candidates(
+    unit: dict, socket_unit: dict, s: Settings, conf: dict | None = None
+) -> dict[str, tuple[str, str]]:
     """The server's value for each layout key the config leaves at the guide's value and the
-    server says otherwise, with where it came from. Pure."""
+    server says otherwise, with where it came from; `conf`, the config reader's report when it
+    was read (needs_config). Pure."""
     if not unit or unit.get("LoadState") != "loaded":
         return {}
     args = gunicorn_args(exec_argv(unit.get("ExecStart", "")))
@@ -114,14 +221,16 @@ def candidates(unit: dict, socket_unit: dict, s: Settings) -> dict[str, tuple[st
         "venv": (venv_of(args.get("binary", "")), "ExecStart's gunicorn"),
     }
     # A socket unit that is not listening hands gunicorn nothing: then --bind is what it uses.
-    active = socket_unit.get("LoadState") == "loaded" and socket_unit.get("ActiveState") == "active"
-    listen = _listen(socket_unit) if active else ""
+    listen = _listening(socket_unit)
     bind = _bind(args.get("binds", []))
+    later, where = config_bind(conf)
     if listen:
         # gunicorn serves on a socket systemd hands it and then ignores --bind.
         found["socket"] = (listen, "the socket unit's ListenStream=")
     elif bind:
         found["socket"] = (bind, "gunicorn's --bind")
+    elif later and not args.get("binds"):
+        found["socket"] = (later, where)
     checkout = found["project_dir"][0]
     for key in IN_CHECKOUT:
         # The guide keeps these in the checkout: where the unit's checkout is, they are looked
@@ -192,14 +301,36 @@ def adopt(remote) -> tuple[Settings, dict]:
         return s, tools.parse(parts.get("tools", ""))
     parts = {k: v[0] for k, v in read_batch(said).items()}
     has = tools.parse(parts.get("tools", ""))
-    if name := site_name(parts.get("nginx", ""), s):
-        s = apply(s, {"health_host": (name, "nginx's server_name")}, {"health_host"})
+    s = browser(s, parts)
     unit = parse.systemctl_show(parts.get("unit", "")).get(s.gunicorn_unit, {})
     sock = parse.systemctl_show(parts.get("socket", "")).get(s.gunicorn_socket_unit, {})
-    found = candidates(unit, sock, s)
+    conf = None
+    if needs_config(unit, sock, s):
+        # Here, not at the top: tasks.checks imports tasks.layout, which imports this module.
+        from tasks.checks.unit_file import gunicorn_config_command, parse_gunicorn_config
+
+        # The file as the service's user reads it, never run (diagnose's own reader).
+        conf = parse_gunicorn_config(remote.run(gunicorn_config_command(s), root=True).stdout)
+    found = candidates(unit, sock, s, conf)
     if not found:
         return s, has
     # As root: the app's home is often closed to the login user.
     out = read_batch(remote.run(confirm_command(found), root=True).stdout)
     confirmed = {k for k, v in out.items() if v[0].strip() == "yes"}
     return apply(s, found, confirmed), has
+
+
+def browser(s: Settings, parts: dict) -> Settings:
+    """The health requests asked as a browser asks (when the config does not say): the Host
+    from nginx's server_name, else Django's ALLOWED_HOSTS; HTTPS when nginx's site listens on
+    443."""
+    nginx = site(parts.get("nginx", ""), s)
+    taken = {}
+    if needs_host(s):
+        if name := browser_name(nginx.get("server_name") or []):
+            taken["health_host"] = (name, "nginx's server_name")
+        elif name := allowed_name(parts.get("allowed", "")):
+            taken["health_host"] = (name, "Django's ALLOWED_HOSTS")
+    if needs_scheme(s) and site_scheme(nginx.get("listen") or []):
+        taken["health_scheme"] = ("https", "nginx's listen 443")
+    return apply(s, taken, set(taken))

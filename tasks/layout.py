@@ -30,6 +30,12 @@ SOURCES = (
     "discovered",
     "default",
 )
+# The socket unit's file: (layout key, property, systemd's value when the unit sets none).
+SOCKET_FILE = (
+    ("socket_user", "SocketUser", "root"),
+    ("socket_group", "SocketGroup", "root"),
+    ("socket_mode", "SocketMode", "0666"),
+)
 # Where Django serves its static files when the probe did not say (Django's own default).
 STATIC_URL = "/static/"
 
@@ -130,6 +136,12 @@ def discover(facts: Facts, s: Settings) -> list[Value]:
         add("socket", bind, *_said(from_file, "gunicorn's TCP --bind"))
     else:
         add("socket", None, "unit")
+    if socket_unit.get("LoadState") == "loaded":
+        # systemd creates the socket as root, mode 0666, unless the unit says otherwise.
+        for key, prop, default in SOCKET_FILE:
+            said = socket_unit.get(prop)
+            how = f"the socket unit's {prop}=" if said else f"systemd's default (no {prop}=)"
+            add(key, said or default, "socket unit", how)
     block = location_block(dump, s.url_prefix) if dump else None
     upstream, raw = proxy_socket(block) if block else (None, None)
     add("nginx_upstream", upstream or raw, "nginx", "nginx's proxy_pass", setting="socket")

@@ -21,16 +21,23 @@ SCHEMA = "cynow-ops.restart.v1"
 
 
 def remove_stale_socket(socket: str) -> str:
-    """Remove the socket file only when no process holds it (a live gunicorn's is kept). A TCP
-    bind leaves no file behind: nothing to do."""
+    """Remove the socket file only when no process holds it (a live gunicorn's is kept). The
+    holders are listed with ss, or from /proc without it (tools.listing); when no listing
+    could be made, nothing is removed (exit 127): nobody would seem to hold the live socket.
+    A TCP bind leaves no file behind: nothing to do."""
     if tcp_address(socket):
         return "true"
-    return (
-        # Without ss nobody would seem to hold it: the live socket would go.
-        tools.guard("ss")
-        + "\n"
-        + f"if [ -S {q(socket)} ] && ! ss -xlpnH | grep -F -- {q(' ' + socket + ' ')} "
-        f"| grep -q 'users:(('; then rm -f -- {q(socket)} && echo removed; fi"
+    return "\n".join(
+        [
+            f"if ! held=$({tools.listing('unix')}); then",
+            "  echo 'cynow-ops: cannot list who holds the socket (no ss, no /proc listing)' >&2",
+            "  exit 127",
+            "fi",
+            f"if [ -S {q(socket)} ] && ! printf '%s\\n' \"$held\" "
+            f"| grep -F -- {q(' ' + socket + ' ')} | grep -q 'users:(('; then",
+            f"  rm -f -- {q(socket)} && echo removed",
+            "fi",
+        ]
     )
 
 

@@ -190,6 +190,12 @@ _host_header = _matching(
 )
 
 
+_scheme = _valid(
+    lambda v: v in ("http", "https"),
+    "must be http or https, not {v!r}",
+    "e.g. https",
+    read=_as_given,
+)
 _positive = _valid(
     lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0,
     "must be a positive number of seconds, not {v!r}",
@@ -291,6 +297,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "url_prefix": _url_path,
     "health_urls": _non_empty(_list_of(_url_path)),
     "health_host": _optional(_host_header),
+    "health_scheme": _optional(_scheme),
     "git_remote": _remote,
     "git_branch": branch_name,
     "wsgi": _wsgi,
@@ -332,6 +339,7 @@ class Settings:
     url_prefix: str
     health_urls: list
     health_host: str | None
+    health_scheme: str | None  # None: from nginx's listen (tasks/discovery.py), else http
     git_remote: str
     git_branch: str
     wsgi: str

@@ -8,12 +8,14 @@ that changes the server refuses before its first change, naming the package to i
     parse(stdout)           -> {name: True | False}; a tool not in the output is not known
     require(remote, names)  -> OpsError before any change when one is missing or not known
     guard(name)             -> a shell line that stops a root script when the tool is missing
+    listing(kind)           -> ss's listening sockets, or the same read from /proc without ss
 """
 
 from __future__ import annotations
 
+from tasks import programs
 from tasks.errors import OpsError
-from tasks.shell import q
+from tasks.shell import join, q
 
 PACKAGES = {
     "curl": "curl",  # step 7 and the health gate: every page asked for
@@ -23,16 +25,43 @@ PACKAGES = {
 }
 # sudo's secure_path on Debian: the PATH the root commands will run with.
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# What each changing task needs before its first change.
-HEALTH = ("curl", "ss")
+# Tools with a fallback that serves as well: without curl the pages are asked by the venv's
+# python as the service (tasks/remote/http_get.py); without ss the listening sockets are read
+# from /proc (tasks/remote/ss_proc.py). Their absence is said, never taken for an answer.
+FALLBACK = {
+    "curl": "the pages asked by the venv's python, as the service",
+    "ss": "the listening sockets read from /proc/net/unix and /proc/net/tcp",
+}
+# What each changing task needs before its first change (the health gate's curl and ss have
+# their fallbacks; upgrade-unit's switch counts the socket's holders with ss itself).
+HEALTH: tuple[str, ...] = ()
 NEEDS = {
     "deploy": HEALTH,
     "rollback": HEALTH,
     "restore": HEALTH,
     "restart": HEALTH,
     "repair": HEALTH,
-    "upgrade-unit": (*HEALTH, "systemd-analyze"),
+    "upgrade-unit": ("ss", "systemd-analyze"),
 }
+LISTED = "# listed from /proc"  # tasks/remote/ss_proc.py's last line
+
+
+def listing(kind: str) -> str:
+    """Every listening socket with its processes, as `ss -tlnpH` (kind tcp) or `ss -xlpnH`
+    (unix) prints them; without ss, the same lines read from /proc by the system python as
+    root (tasks/remote/ss_proc.py), ending with LISTED. Nothing, and a non-zero status, when
+    neither could list: not "nobody listens"."""
+    ss = "ss -tlnpH" if kind == "tcp" else "ss -xlpnH"
+    proc = join("python3", "-I", "-B", "-c", programs.source("ss_proc"), kind)
+    return f"if command -v ss >/dev/null 2>&1; then {ss}; else {proc}; fi"
+
+
+def listed_by(part) -> str | None:
+    """Who made a listing (a shell Part of `listing`): "ss", "/proc", or None when none was
+    made (ss missing and the fallback failed)."""
+    if part is None or part.code != 0:
+        return None
+    return "/proc" if LISTED in part.text else "ss"
 
 
 def command() -> str:

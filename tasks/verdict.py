@@ -58,7 +58,7 @@ def chain(cause: str, head: str, facts: Facts, s: Settings) -> list[str]:
     journal = catalogue.match_lines(facts.journal)
     nginx = catalogue.match_lines(facts.nginx_log, ("nginx",))
     g = facts.units.get(s.gunicorn_unit, {})
-    manual_failed = facts.manual is not None and not http_check.ok_code(facts.manual["http"])
+    manual_failed = facts.manual is not None and not http_check.manual_ok(facts.manual)
     if causes.BY_ID[cause].app and (_last(journal, "worker_boot") or manual_failed):
         steps.append("workers fail to boot (Worker failed to boot.)")
     active, sub, res = g.get("ActiveState"), g.get("SubState"), g.get("Result")

@@ -3,13 +3,17 @@ down, run it by hand on a temporary socket to tell a broken app from a broken se
 
 from __future__ import annotations
 
+import json
 import re
 
-from tasks import catalogue, parse, service
+from tasks import catalogue, parse, programs, service, tools
 from tasks.checks import tools as tools_check
 from tasks.checks.base import ROOT, Check, Fact, Facts
+from tasks.checks.unit_file import gunicorn_settings
+from tasks.discovery import first_allowed
+from tasks.remote.gunicorn_argv import NOT_LITERAL
 from tasks.settings import Settings, tcp_address
-from tasks.shell import batch, q, say
+from tasks.shell import batch, join, q, say
 
 
 def host_header(host: str | None) -> str:
@@ -17,39 +21,131 @@ def host_header(host: str | None) -> str:
     return f"-H {q('Host: ' + host)} " if host else ""
 
 
-def straight_to_gunicorn(socket: str, url: str, host: str | None = None) -> str:
-    """curl's arguments for `url` asked of gunicorn itself: over its unix socket, or its TCP
-    HOST:PORT. Host is `host` (health_host), else localhost either way, as nginx's
-    proxy_set_header would not be."""
+# A redirect is followed this many times at most, and only within the site.
+MAX_HOPS = 3
+# curl's report of one answer: the code, the time and where a redirect points (resolved
+# against the URL asked; empty when none).
+FORMAT = " %{http_code} %{time_total} loc=%{redirect_url}"
+
+
+def site_prefixes(scheme: str, host: str | None) -> list[str]:
+    """The site as a browser names it (scheme://host, with the scheme's port too): a redirect
+    to one of these, or to the address asked, stays on the site. Another host or scheme is
+    another site: not followed, and a 3xx is never an answer by itself."""
+    if not host:
+        return []
+    port = 443 if scheme == "https" else 80
+    return [f"{scheme}://{host}"] + ([f"{scheme}://{host}:{port}"] if ":" not in host else [])
+
+
+def ask_function(timeout: float, sites: list[str]) -> str:
+    """The shell function `ask VIA URL BASE CURL-ARGS...`: GET BASE+URL with curl, a redirect
+    to the same site followed (at most MAX_HOPS), printing `VIA URL CODE SECONDS loc=LOCATION
+    hops=N` of the last answer."""
+    return "\n".join(
+        [
+            f"sites={q(' '.join(sites))}",
+            "ask() {",
+            "  via=$1 url=$2 base=$3; shift 3; path=$url; hops=0",
+            "  while :; do",
+            f"    r=$(curl -sS -o /dev/null -w {q(FORMAT)} --max-time {timeout:g} "
+            "\"$@\" \"$base$path\" 2>&1 | tr '\\n' ' ')",
+            "    loc=${r##*loc=}; loc=${loc%% *}; next=",
+            '    case "$r" in *" 3"[0-9][0-9]" "[0-9]*" loc="?*) ;; *) break;; esac',
+            '    for site in "$base" $sites; do',
+            '      case "$loc" in "$site"/*) next=${loc#"$site"};; esac',
+            "    done",
+            f'    [ -n "$next" ] && [ "$hops" -lt {MAX_HOPS} ] || break',
+            "    path=$next; hops=$((hops+1))",
+            "  done",
+            '  printf \'%s %s %s hops=%s\\n\' "$via" "$url" "$r" "$hops"',
+            "}",
+        ]
+    )
+
+
+def straight_to_gunicorn(
+    socket: str, host: str | None = None, scheme: str = "http"
+) -> tuple[str, str]:
+    """(base URL, curl's arguments) to ask gunicorn itself: over its unix socket, or its TCP
+    HOST:PORT. Host is `host` (health_host), else localhost either way; behind an HTTPS site,
+    X-Forwarded-Proto says so as nginx would (else Django redirects to https, another site)."""
+    proto = f"-H {q('X-Forwarded-Proto: https')} " if scheme == "https" else ""
     if tcp_address(socket):
-        return f"{host_header(host or 'localhost')}{q('http://' + socket + url)}"
-    return f"{host_header(host)}--unix-socket {q(socket)} {q('http://localhost' + url)}"
+        return q("http://" + socket), f"{host_header(host or 'localhost')}{proto}".rstrip()
+    return q("http://localhost"), f"{host_header(host)}{proto}--unix-socket {q(socket)}"
 
 
-def http_script(socket: str, urls: list[str], timeout: float, host: str | None = None) -> str:
+def nginx_address(port: int) -> str:
+    """Shell lines setting $addr to the address nginx listens on for `port` (else its first),
+    from the listening sockets (ss, or /proc without it); `nginx_addr=` says it, or
+    `nginx_unlisted` when no listing could be made (not "nginx listens nowhere")."""
+    return "\n".join(
+        [
+            f"if tcp=$({tools.listing('tcp')}); then",
+            "  nginx=$(printf '%s\\n' \"$tcp\" | awk '/\"nginx\"/ {print $4}')",
+            f"  addr=$(printf '%s\\n' \"$nginx\" | grep -E ':{port}$' | head -n1)",
+            '  [ -n "$addr" ] || addr=$(printf \'%s\\n\' "$nginx" | head -n1)',
+            '  case "$addr" in 0.0.0.0:*|\\*:*|\\[::\\]:*) addr=127.0.0.1:${addr##*:};; esac',
+            '  echo "nginx_addr=$addr"',
+            "else addr=; echo nginx_unlisted; fi",
+        ]
+    )
+
+
+def python_ask(s: Settings, scheme: str) -> str:
+    """The health requests without curl (tasks/remote/http_get.py): the venv's python as the
+    service (its user, never root), nginx's address on stdin; lenient, as a look must be."""
+    spec = {
+        "socket": s.socket,
+        "urls": list(s.health_urls),
+        "timeout": s.http_timeout,
+        "host": s.health_host,
+        "scheme": scheme,
+        "sites": site_prefixes(scheme, s.health_host),
+        "hops": MAX_HOPS,
+    }
+    run = join(s.python, "-I", "-B", "-c", programs.source("http_get"), json.dumps(spec))
+    return service.as_service(s.gunicorn_unit, s.app_user, run, strict=False)
+
+
+def http_script(
+    socket: str,
+    urls: list[str],
+    timeout: float,
+    host: str | None = None,
+    scheme: str = "http",
+    without_curl: str = "",
+) -> str:
     """Step 7: each health URL straight to gunicorn (its unix socket or TCP HOST:PORT), and
-    through nginx on the address nginx listens on (found with ss, since production binds
-    0.0.0.0 and the lab 127.0.0.x)."""
-    fmt = "%{http_code} %{time_total}"
-    lines = [
-        "addr=$(ss -tlnpH | awk '/\"nginx\"/ {print $4}' | grep -E ':80$' | head -n1)",
-        '[ -n "$addr" ] || addr=$(ss -tlnpH | awk \'/"nginx"/ {print $4; exit}\')',
-        'case "$addr" in 0.0.0.0:*|\\*:*|\\[::\\]:*) addr=127.0.0.1:${addr##*:};; esac',
-        'echo "nginx_addr=$addr"',
-    ]
+    through nginx on the address nginx listens on (production binds 0.0.0.0, the lab
+    127.0.0.x): on 443 with HTTPS when the site is served there (curl -k: the certificate is
+    not checked against a public CA), else 80. Asked as a browser asks: a redirect within the
+    site is followed (ask_function). `without_curl`: the command (python_ask) run instead
+    when the server has no curl, nginx's address on its stdin."""
+    lines = [nginx_address(443 if scheme == "https" else 80)]
+    base, args = straight_to_gunicorn(socket, host, scheme)
+    insecure = "-k " if scheme == "https" else ""
+    asks = [ask_function(timeout, site_prefixes(scheme, host))]
     for url in urls:
-        lines.append(
-            f"printf 'socket %s %s\\n' {q(url)} \"$(curl -sS -o /dev/null -w {q(fmt)} "
-            f"--max-time {timeout:g} {straight_to_gunicorn(socket, url, host)} "
-            f"2>&1 | tr '\\n' ' ')\""
+        asks.append(f"ask socket {q(url)} {base} {args}")
+        asks.append(
+            f'if [ -n "$addr" ]; then ask nginx {q(url)} "{scheme}://$addr" '
+            f"{insecure}{host_header(host)}".rstrip()
+            + f"; else {say('nginx', url, 'none no-listener')}; fi"
         )
-        lines.append(
-            f'if [ -n "$addr" ]; then printf \'nginx %s %s\\n\' {q(url)} "$(curl -sS '
-            f"-o /dev/null -w {q(fmt)} --max-time {timeout:g} {host_header(host)}"
-            f"\"http://$addr\"{q(url)} 2>&1 | tr '\\n' ' ')\"; "
-            f"else {say('nginx', url, 'none no-listener')}; fi"
-        )
-    return "\n".join(lines)
+    if not without_curl:
+        return "\n".join(lines + asks)
+    return "\n".join(
+        [
+            *lines,
+            "if command -v curl >/dev/null 2>&1; then",
+            *asks,
+            "else",
+            f"printf '%s\\n' \"$addr\" | {without_curl}",
+            "fi",
+        ]
+    )
 
 
 def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float = 15) -> str:
@@ -89,7 +185,10 @@ def manual_run(project_dir: str, venv: str, wsgi: str, url: str, seconds: float 
 
 
 def http_command(s: Settings, _facts=None) -> str:
-    return http_script(s.socket, s.health_urls, s.http_timeout, s.health_host)
+    scheme = s.health_scheme or "http"
+    return http_script(
+        s.socket, s.health_urls, s.http_timeout, s.health_host, scheme, python_ask(s, scheme)
+    )
 
 
 def needs_manual_run(f: Facts, s: Settings) -> bool:
@@ -100,23 +199,37 @@ def needs_manual_run(f: Facts, s: Settings) -> bool:
     return not (running and answered)
 
 
+def served_app(facts: Facts, s: Settings) -> str:
+    """The WSGI app the service's gunicorn serves (ExecStart's, else GUNICORN_CMD_ARGS's or the
+    config file's wsgi_app, when it is a literal); the configured `wsgi` only when nobody
+    says. The by-hand run must start that one: a unit naming an app that does not load is
+    the very case it is there to show."""
+    app = gunicorn_settings(facts, s).get("wsgi_app", (None,))[0]
+    return app if isinstance(app, str) and app and app != NOT_LITERAL else s.wsgi
+
+
 def manual_command(s: Settings, facts: Facts) -> str | None:
     if not needs_manual_run(facts, s) or tools_check.not_read(facts, "curl"):
         return None
     url = s.health_urls[0] if s.health_urls else s.url_prefix
     # As the service runs: its user and environment (EnvironmentFile= too), or the app may
     # fail here for a reason the service does not have.
-    run = manual_run(s.project_dir, s.venv, s.wsgi, url)
+    run = manual_run(s.project_dir, s.venv, served_app(facts, s), url)
     return service.as_service(s.gunicorn_unit, s.app_user, run, strict=False)
 
 
-_CODE = re.compile(r"(?:^|\s)(\d{3}) (\d+\.\d+)\s*$")
-_CURL_ERR = re.compile(r"curl: \(\d+\) (.*?)(?=\s\d{3} \d+\.\d+\s*$|$)")
+_CODE = re.compile(r"(?:^|\s)(\d{3}) (\d+\.\d+)(?: loc=(\S*))?\s*$")
+_HOPS = re.compile(r"\s*hops=(\d+)\s*$")
+_CURL_ERR = re.compile(r"(?:curl: \(\d+\)|python:) (.*?)(?=\s\d{3} \d+\.\d+(?: loc=\S*)?\s*$|$)")
 
 
 def parse_reply(text: str) -> dict:
+    """One `ask` report: the last answer's code and time, where a 3xx pointed (`location`)
+    and how many redirects were followed to get there (`hops`)."""
     # curl names "localhost port 80" even when it tried the unix socket: drop that part.
     text = re.sub(r"Failed to connect to localhost port \d+ after \d+ ms: ", "", text)
+    hops = _HOPS.search(text)
+    text = text[: hops.start()] if hops else text
     m = _CODE.search(text)
     code = int(m.group(1)) if m else 0
     err = _CURL_ERR.search(text)
@@ -124,6 +237,8 @@ def parse_reply(text: str) -> dict:
         "code": code,
         "seconds": float(m.group(2)) if m else None,
         "error": err.group(1).strip() if err else ("" if code else text.strip()),
+        "location": (m.group(3) or "") if m else "",
+        "hops": int(hops.group(1)) if hops else 0,
     }
 
 
@@ -132,6 +247,9 @@ def parse_http(stdout: str, _s=None) -> dict:
     for line in stdout.splitlines():
         if line.startswith("nginx_addr="):
             out["nginx_addr"] = line.split("=", 1)[1]
+            continue
+        if line == "nginx_unlisted":
+            out["nginx_unlisted"] = True
             continue
         via, _, rest = line.partition(" ")
         if via in ("socket", "nginx"):
@@ -170,7 +288,15 @@ FACTS = [
 
 
 def ok_code(code: int) -> bool:
-    return 200 <= code < 400
+    """Healthy, as a browser sees it: a page (2xx). A redirect left at the end (to another
+    site, or past MAX_HOPS) is not one."""
+    return 200 <= code < 300
+
+
+def manual_ok(manual: dict) -> bool:
+    """The by-hand run answers at all as an app does (a redirect too: a login page, a
+    missing slash): Django loads and serves."""
+    return 200 <= manual.get("http", 0) < 400
 
 
 # What Django answers a Host header not in ALLOWED_HOSTS (DisallowedHost): the page is fine,
@@ -185,6 +311,12 @@ def describe(reply: dict) -> str:
             if reply.get("seconds") is not None
             else str(reply["code"])
         )
+        hops = reply.get("hops") or 0
+        if 300 <= reply["code"] < 400:
+            why = f"after {hops} redirects" if hops >= MAX_HOPS else "another site: not followed"
+            said += f" to {reply.get('location') or '?'} ({why}; a redirect is not a page)"
+        elif hops:
+            said += f" after {hops} redirect(s) within the site"
         return said + (BAD_HOST if reply["code"] == 400 else "")
     return reply.get("error") or "no answer"
 
@@ -205,10 +337,7 @@ def _via(facts: Facts, via: str, check: Check) -> list:
 def allowed_name(facts: Facts) -> str:
     """The first name Django's ALLOWED_HOSTS (as the probe read it) allows by itself: the
     Host a browser that works asks with. "" when it allows any, or said none."""
-    hosts = (facts.probe or {}).get("allowed_hosts") or []
-    if "*" in hosts:
-        return ""
-    return next((h.lstrip(".") for h in hosts if h.strip(".") and "*" not in h), "")
+    return first_allowed((facts.probe or {}).get("allowed_hosts") or [])
 
 
 def nginx_failed(facts: Facts) -> bool:
@@ -217,21 +346,15 @@ def nginx_failed(facts: Facts) -> bool:
 
 
 def evaluate(facts: Facts, s: Settings) -> list:
-    cannot = tools_check.not_read(facts, "curl")
-    if cannot:
-        # Without curl nothing was asked: its error is not the site's answer.
-        return [
-            Check("http.socket", 7, "request through the socket", ("http",)).skip(cannot),
-            Check("http.nginx", 7, "request through nginx", ("http",)).skip(cannot),
-            Check("http.manual", 7, "gunicorn run by hand", reads=("manual",)).skip(cannot),
-        ]
+    # Without curl the pages were asked by the venv's python (python_ask): the same replies;
+    # none at all (that python failed too) is "not asked", never an answer.
     out = _via(facts, "socket", Check("http.socket", 7, "request through the socket", ("http",)))
     addr = facts.http.get("nginx_addr") or "?"
-    if tools_check.not_read(facts, "ss"):
-        # nginx's address is found with ss: without it, no address is not "no nginx".
+    if facts.http.get("nginx_unlisted"):
+        # No listing of nginx's address was made: no address is not "no nginx".
         out.append(
             Check("http.nginx", 7, "request through nginx", ("http",)).skip(
-                tools_check.not_read(facts, "ss")
+                "not read: neither ss nor /proc listed nginx's address"
             )
         )
     else:
@@ -240,9 +363,11 @@ def evaluate(facts: Facts, s: Settings) -> list:
         )
     manual = Check("http.manual", 7, "gunicorn run by hand", reads=("manual",))
     m = facts.manual
-    if m is None:
+    if m is None and needs_manual_run(facts, s) and tools_check.not_read(facts, "curl"):
+        out.append(manual.skip(tools_check.not_read(facts, "curl") or ""))
+    elif m is None:
         out.append(manual.skip("not needed: the service's gunicorn answers"))
-    elif ok_code(m["http"]):
+    elif manual_ok(m):
         out.append(
             manual.ok(
                 f"answers {m['http']} on a temporary socket: Django is fine, the "

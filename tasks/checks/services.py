@@ -31,6 +31,10 @@ UNIT_PROPS = [
     # For the layout (tasks/layout.py): file names only, never the files' contents.
     "EnvironmentFiles",
     "Listen",
+    # The socket unit's file owner and mode (systemd creates it as them): the layout's.
+    "SocketUser",
+    "SocketGroup",
+    "SocketMode",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.checks import tools as tools_check
+from tasks import tools
 from tasks.checks.base import ROOT, Check, Fact, Facts, Finding
 from tasks.guide import sudo
 from tasks.settings import Settings, tcp_address
@@ -12,24 +12,25 @@ from tasks.shell import batch, q
 
 
 def listener_command(s: Settings, _facts=None) -> str:
-    """The socket file, who listens on it, and the guide's port 8000; for a TCP bind, who
-    listens on its port."""
+    """The socket file, the listening sockets (ss, or /proc without it: tools.listing), and
+    for a unix socket each directory on the way to it."""
     if s.tcp:
-        _host, port = tcp_address(s.tcp)
-        return batch(
-            {
-                "tcp": f"ss -tlnpH {q(f'sport = :{port}')}",
-                "port8000": "ss -tlnpH 'sport = :8000'",
-            }
-        )
+        return batch({"tcp": tools.listing("tcp")})
     return batch(
         {
             "stat": f"stat -c 'type=%F owner=%U group=%G mode=%a' {q(s.socket)} 2>&1",
-            "listen": f"ss -xlpnH | grep -F -- {q(' ' + s.socket + ' ')}",
-            "port8000": "ss -tlnpH 'sport = :8000'",
+            "listen": tools.listing("unix"),
+            "tcp": tools.listing("tcp"),
             "namei": f"namei -l {q(s.socket)} 2>&1",
         }
     )
+
+
+def _held(text: str) -> list[str]:
+    """The listing's lines of sockets some process holds: after the master is killed the
+    kernel can still list the old socket without a process for a moment (and /proc, on a
+    shared network namespace, another machine's)."""
+    return [ln for ln in text.splitlines() if "users:((" in ln]
 
 
 def _tcp_listeners(text: str, bind: str) -> list[str]:
@@ -37,19 +38,28 @@ def _tcp_listeners(text: str, bind: str) -> list[str]:
     address (0.0.0.0, *, [::])."""
     host, port = tcp_address(bind)
     mine = {f"{host}:{port}", f"0.0.0.0:{port}", f"*:{port}", f"[::]:{port}"}
-    return [ln for ln in text.splitlines() if "users:((" in ln and set(ln.split()) & mine]
+    return [ln for ln in _held(text) if set(ln.split()) & mine]
+
+
+def _port(text: str, port: int) -> list[str]:
+    """The listing's lines of a local address on `port` (ss's `sport = :PORT`)."""
+    return [ln for ln in _held(text) if len(ln.split()) > 3 and ln.split()[3].endswith(f":{port}")]
 
 
 def parse_listener(parts: dict, s: Settings | None = None) -> dict:
-    if "tcp" in parts:
-        listen = _tcp_listeners(parts["tcp"].text, s.tcp) if s and s.tcp else []
+    tcp = parts.get("tcp")
+    port8000 = _port(tcp.text, 8000) if tcp is not None else []
+    if "stat" not in parts:
+        listen = _tcp_listeners(tcp.text, s.tcp) if s and s.tcp else []
         return {
             "exists": True,
             "type": "tcp",
             "listening": bool(listen),
+            "listed_by": tools.listed_by(tcp),
+            "port_listed_by": tools.listed_by(tcp),
             "listen_lines": listen,
             "owners": re.findall(r'\("([^"]+)",pid=(\d+)', " ".join(listen)),
-            "port8000": [ln for ln in parts["port8000"].text.splitlines() if ln.strip()],
+            "port8000": port8000,
             "namei": [],
         }
     stat = parts["stat"].text.strip()
@@ -59,15 +69,24 @@ def parse_listener(parts: dict, s: Settings | None = None) -> dict:
         info.update(type=m.group(1), owner=m.group(2), group=m.group(3), mode=m.group(4))
     else:
         info["error"] = stat
-    # Only a socket some process holds is listened on: after the master is killed the kernel
-    # can still list the old socket without a process for a moment.
-    listen = [ln for ln in parts["listen"].text.splitlines() if "users:((" in ln]
+    path = f" {s.socket} " if s else None
+    listen = [ln for ln in _held(parts["listen"].text) if path is None or path in f"{ln} "]
     info["listening"] = bool(listen)
+    info["listed_by"] = tools.listed_by(parts["listen"])
     info["listen_lines"] = listen
     info["owners"] = re.findall(r'\("([^"]+)",pid=(\d+)', " ".join(listen))
-    info["port8000"] = [ln for ln in parts["port8000"].text.splitlines() if ln.strip()]
+    info["port8000"] = port8000
+    info["port_listed_by"] = tools.listed_by(tcp)
     info["namei"] = [ln for ln in parts["namei"].text.splitlines() if ln.strip()]
     return info
+
+
+NOT_LISTED = "not read: neither ss nor the /proc listing could list the sockets"
+
+
+def listed(li: dict) -> str:
+    """Evidence of where the listing came from, when not from ss."""
+    return " (read from /proc: ss is missing)" if li.get("listed_by") == "/proc" else ""
 
 
 FACTS = [Fact("listener", listener_command, parse_listener, identity=ROOT, framed=True)]
@@ -79,13 +98,17 @@ def tcp_listener(facts: Facts, s: Settings) -> list:
     if li.get("listening"):
         who = ", ".join(f"{name} (pid {pid})" for name, pid in li.get("owners", [])[:1])
         out = [check.ok(f"listened by {who or 'a process'}", li.get("listen_lines", [])[:2])]
-    elif tools_check.not_read(facts, "ss"):
-        out = [check.skip(tools_check.not_read(facts, "ss"))]
+    elif not li.get("listed_by"):
+        out = [check.skip(NOT_LISTED)]
     else:
-        out = [check.fail(f"nothing listens on {s.tcp}: nothing serves the address nginx uses")]
+        out = [
+            check.fail(
+                f"nothing listens on {s.tcp}: nothing serves the address nginx uses{listed(li)}"
+            )
+        ]
     port = Check("listener.port8000", 1, "TCP port 8000")
-    if tools_check.not_read(facts, "ss"):
-        out.append(port.skip(tools_check.not_read(facts, "ss")))
+    if not li.get("port_listed_by"):
+        out.append(port.skip(NOT_LISTED))
     elif tcp_address(s.tcp)[1] == 8000:
         out.append(port.skip("the unit binds :8000 itself"))
     elif li.get("port8000"):
@@ -121,14 +144,15 @@ def evaluate(facts: Facts, s: Settings) -> list:
                 ],
             )
         ]
-    elif not li.get("listening") and tools_check.not_read(facts, "ss"):
-        # Without ss nobody seems to listen: calling it stale would have its repair delete the
-        # live socket.
-        out = [check.skip(tools_check.not_read(facts, "ss"))]
+    elif not li.get("listening") and not li.get("listed_by"):
+        # Nothing listed, nobody seems to listen: calling it stale would have its repair
+        # delete the live socket.
+        out = [check.skip(NOT_LISTED)]
     elif not li.get("listening"):
         ev = [
             f"{s.socket}: socket {li.get('owner')}:{li.get('group')} {li.get('mode')}",
-            "ss -xl: no process listens on it",
+            f"{'ss -xl' if li.get('listed_by') == 'ss' else '/proc/net/unix'}: "
+            "no process listens on it",
         ]
         out = [
             check.failure(
@@ -143,13 +167,13 @@ def evaluate(facts: Facts, s: Settings) -> list:
         out = [
             check.ok(
                 f"socket {li.get('owner')}:{li.get('group')} {li.get('mode')}, "
-                f"listened by {who or 'a process'}",
+                f"listened by {who or 'a process'}{listed(li)}",
                 li.get("listen_lines", [])[:2],
             )
         ]
     port = Check("listener.port8000", 1, "TCP port 8000")
-    if tools_check.not_read(facts, "ss"):
-        out.append(port.skip(tools_check.not_read(facts, "ss")))
+    if not li.get("port_listed_by"):
+        out.append(port.skip(NOT_LISTED))
     elif li.get("port8000"):
         out.append(
             port.warn("something listens on :8000 (a gunicorn run by hand?)", li["port8000"])

@@ -13,8 +13,8 @@ STEP = 0
 FACTS: list = []
 # What cannot be asked without each tool.
 USES = {
-    "curl": "step 7's requests and the health gate",
-    "ss": "step 5's listener (a socket nobody seems to hold is not called stale)",
+    "curl": "step 7's by-hand run",
+    "ss": "upgrade-unit's switch",
     "namei": "step 6's evidence (each directory's mode on the way to the socket)",
     "systemd-analyze": "step 3's unit check and upgrade-unit",
 }
@@ -34,6 +34,15 @@ def evaluate(facts: Facts, s: Settings) -> list:
     gone = tools.missing(facts.tools, tools.PACKAGES)
     if not gone:
         return [check.ok(", ".join(tools.PACKAGES) + ": present")]
+    served = [n for n in gone if n in tools.FALLBACK and facts.tools.get(n) is False]
+    if served == gone:
+        # What they would read is read another way: said, not a cause.
+        return [
+            check.warn(
+                f"missing: {', '.join(gone)} (fallback used)",
+                [f"{n}: missing (package {tools.PACKAGES[n]}): {tools.FALLBACK[n]}" for n in gone],
+            )
+        ]
     evidence = [
         f"{n}: {'missing' if facts.tools.get(n) is False else 'not known'} (package "
         f"{tools.PACKAGES[n]}): {USES[n]} cannot be made"

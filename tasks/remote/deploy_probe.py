@@ -12,7 +12,8 @@
 #   wsgi_app the app imported: the one the unit's ExecStart serves, else WSGI
 #   error    when the WSGI application does not import (the site would not serve)
 #   check    serious messages of Django's system checks
-#   plan     [{app, name, kind, ops}] migrations to apply, each classified by migration_risk
+#   plan     [{app, name, initial, kind, ops}] migrations to apply, each classified by
+#            migration_risk; `initial`: the app's first migration (Django's own test)
 #
 # The state is read with settings and the database alone (django.setup(), the recorder, the
 # migration files): a server whose URLs or views are broken, the very case a deploy is for,
@@ -96,6 +97,15 @@ try:
 except BaseException as e:
     out["error"] = failure(e)
 
+
+def is_initial(migration):
+    """An app's first migration as Django's executor tells it (detect_soft_applied): marked
+    `initial = True`, or left unmarked with no dependency inside its own app."""
+    if migration.initial is None:
+        return not any(app == migration.app_label for app, _ in migration.dependencies)
+    return bool(migration.initial)
+
+
 if loader is not None:
     try:
         from django.db.migrations.executor import MigrationExecutor
@@ -108,7 +118,14 @@ if loader is not None:
             node = (migration.app_label, migration.name)
             before = ex.loader.project_state(node, at_end=False)
             risk = classify_migration(migration.app_label, migration, before)  # noqa: F821
-            plan.append({"app": migration.app_label, "name": migration.name, **risk})
+            plan.append(
+                {
+                    "app": migration.app_label,
+                    "name": migration.name,
+                    "initial": is_initial(migration),
+                    **risk,
+                }
+            )
         out["plan"] = plan
     except BaseException as e:
         out["plan_error"] = failure(e)

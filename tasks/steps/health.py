@@ -48,6 +48,8 @@ def health_script(
     wait: float = 0.0,
     journal_after: str = "",
     host: str | None = None,
+    scheme: str = "http",
+    without_curl: str = "",
 ) -> str:
     """One poll of the health gate in one round trip, as root: first (up to `wait` seconds) until
     the old workers `old_pids` have left, so that the new ones answer; then every URL through
@@ -56,7 +58,7 @@ def health_script(
     parts = {}
     if old_pids:
         parts["wait"] = wait_gone(unit, old_pids, wait)
-    parts["http"] = http_script(socket, urls, http_timeout, host)
+    parts["http"] = http_script(socket, urls, http_timeout, host, scheme, without_curl)
     parts["pids"] = unit_pids(unit)
     parts["main"] = join("systemctl", "show", "-p", "MainPID", "--value", unit)
     if journal_after:
@@ -212,6 +214,9 @@ def health(
             wait=min(WAIT_SLICE, max(0.0, deadline - time.monotonic())),
             journal_after=journal_after,
             host=s.health_host,
+            scheme=s.health_scheme or "http",
+            # No curl on the server: the venv's python asks, as the service.
+            without_curl=http.python_ask(s, s.health_scheme or "http"),
         )
         poll = read_poll(remote.run(script, root=True).stdout)
         verdict, detail = judge(poll, s.health_urls, since_pids, main_pid)

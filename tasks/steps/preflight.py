@@ -58,6 +58,9 @@ def preflight(ctx: Ctx) -> str:
             "Nothing changed; check `fab info`, or deploy with --allow-empty-database if this "
             "really is a new, empty database"
         )
+    again = installed_at_initial(p.get("plan") or [], ctx.migrations_before)
+    if again and not ctx.allow_empty_database:
+        raise Refused(wrong_database(again, p.get("database") or {}))
     ctx.save_state()
     return f"at {ctx.old_commit[:12]}, migrations recorded for {len(ctx.migrations_before)} apps"
 
@@ -66,6 +69,27 @@ def empty_database(state: dict) -> bool:
     """Every app the deployed code has is at "zero": a database nothing was ever migrated on.
     On a server that runs this code, that is a database other than the service's."""
     return bool(state) and all(v == "zero" for v in state.values())
+
+
+def installed_at_initial(plan: list, state: dict) -> list[str]:
+    """The planned initial migrations (app.name) of apps the deployed code already has (the
+    keys of `state`, read before the new code) on a database where some app is migrated: the
+    service has been running that code on its database, so those tables exist there. An app
+    the release adds is not in `state`: its first migration is not one of these. A database
+    where nothing is migrated at all is empty_database's."""
+    if not any(v != "zero" for v in state.values()):
+        return []
+    return [f"{m['app']}.{m['name']}" for m in plan if m.get("initial") and m.get("app") in state]
+
+
+def wrong_database(again: list[str], db: dict) -> str:
+    return (
+        f"the database the app's settings name ({db.get('name') or '?'}) would get the initial "
+        f"migration of apps this server already runs ({', '.join(again)}): the tool is not "
+        "looking at the service's database (a setting from an environment it cannot see?). "
+        "Nothing changed; check `fab info` and the unit's EnvironmentFile, or deploy with "
+        "--allow-empty-database if these apps really were never migrated here"
+    )
 
 
 STEP = Step("preflight", preflight)

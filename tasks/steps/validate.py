@@ -4,6 +4,7 @@ lose data or cannot be reversed unless allowed."""
 from __future__ import annotations
 
 from tasks.steps.context import Ctx, Step, StepFailed
+from tasks.steps.preflight import installed_at_initial, wrong_database
 from tasks.steps.probe import probe
 
 
@@ -24,6 +25,11 @@ def validate(ctx: Ctx) -> str:
             "\n".join(e.get("traceback", [])),
         )
     ctx.plan = p["plan"]
+    # The new code on the database it names: an app the old code had back at its first
+    # migration means the release's settings name another database.
+    again = installed_at_initial(ctx.plan, ctx.migrations_before)
+    if again and not ctx.allow_empty_database:
+        raise StepFailed(wrong_database(again, p.get("database") or {}))
     ctx.save_state()  # the plan: what an undo may reverse, and only that
     one_way = risky(ctx.plan, "irreversible")
     if one_way and not ctx.allow_irreversible:

@@ -12,15 +12,6 @@ from tests.lab.test_diagnose import assert_cause, check, diagnose
 pytestmark = pytest.mark.lab
 
 
-def test_a_missing_curl_asks_nothing_and_says_why(fresh_host):
-    fresh_host.sh("mv /usr/bin/curl /usr/bin/curl.gone")
-    doc, r = fab_json(*lab_args(fresh_host), "diagnose", "--target", "lab")
-    assert doc["verdict"]["cause"] == "tools_missing", doc["verdict"]
-    assert doc["verdict"]["fix"] == ["sudo apt-get install curl"]
-    for c in ("http.socket", "http.nginx", "http.manual"):
-        assert check(doc, c)["status"] == "skipped", check(doc, c)
-
-
 def test_unreachable_is_exit_2_with_a_verdict(tmp_path):
     doc, r = fab_json("-H", "cynow@127.0.0.99", "diagnose", home=tmp_path)
     assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-2000:]

@@ -6,7 +6,9 @@ while gunicorn waits to be started by the first request, and deploy."""
 
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +81,27 @@ def test_the_socket_unit_names_the_socket_and_a_waiting_gunicorn_is_healthy(sock
     assert doc["verdict"]["cause"] == "healthy", (doc["verdict"], r.stderr[-2000:])
     assert check(doc, "services.gunicorn")["status"] == "ok", check(doc, "services.gunicorn")
     assert check(doc, "listener.socket")["status"] == "ok", check(doc, "listener.socket")
+
+
+SHOWN = "Id,LoadState,ActiveState,SubState,User,Group,WorkingDirectory,ExecStart,Listen"
+
+
+def test_info_shows_the_socket_files_owner_and_mode_from_the_socket_unit(socket_host):
+    doc, r = fab_json(*lab_args(socket_host), "info", "--target", "lab")
+    [host] = doc["hosts"]
+    said = {v["key"]: (v["value"], v["source"]) for v in host["layout"]}
+    assert said["socket_user"] == ("www-data", "socket unit"), said
+    assert said["socket_mode"] == ("0660", "socket unit")
+    assert said["socket_group"] == ("root", "socket unit")  # none set: systemd's own
+    if os.environ.get("CYNOW_RECAPTURE"):
+        # The unit tests' captured `systemctl show` (tests/unit/test_layout.py).
+        text = socket_host.sh(
+            f"systemctl show -p {SHOWN},SocketUser,SocketGroup,SocketMode "
+            "gunicorn.service gunicorn.socket"
+        ).stdout
+        Path(__file__).parents[1].joinpath(
+            "unit", "data", "systemctl_show_socket_unit.txt"
+        ).write_text(text)
 
 
 def test_deploy_on_a_socket_activated_server(socket_host):

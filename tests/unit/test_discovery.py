@@ -231,8 +231,10 @@ def test_the_sites_server_name_is_the_host_the_health_requests_ask_by(tmp_path):
     got, has = discovery.adopt(FakeRemote(show))
     assert got.health_host == "cynow.example.com"
     assert got.discovered == {"health_host": "nginx's server_name"}
-    # One the user set is theirs: nginx is then not even read.
+    # One the user set is theirs: Django is then not asked; with the scheme too, nor nginx.
     mine = resolve({"health_host": "cynow.lab"})
+    assert discovery.ALLOWED_MARK.strip() not in discovery.read_command(mine)
+    mine = resolve({"health_host": "cynow.lab", "health_scheme": "http"})
     assert "nginx -T" not in discovery.read_command(mine)
     assert discovery.browser_name(["_", "~^www", "*.x.org", ".x.org"]) == ""
     assert discovery.browser_name(["_", "10.78.0.9"]) == "10.78.0.9"
@@ -256,3 +258,119 @@ def test_explicit_keys_come_from_the_levels_above_the_defaults():
     config = Config(overrides={"cynow": {"socket": "/a.sock", "targets": {}}})
     config.load_collection({"cynow": {"project_dir": "/x", "venv": "/x/venv"}})
     assert explicit_keys(config) == {"socket"}
+
+
+NO_BIND = unit(ExecStart=exec_start("/home/cynow/cynow/venv/bin/gunicorn config.wsgi:application"))
+
+
+def test_the_config_file_and_gunicorn_cmd_args_are_read_only_when_they_can_decide():
+    s = resolve({})
+    assert discovery.needs_config(NO_BIND, {}, s)
+    assert not discovery.needs_config(unit(), {}, s)  # ExecStart binds
+    listening = {"LoadState": "loaded", "ActiveState": "active", "Listen": "/run/g.sock (Stream)"}
+    assert not discovery.needs_config(NO_BIND, listening, s)  # the socket unit is the listener
+    assert not discovery.needs_config(NO_BIND, {}, resolve({"socket": "/run/mine.sock"}))
+    assert not discovery.needs_config({"LoadState": "not-found"}, {}, s)
+
+
+def test_a_bind_from_gunicorn_cmd_args_or_the_config_file_is_the_socket():
+    s = resolve({})
+    conf = {"path": "/srv/g.conf.py", "exists": True, "values": {"bind": ["unix:/run/f.sock"]}}
+    found = discovery.candidates(NO_BIND, {}, s, conf)
+    assert found["socket"] == ("/run/f.sock", "the bind of gunicorn's config file /srv/g.conf.py")
+    # gunicorn's order: GUNICORN_CMD_ARGS over the file.
+    env = {**conf, "env_args": {"binds": ["127.0.0.1:8001"]}}
+    assert discovery.candidates(NO_BIND, {}, s, env)["socket"] == (
+        "127.0.0.1:8001",
+        "GUNICORN_CMD_ARGS's --bind",
+    )
+    # A bind the file computes is not known: not taken; nor one when ExecStart binds itself.
+    computed = {**conf, "values": {"bind": "not a literal: not read"}}
+    assert "socket" not in discovery.candidates(NO_BIND, {}, s, computed)
+    assert discovery.candidates(unit(), {}, s, env).get("socket") is None
+
+
+def test_adopt_reads_the_config_file_then_confirms_its_bind(tmp_path):
+    import json
+
+    s = resolve({})
+    show = framed(discovery.read_command(s), props_text(NO_BIND), "", tmp_path)
+    report = {"path": "/home/cynow/cynow/gunicorn.conf.py", "exists": True, "named": "default"}
+    report["values"] = {"bind": "unix:/run/cynow/g.sock"}
+
+    class Remote(FakeRemote):
+        def run(self, command, root=False, **kw):
+            if "CYNOW-GUNICORN-CONFIG" in command:
+                self.calls.append((command, root))
+                return Output(command, "CYNOW-GUNICORN-CONFIG " + json.dumps(report), "", 0, 0.0)
+            return super().run(command, root, **kw)
+
+    remote = Remote(show, batch({"socket": "echo yes"}))
+    got, _ = discovery.adopt(remote)
+    assert got.socket == "/run/cynow/g.sock"
+    assert got.discovered == {"socket": f"the bind of gunicorn's config file {report['path']}"}
+    assert [root for _, root in remote.calls] == [True, True, True]
+    assert "test -d /run/cynow" in remote.calls[2][0]
+    # The guide's unit (ExecStart binds) costs no read of the file.
+    guide = Remote(framed(discovery.read_command(s), props_text(unit()), "", tmp_path))
+    discovery.adopt(guide)
+    assert not any("CYNOW-GUNICORN-CONFIG" in c for c, _ in guide.calls)
+
+
+def test_a_site_on_443_is_asked_with_https_and_a_nameless_one_by_djangos_allowed_hosts():
+    s = resolve({})
+    tls = SITE.replace("listen 80;", "listen 80;\n    listen [::]:443 ssl;")
+    report = discovery.ALLOWED_MARK + '{"hosts": [".cynow.example.org", "10.0.0.5"]}'
+    got = discovery.browser(s, {"nginx": tls, "allowed": report})
+    assert (got.health_host, got.health_scheme) == ("cynow.example.com", "https")
+    assert got.discovered == {
+        "health_host": "nginx's server_name",
+        "health_scheme": "nginx's listen 443",
+    }
+    # nginx names no site (`server_name _`): Django's first name a browser can ask by.
+    nameless = SITE.replace(" *.example.org cynow.example.com", "")
+    got = discovery.browser(s, {"nginx": nameless, "allowed": "noise\n" + report})
+    assert (got.health_host, got.health_scheme) == ("cynow.example.org", None)
+    assert got.discovered == {"health_host": "Django's ALLOWED_HOSTS"}
+    # ALLOWED_HOSTS = ["*"], a settings module that did not load, no report: curl's own.
+    for said in ('{"hosts": ["*", "x.org"]}', '{"hosts": null, "error": "ImportError"}', ""):
+        assert discovery.browser(s, {"nginx": nameless, "allowed": said}).health_host is None
+    # What the user set stays.
+    mine = resolve({"health_host": "cynow.lab", "health_scheme": "http"})
+    assert discovery.browser(mine, {"nginx": tls, "allowed": report}) == mine
+    assert discovery.site_scheme(["80", "127.0.0.1:8443 ssl"]) == ""
+
+
+def test_djangos_allowed_hosts_read_for_real_with_the_units_venv(tmp_path, monkeypatch):
+    """The reader as the service would run it (the wrapper replaced: it drops to the unit's
+    user, run for real in test_service.py): the python of ExecStart's venv, found on the
+    server, imports the settings module in the checkout."""
+    import sys
+
+    from tasks import service
+
+    monkeypatch.setattr(service, "as_service", lambda unit, user, cmd, strict=True: cmd)
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (venv / "python").chmod(0o755)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gunicorn = f"{venv}/gunicorn"
+    show = f"{{ path={gunicorn} ; argv[]={gunicorn} config.wsgi:application ; ignore_errors=no }}"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho {shlex_quote(show)}\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    app = tmp_path / "app"
+    (app / "config").mkdir(parents=True)
+    (app / "config" / "__init__.py").write_text("")
+    (app / "config" / "settings.py").write_text('ALLOWED_HOSTS = ["cynow.lab", "localhost"]\n')
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    command = discovery.allowed_hosts_command(resolve({}))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, cwd=app, env=env)
+    assert discovery.allowed_name(out.stdout) == "cynow.lab", out.stdout + out.stderr
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

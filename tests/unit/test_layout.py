@@ -3,6 +3,8 @@ layouts the guide's replica does not show (socket activation, a TCP bind, a move
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 
 from tasks import layout
@@ -346,3 +348,30 @@ def test_a_named_config_that_could_not_be_read_is_said():
     conf = {"named": "unit", "path": "/etc/none.py", "exists": False}
     v = by_key(layout.discover(gunicorn_facts("/v/bin/gunicorn -c /etc/none.py app", conf), s))
     assert v["gunicorn_config"].value == "/etc/none.py (not read: missing)"
+
+
+def test_the_socket_units_owner_and_mode_from_systemctl_show():
+    from tasks import parse
+
+    text = (Path(__file__).parent / "data" / "systemctl_show_socket_unit.txt").read_text()
+    facts = Facts(units=parse.systemctl_show(text))
+    v = by_key(layout.discover(facts, resolve({})))
+    said = {k: (v[k].value, v[k].source) for k in ("socket_user", "socket_group", "socket_mode")}
+    # Captured in the lab (tests/lab/test_socket_activation.py): SocketUser=www-data and
+    # SocketMode=0660 set, SocketGroup not (systemctl shows it empty).
+    assert said == {
+        "socket_user": ("www-data", "socket unit"),
+        "socket_group": ("root", "socket unit"),
+        "socket_mode": ("0660", "socket unit"),
+    }
+    assert v["socket_mode"].used == "the socket unit's SocketMode="
+    assert v["socket_group"].used == "systemd's default (no SocketGroup=)"
+    # A socket unit that sets none: systemd's own (root, 0666), said to be the default.
+    bare = {k: val for k, val in facts.units["gunicorn.socket"].items() if "Socket" not in k}
+    facts.units["gunicorn.socket"] = bare
+    v = by_key(layout.discover(facts, resolve({})))
+    assert (v["socket_user"].value, v["socket_mode"].value) == ("root", "0666")
+    assert v["socket_user"].used == "systemd's default (no SocketUser=)"
+    # No socket unit: nothing said.
+    facts.units.pop("gunicorn.socket")
+    assert "socket_user" not in by_key(layout.discover(facts, resolve({})))

@@ -156,7 +156,7 @@ def test_every_printed_fix_runs_as_the_words_it_shows(canary, tmp_path):
 
 def test_a_hostile_path_is_one_argument_unchanged(canary, tmp_path):
     s = hostile_settings(canary)
-    li = {"exists": True, "type": "socket"}
+    li = {"exists": True, "type": "socket", "listed_by": "ss"}
     rm, restart = socket.evaluate(Facts(listener=li), s)[0].findings[0].fix
     assert shell_argv(rm, tmp_path) == ["sudo", "rm", "-f", s.socket]
     pull = guide.update_by_hand(s)[0]
@@ -186,9 +186,8 @@ def test_ordinary_paths_print_as_before(s):
         "sudo -u cynow /home/cynow/cynow/venv/bin/python manage.py collectstatic --noinput",
         "sudo systemctl restart gunicorn.service",
     ]
-    assert socket.evaluate(Facts(listener={"exists": True, "type": "socket"}), s)[0].findings[
-        0
-    ].fix == [
+    listed = {"exists": True, "type": "socket", "listed_by": "ss"}
+    assert socket.evaluate(Facts(listener=listed), s)[0].findings[0].fix == [
         "sudo rm -f /home/cynow/cynow/gunicorn.sock",
         "sudo systemctl restart gunicorn.service",
     ]

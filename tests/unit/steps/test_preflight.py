@@ -101,3 +101,69 @@ def test_preflight_never_creates_the_sqlite_file_it_was_told_about(server, tmp_p
     with pytest.raises(Refused, match=r"cannot read which migrations.*does not exist"):
         preflight(ctx)
     assert not gone.exists()
+
+
+def test_preflight_refuses_initial_migrations_of_apps_the_server_already_runs(server):
+    """The probe, run for real on the sqlite project: contenttypes is migrated, but the
+    settings the tool ran with also have auth, at zero there. The service has been running
+    this code, so its database has auth's tables: this one is not the service's."""
+    ctx, remote, dev, app = server
+    settings = app / "config" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace(
+            '["django.contrib.contenttypes"]',
+            '["django.contrib.contenttypes", "django.contrib.auth"]',
+        )
+    )
+    take_lock(ctx)
+    with pytest.raises(Refused, match="not looking at the service's database") as e:
+        preflight(ctx)
+    # Only the first migration names the app as installed elsewhere; auth's later ones follow.
+    assert "(auth.0001_initial)" in e.value.message
+    assert not (Path(ctx.s.state_dir) / "deploy.lock" / "state").exists()
+    ctx.allow_empty_database = True  # the user says these apps really were never migrated
+    assert preflight(ctx).startswith("at ")
+
+
+def test_only_apps_of_the_deployed_code_at_their_first_migration_are_the_red_flag():
+    from tasks.steps.preflight import installed_at_initial
+
+    state = {"contenttypes": "0002_remove_content_type_name", "orders": "0003_total"}
+    plan = [
+        {"app": "orders", "name": "0004_note", "initial": False},
+        {"app": "invoices", "name": "0001_initial", "initial": True},  # the release's new app
+    ]
+    assert installed_at_initial(plan, state) == []
+    plan.append({"app": "orders", "name": "0001_initial", "initial": True})
+    assert installed_at_initial(plan, state) == ["orders.0001_initial"]
+    # Nothing migrated at all: empty_database's refusal, with its own words.
+    assert installed_at_initial(plan, {"contenttypes": "zero", "orders": "zero"}) == []
+
+
+def test_validate_fails_when_the_new_code_names_a_database_without_the_old_apps(
+    server, tmp_path, monkeypatch
+):
+    """After the code step: the settings now name a database where an app the old code had
+    (contenttypes, migrated before) is back at its first migration."""
+    import os
+
+    from tasks.steps.validate import validate
+
+    ctx, remote, dev, app = server
+    take_lock(ctx)
+    preflight(ctx)
+    bin_dir = tmp_path / "fake-systemd"
+    bin_dir.mkdir()
+    exec_start = "{ path=/v/gunicorn ; argv[]=/v/gunicorn config.wsgi:application ; x=y }"
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\necho '{exec_start}'\n")
+    (bin_dir / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    other = tmp_path / "other.sqlite3"
+    other.write_bytes(b"")
+    settings = app / "config" / "settings.py"
+    settings.write_text(
+        settings.read_text().replace(repr(str(tmp_path / "db.sqlite3")), repr(str(other)))
+    )
+    with pytest.raises(StepFailed, match="not looking at the service's database") as e:
+        validate(ctx)
+    assert "contenttypes.0001_initial" in e.value.message
