@@ -252,20 +252,29 @@ def candidates(
     return out
 
 
-def _socket_test(value: str) -> str:
-    """A unix socket is created by whoever listens: its directory must exist."""
-    return "true" if tcp_address(value) else join("test", "-d", value.rsplit("/", 1)[0] or "/")
+def runtime_dirs(unit: dict) -> list[str]:
+    """The unit's RuntimeDirectory= as paths: systemd creates each under /run when the service
+    starts and removes it when it stops."""
+    return [f"/run/{d.strip('/')}" for d in (unit.get("RuntimeDirectory") or "").split() if d]
 
 
-def confirm_command(found: dict[str, tuple[str, str]]) -> str:
+def _socket_test(value: str, runtime: list[str] = ()) -> str:
+    """A unix socket is created by whoever listens: its directory must exist, unless it is one
+    of the unit's RuntimeDirectory= (gone while the service is stopped, made again at start)."""
+    directory = value.rsplit("/", 1)[0] or "/"
+    return "true" if tcp_address(value) or directory in runtime else join("test", "-d", directory)
+
+
+def confirm_command(found: dict[str, tuple[str, str]], unit: dict | None = None) -> str:
     """One test per candidate, each printing yes or no: the server has what the value names."""
+    runtime = runtime_dirs(unit or {})
     tests = {
         "app_user": lambda v: join("id", "-u", v),
         "app_group": lambda v: join("getent", "group", v),
         "project_dir": lambda v: join("test", "-f", f"{v}/manage.py"),
         "venv": lambda v: join("test", "-x", f"{v}/bin/python"),
         "static_root": lambda v: join("test", "-d", v),
-        "socket": _socket_test,
+        "socket": lambda v: _socket_test(v, runtime),
     }
     return batch(
         {
@@ -315,7 +324,7 @@ def adopt(remote) -> tuple[Settings, dict]:
     if not found:
         return s, has
     # As root: the app's home is often closed to the login user.
-    out = read_batch(remote.run(confirm_command(found), root=True).stdout)
+    out = read_batch(remote.run(confirm_command(found, unit), root=True).stdout)
     confirmed = {k for k, v in out.items() if v[0].strip() == "yes"}
     return apply(s, found, confirmed), has
 

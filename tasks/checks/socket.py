@@ -120,6 +120,18 @@ def tcp_listener(facts: Facts, s: Settings) -> list:
     return out
 
 
+def stopped_socket_unit(facts: Facts, s: Settings) -> str:
+    """Evidence that the socket is the ListenStream= of a socket unit that is loaded but not
+    active (systemd holds the socket only while the unit is active); "" otherwise."""
+    unit = facts.units.get(s.gunicorn_socket_unit, {})
+    listen = (unit.get("Listen") or "").split(" (", 1)[0].split()
+    if unit.get("LoadState") != "loaded" or listen[:1] != [s.socket]:
+        return ""
+    if unit.get("ActiveState") == "active":
+        return ""
+    return f"{s.gunicorn_socket_unit}: {unit.get('ActiveState', '?')} (ListenStream={s.socket})"
+
+
 def evaluate(facts: Facts, s: Settings) -> list:
     if s.tcp:
         return tcp_listener(facts, s)
@@ -154,14 +166,27 @@ def evaluate(facts: Facts, s: Settings) -> list:
             f"{'ss -xl' if li.get('listed_by') == 'ss' else '/proc/net/unix'}: "
             "no process listens on it",
         ]
-        out = [
-            check.failure(
-                "stale_socket",
-                ev,
-                restart,
-                summary="stale: the file exists but nobody listens (master killed?)",
-            )
-        ]
+        stopped = stopped_socket_unit(facts, s)
+        if stopped:
+            # systemd leaves the file of a socket unit it stopped (RemoveOnStop=no) and binds
+            # over it at the next start: not a stale file to delete, a stopped unit to start.
+            out = [
+                check.failure(
+                    "gunicorn_stopped",
+                    [*ev, stopped],
+                    [sudo("systemctl", "start", s.gunicorn_socket_unit, s.gunicorn_unit)],
+                    summary=f"nobody listens: {s.gunicorn_socket_unit}, which holds it, is stopped",
+                )
+            ]
+        else:
+            out = [
+                check.failure(
+                    "stale_socket",
+                    ev,
+                    restart,
+                    summary="stale: the file exists but nobody listens (master killed?)",
+                )
+            ]
     else:
         who = ", ".join(f"{name} (pid {pid})" for name, pid in li.get("owners", [])[:1])
         out = [

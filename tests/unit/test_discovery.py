@@ -136,6 +136,20 @@ def test_confirm_runs_in_a_real_shell(tmp_path):
     assert not (tmp_path / "dir").exists()
 
 
+def test_a_socket_in_the_units_runtime_directory_is_confirmed_while_it_is_gone():
+    """systemd removes a RuntimeDirectory= when the service stops: a stopped service's socket
+    there is still the one it will bind (before, the guide's path was used instead)."""
+    found = {"socket": ("/run/cynow-test-absent/gunicorn.sock", "gunicorn's --bind")}
+    said = {}
+    for unit in ({}, {"RuntimeDirectory": "cynow-test-absent"}):
+        out = subprocess.run(
+            ["sh", "-c", discovery.confirm_command(found, unit)], capture_output=True, text=True
+        ).stdout
+        said[bool(unit)] = read_batch(out)["socket"][0].strip()
+    assert said == {False: "no", True: "yes"}
+    assert discovery.runtime_dirs({"RuntimeDirectory": "a b/c"}) == ["/run/a", "/run/b/c"]
+
+
 class FakeRemote:
     """Answers discovery's commands: the read (systemctl show...) with `show`, then the tests
     (as root) with what the shell script `confirm` prints. Without `sudo`, a root command is
