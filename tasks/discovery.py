@@ -32,7 +32,15 @@ from tasks.settings import CHECKS, DEFAULTS, Settings, tcp_address
 from tasks.shell import batch, join, q, read_batch
 from tasks.systemd import systemctl_show
 
-UNIT_PROPS = ["Id", "LoadState", "User", "Group", "WorkingDirectory", "ExecStart"]
+UNIT_PROPS = [
+    "Id",
+    "LoadState",
+    "User",
+    "Group",
+    "WorkingDirectory",
+    "ExecStart",
+    "RuntimeDirectory",
+]
 SOCKET_PROPS = ["Id", "LoadState", "ActiveState", "Listen"]
 # Never taken from a unit: fix-permissions would hand the tree to root (tasks/service.py
 # refuses a root unit anyway, and diagnose names it).

@@ -30,7 +30,11 @@ def permissions_command(s: Settings, _facts=None) -> str:
     return batch(
         {
             "traverse": "\n".join(
-                f"if test -x {q(d)}; then {say('ok', d)}; else {say('denied', d)}; fi" for d in dirs
+                # A directory that is not there is not one www-data is denied (a RuntimeDirectory=
+                # is removed while the service is stopped); below a denied one, all look absent.
+                f"if test -x {q(d)}; then {say('ok', d)}; elif test -e {q(d)}; then "
+                f"{say('denied', d)}; else {say('missing', d)}; fi"
+                for d in dirs
             ),
             "socket": socket,
             "unreadable": f"find {root} \\( -type d \\( ! -executable -o ! -readable \\) -o "
@@ -42,10 +46,13 @@ def permissions_command(s: Settings, _facts=None) -> str:
 
 
 def parse_permissions(parts: dict, _s=None) -> dict:
-    out: dict = {"traverse": {}, "unreadable": [], "errors": []}
+    out: dict = {"traverse": {}, "missing": [], "unreadable": [], "errors": []}
     for line in parts["traverse"].text.splitlines():
         verdict, _, path = line.partition(" ")
-        out["traverse"][path] = verdict == "ok"
+        if verdict == "missing":
+            out["missing"].append(path)
+        else:
+            out["traverse"][path] = verdict == "ok"
     if parts["socket"].text.strip():
         out["socket_writable"] = parts["socket"].text.strip() == "writable"
     for line in parts["unreadable"].text.splitlines():
@@ -99,6 +106,11 @@ def socket_access(facts: Facts, s: Settings):
                 sudo("chgrp", s.app_group, s.socket) + " && " + sudo("chmod", "660", s.socket),
                 "or set the unit's Group and --umask so it is created that way",
             ],
+        )
+    missing = [d for d in p.get("missing", []) if (s.socket + "/").startswith(d + "/")]
+    if missing:
+        return check.skip(
+            f"{missing[0]} does not exist: no socket to reach until the service makes it"
         )
     if not facts.listener.get("exists"):
         return check.ok("every parent directory is traversable (no socket file to test)")

@@ -30,8 +30,6 @@ UNIT_PROPS = [
     "ActiveEnterTimestamp",
     # For the layout (tasks/layout.py): file names only, never the files' contents.
     "EnvironmentFiles",
-    # Directories systemd makes under /run at start and removes at stop (a socket's, often).
-    "RuntimeDirectory",
     "Listen",
     # The socket unit's file owner and mode (systemd creates it as them): the layout's.
     "SocketUser",

@@ -42,3 +42,23 @@ def test_a_socket_every_local_user_can_reach_is_a_warning(s):
     fix = next(e for e in r.evidence if e.startswith("fix: "))[len("fix: ") :]
     assert shlex.split(fix) == ["sudo", "chmod", "660", hostile.socket]
     assert permissions.socket_access(Facts(listener={**li, "mode": "660"}), s).status == "ok"
+
+
+def test_a_missing_directory_on_the_socket_path_is_not_a_denied_one(tmp_path, s):
+    """A RuntimeDirectory= is gone while the service is stopped: www-data is not denied it,
+    there is nothing to reach yet (before, 'www-data cannot traverse /run/cynow')."""
+    from tasks.checks.base import Facts
+
+    s = replace(s, socket=str(tmp_path / "run" / "cynow" / "g.sock"), static_root=str(tmp_path))
+    out = subprocess.run(
+        ["sh", "-c", permissions.permissions_command(s)], capture_output=True, text=True
+    ).stdout
+    p = permissions.parse_permissions(shell.read_batch(out))
+    assert p["missing"] == [str(tmp_path / "run"), str(tmp_path / "run" / "cynow")]
+    assert all(p["traverse"].values())
+    r = permissions.socket_access(Facts(listener={"exists": False}, permissions=p), s)
+    assert r.status == "skipped" and f"{tmp_path / 'run'} does not exist" in r.summary
+    # A directory that is there and closed is still denied.
+    denied = {"traverse": {str(tmp_path): False}, "missing": [str(tmp_path / "run")]}
+    r = permissions.socket_access(Facts(listener={"exists": False}, permissions=denied), s)
+    assert r.status == "fail" and f"cannot traverse {tmp_path}" in r.summary + str(r.evidence)
