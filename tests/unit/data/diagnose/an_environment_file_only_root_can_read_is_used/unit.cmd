@@ -1,4 +1,4 @@
-# run as login user
+# run as cynow
 _cynow_n=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s %s\n' @@cynow-ops@@ "$_cynow_n"
 printf '%s %s begin %s\n' @@cynow-ops@@ "$_cynow_n" cat

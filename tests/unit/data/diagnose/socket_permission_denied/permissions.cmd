@@ -3,10 +3,10 @@ _cynow_n=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s %s\n' @@cynow-ops@@ "$_cynow_n"
 printf '%s %s begin %s\n' @@cynow-ops@@ "$_cynow_n" traverse
 (
-if test -x /home; then printf '%s\n' 'ok /home'; else printf '%s\n' 'denied /home'; fi
-if test -x /home/cynow; then printf '%s\n' 'ok /home/cynow'; else printf '%s\n' 'denied /home/cynow'; fi
-if test -x /home/cynow/cynow; then printf '%s\n' 'ok /home/cynow/cynow'; else printf '%s\n' 'denied /home/cynow/cynow'; fi
-if test -x /home/cynow/cynow/static; then printf '%s\n' 'ok /home/cynow/cynow/static'; else printf '%s\n' 'denied /home/cynow/cynow/static'; fi
+if test -x /home; then printf '%s\n' 'ok /home'; elif test -e /home; then printf '%s\n' 'denied /home'; else printf '%s\n' 'missing /home'; fi
+if test -x /home/cynow; then printf '%s\n' 'ok /home/cynow'; elif test -e /home/cynow; then printf '%s\n' 'denied /home/cynow'; else printf '%s\n' 'missing /home/cynow'; fi
+if test -x /home/cynow/cynow; then printf '%s\n' 'ok /home/cynow/cynow'; elif test -e /home/cynow/cynow; then printf '%s\n' 'denied /home/cynow/cynow'; else printf '%s\n' 'missing /home/cynow/cynow'; fi
+if test -x /home/cynow/cynow/static; then printf '%s\n' 'ok /home/cynow/cynow/static'; elif test -e /home/cynow/cynow/static; then printf '%s\n' 'denied /home/cynow/cynow/static'; else printf '%s\n' 'missing /home/cynow/cynow/static'; fi
 )
 _cynow_rc=$?
 printf '\n%s %s end %s %s\n' @@cynow-ops@@ "$_cynow_n" traverse "$_cynow_rc"

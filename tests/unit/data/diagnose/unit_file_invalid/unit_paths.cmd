@@ -1,2 +1,2 @@
-# run as login user
+# run as cynow
 if test -d /home/cynow/cynow/env/bin/gunicorn; then printf '%s\n' 'dir /home/cynow/cynow/env/bin/gunicorn'; elif test -x /home/cynow/cynow/env/bin/gunicorn; then printf '%s\n' 'exec /home/cynow/cynow/env/bin/gunicorn'; elif test -e /home/cynow/cynow/env/bin/gunicorn; then printf '%s\n' 'file /home/cynow/cynow/env/bin/gunicorn'; else printf '%s\n' 'missing /home/cynow/cynow/env/bin/gunicorn'; fi
