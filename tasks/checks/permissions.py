@@ -37,10 +37,14 @@ def permissions_command(s: Settings, _facts=None) -> str:
                 for d in dirs
             ),
             "socket": socket,
-            "unreadable": f"find {root} \\( -type d \\( ! -executable -o ! -readable \\) -o "
-            "-type f ! -readable \\) -printf '%M %u:%g %p\\n' 2>&1 | head -n 20",
+            # From /: find goes back to its starting directory, and the login's home (0700 on
+            # Debian 13) is one www-data cannot enter ("Failed to restore initial working
+            # directory"), which is no fault of the static files.
+            "unreadable": f"cd / && find {root} "
+            "\\( -type d \\( ! -executable -o ! -readable \\) -o -type f ! -readable \\) "
+            "-printf '%M %u:%g %p\\n' 2>&1 | head -n 20",
             # One byte a file: a file name holding a newline is still one file.
-            "count": f"find {root} -type f -printf . 2>/dev/null | wc -c",
+            "count": f"cd / && find {root} -type f -printf . 2>/dev/null | wc -c",
         }
     )
 

@@ -62,3 +62,33 @@ def test_a_missing_directory_on_the_socket_path_is_not_a_denied_one(tmp_path, s)
     denied = {"traverse": {str(tmp_path): False}, "missing": [str(tmp_path / "run")]}
     r = permissions.socket_access(Facts(listener={"exists": False}, permissions=denied), s)
     assert r.status == "fail" and f"cannot traverse {tmp_path}" in r.summary + str(r.evidence)
+
+
+def test_the_web_users_find_starts_from_root_not_the_logins_home(s):
+    """As www-data from a home it cannot enter (an admin login's, 0700 on Debian 13), find
+    could not return to where it started: that error is not an unreadable static file."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # Not pytest's tmp_path: its parent is root's alone, and the user here is `nobody`.
+    tmp_path = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    try:
+        _find_from_a_closed_home(tmp_path, s)
+    finally:
+        shutil.rmtree(tmp_path)
+
+
+def _find_from_a_closed_home(tmp_path, s):
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "a.css").write_text("")
+    for p in (tmp_path, static, static / "a.css"):
+        p.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    s = replace(s, socket=str(tmp_path / "g.sock"), static_root=str(static))
+    cmd = ["runuser", "-u", "nobody", "--", "sh", "-c", permissions.permissions_command(s)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=home).stdout
+    p = permissions.parse_permissions(shell.read_batch(out))
+    assert p["errors"] == [] and p["unreadable"] == [] and p["static_files"] == 1, p

@@ -18,13 +18,13 @@ _cynow_rc=$?
 printf '\n%s %s end %s %s\n' @@cynow-ops@@ "$_cynow_n" socket "$_cynow_rc"
 printf '%s %s begin %s\n' @@cynow-ops@@ "$_cynow_n" unreadable
 (
-find /home/cynow/cynow/static \( -type d \( ! -executable -o ! -readable \) -o -type f ! -readable \) -printf '%M %u:%g %p\n' 2>&1 | head -n 20
+cd / && find /home/cynow/cynow/static \( -type d \( ! -executable -o ! -readable \) -o -type f ! -readable \) -printf '%M %u:%g %p\n' 2>&1 | head -n 20
 )
 _cynow_rc=$?
 printf '\n%s %s end %s %s\n' @@cynow-ops@@ "$_cynow_n" unreadable "$_cynow_rc"
 printf '%s %s begin %s\n' @@cynow-ops@@ "$_cynow_n" count
 (
-find /home/cynow/cynow/static -type f -printf . 2>/dev/null | wc -c
+cd / && find /home/cynow/cynow/static -type f -printf . 2>/dev/null | wc -c
 )
 _cynow_rc=$?
 printf '\n%s %s end %s %s\n' @@cynow-ops@@ "$_cynow_n" count "$_cynow_rc"
