@@ -161,7 +161,7 @@ def venv_of(binary: str) -> str:
     return m.group(1) if m and m.group(1) not in ("/usr", "/usr/local") else ""
 
 
-def _listen(props: dict) -> str:
+def listen_of(props: dict) -> str:
     """The socket unit's first ListenStream path or address (`/run/g.sock (Stream)`)."""
     value = (props.get("Listen") or "").split(" (", 1)[0].strip()
     return value.split()[0] if value else ""
@@ -180,7 +180,7 @@ def _bind(binds: list[str]) -> str:
 def _listening(socket_unit: dict) -> str:
     """The socket unit's listen value while it is loaded and active, else ""."""
     active = socket_unit.get("LoadState") == "loaded" and socket_unit.get("ActiveState") == "active"
-    return _listen(socket_unit) if active else ""
+    return listen_of(socket_unit) if active else ""
 
 
 def needs_config(unit: dict, socket_unit: dict, s: Settings) -> bool:

@@ -6,6 +6,7 @@ import re
 
 from tasks import tools
 from tasks.checks.base import ROOT, Check, Fact, Facts, Finding
+from tasks.discovery import listen_of
 from tasks.guide import sudo
 from tasks.settings import Settings, tcp_address
 from tasks.shell import batch, q
@@ -124,8 +125,7 @@ def stopped_socket_unit(facts: Facts, s: Settings) -> str:
     """Evidence that the socket is the ListenStream= of a socket unit that is loaded but not
     active (systemd holds the socket only while the unit is active); "" otherwise."""
     unit = facts.units.get(s.gunicorn_socket_unit, {})
-    listen = (unit.get("Listen") or "").split(" (", 1)[0].split()
-    if unit.get("LoadState") != "loaded" or listen[:1] != [s.socket]:
+    if unit.get("LoadState") != "loaded" or listen_of(unit) != s.socket:
         return ""
     if unit.get("ActiveState") == "active":
         return ""
